@@ -1,0 +1,53 @@
+"""What one capture pass measured on the probe at one step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Snapshot:
+    """Measurements of the model on the probe at one training step.
+
+    Tensors are detached, on CPU, in the capture dtype. Fields a capture was not asked for stay empty.
+
+    Attributes:
+        step: Global training step.
+        weights: ``parameter name -> detached copy`` of every trainable parameter.
+        outputs: Model outputs on the probe, ``(n, k)``.
+        features: ``layer name -> (n, d)`` flattened hidden representations.
+        activation_patterns: ``module name -> (n, units)`` boolean on/off states of ReLU-family modules.
+        layer_kernels: ``layer name -> (n, n)`` trace-NTK block; their sum is the whole kernel.
+    """
+
+    step: int
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)
+    outputs: torch.Tensor | None = None
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    activation_patterns: dict[str, torch.Tensor] = field(default_factory=dict)
+    layer_kernels: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def kernel(self) -> torch.Tensor | None:
+        """The whole trace NTK ``K = sum_l K_l`` (``None`` when no kernel was captured)."""
+        if not self.layer_kernels:
+            return None
+        return torch.stack(list(self.layer_kernels.values())).sum(0)
+
+    def to_state(self) -> dict:
+        """A ``torch.save``-able dict (for monitor checkpoints)."""
+        return {
+            "step": self.step,
+            "weights": self.weights,
+            "outputs": self.outputs,
+            "features": self.features,
+            "activation_patterns": self.activation_patterns,
+            "layer_kernels": self.layer_kernels,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> Snapshot:
+        """Inverse of :meth:`to_state`."""
+        return cls(**state)

@@ -1,0 +1,88 @@
+"""``conserved_quantities(model)``: every layer pair's balance quantities, in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from regimescope.conservation.discovery import find_layer_pairs
+from regimescope.conservation.learning_rates import LearningRates, pair_rates, resolve_learning_rates
+from regimescope.conservation.pairs import LayerPair
+from regimescope.conservation.quantities import balance_matrix, unit_balances, unit_deltas, unit_squares
+
+
+@dataclass(frozen=True)
+class LayerBalance:
+    """The conserved quantities of one layer pair (theory.md section 2).
+
+    Attributes:
+        delta: ``delta_k = |a_k|^2 / eta_out - (|w_k|^2 + b_k^2) / eta_in`` per unit, ``(units,)`` float64 (plain
+            ``|a_k|^2 - |w_k|^2 - b_k^2`` with equal rates). ``> 0`` upstream, ``0`` balanced, ``< 0`` downstream.
+        rho: ``rho_k = delta_k / s_k`` per unit in ``[-1, 1]``, ``s_k`` the matching sum of squares.
+        matrix: ``Delta = W_out^T W_out / eta_out - W_in W_in^T / eta_in`` (bias as an extra input column) for a
+            Linear-Linear pair, else ``None``; its diagonal is ``delta``.
+        conserved: Whether ``delta`` is conserved under gradient flow for this pair.
+        reason: Why it is not (empty when conserved).
+        matrix_conserved: Whether the whole ``matrix`` is conserved (only linear ops between the layers).
+    """
+
+    delta: torch.Tensor
+    rho: torch.Tensor
+    matrix: torch.Tensor | None
+    conserved: bool
+    reason: str
+    matrix_conserved: bool
+
+
+def conserved_quantities(
+    model: nn.Module,
+    lrs: LearningRates = None,
+    *,
+    pairs: Sequence[LayerPair] | None = None,
+    matrices: bool = True,
+) -> dict[str, LayerBalance]:
+    """Per-unit and matrix layer-balance conserved quantities of every layer pair of ``model``.
+
+    ``delta_k = |a_k|^2 / eta_out - (|w_k|^2 + b_k^2) / eta_in`` is exactly constant under gradient flow when only
+    positively homogeneous ops lie between the two layers; its sign says whether the pair is upstream (``> 0``,
+    prone to rich feature learning), balanced (``0``) or downstream (``< 0``, prone to lazy training). Rates are
+    used only when they differ within a pair; otherwise the plain ``|a_k|^2 - |w_k|^2 - b_k^2`` is reported.
+
+    Args:
+        model: The model (its current parameters are read, not changed).
+        lrs: ``None`` or a number (equal rates), a dict ``parameter name -> lr``, or an optimizer whose param
+            groups give per-parameter rates.
+        pairs: The pairs to evaluate; by default :func:`~regimescope.conservation.discovery.find_layer_pairs`.
+            Pass them for models ``torch.fx`` cannot trace (build them with
+            :func:`~regimescope.conservation.pairs.layer_pair`).
+        matrices: Whether to compute the ``(units, units)`` matrices of Linear-Linear pairs.
+
+    Returns:
+        ``pair name -> LayerBalance``, in pair order. Pairs with frozen parameters use the plain form.
+
+    Raises:
+        ValueError: When the model cannot be traced (and ``pairs`` is not given), or a trainable parameter of a
+            pair has no rate in a dict/optimizer ``lrs``.
+        TypeError: When ``lrs`` has an unsupported type.
+    """
+    rates = resolve_learning_rates(model, lrs)
+    chosen = find_layer_pairs(model) if pairs is None else list(pairs)
+    params = dict(model.named_parameters())
+    weights = {name: param.detach() for name, param in params.items()}
+    result: dict[str, LayerBalance] = {}
+    for pair in chosen:
+        frozen = any(name in params and not params[name].requires_grad for name in pair.parameter_names)
+        rate = None if frozen else pair_rates(pair, rates)
+        squares = unit_squares(pair, weights)
+        result[pair.name] = LayerBalance(
+            delta=unit_deltas(squares, rate),
+            rho=unit_balances(squares, rate),
+            matrix=balance_matrix(pair, weights, rate) if matrices else None,
+            conserved=pair.conserved,
+            reason=pair.reason,
+            matrix_conserved=pair.matrix_conserved,
+        )
+    return result

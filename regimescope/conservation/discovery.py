@@ -1,0 +1,197 @@
+"""Find the layer pairs of a model by tracing it with ``torch.fx``.
+
+Each ``Linear``/``Conv`` module's output is followed forward through the traced graph until it reaches the next
+``Linear``/``Conv`` module; every such path gives a pair. Functional calls (``F.relu``, ``torch.tanh``,
+``x.flatten(1)``) are seen because the graph records them. Whether ``delta_k`` is conserved depends on the ops met on
+the way (see :mod:`regimescope.conservation.ops`); a path through an op whose unit mapping is unknown (``matmul``,
+``cat``, ``permute``, an attention module) ends there and yields no pair (logged at DEBUG).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import fx, nn
+
+from regimescope.conservation.ops import OpInfo, OpKind, classify
+from regimescope.conservation.pairs import LAYER_TYPES, LayerPair, layer_pair
+
+logger = logging.getLogger(__name__)
+
+_FAN_OUT = "splits each unit's outgoing weights over several consumers: this pair's delta_k alone is not conserved"
+
+
+@dataclass(frozen=True)
+class _Path:
+    """Where the units sit in the tensor flowing along a path, and what the path has met so far.
+
+    ``axis``: ``"last"`` (units are the last dimension), ``"channel"`` (dimension 1, followed by ``spatial`` spatial
+    dimensions) or ``"flat"`` (flattened into blocks/strides of the last dimension).
+    """
+
+    axis: Literal["last", "channel", "flat"]
+    spatial: int
+    breaks: tuple[tuple[str, str], ...] = ()
+    linear: bool = True
+
+    def through(self, info: OpInfo) -> _Path | None:
+        """The path after ``info``, or ``None`` when the unit mapping is lost."""
+        if info.kind is OpKind.HOMOGENEOUS:
+            return dataclasses.replace(self, linear=self.linear and info.linear)
+        if info.kind is OpKind.BREAKS:
+            return dataclasses.replace(self, breaks=(*self.breaks, (info.label, info.explanation)), linear=False)
+        if info.kind is OpKind.RESHAPE:
+            return dataclasses.replace(self, axis="flat", linear=self.linear and info.linear)
+        if self.axis != "channel":
+            return None
+        if info.kind is OpKind.POOL:
+            return dataclasses.replace(self, linear=self.linear and info.linear)
+        if info.kind is OpKind.REDUCE:
+            ndim = 2 + self.spatial
+            dims = {d % ndim for d in info.dims if -ndim <= d < ndim}
+            if len(dims) != len(info.dims) or min(dims) < 2:
+                return None
+            spatial = self.spatial if info.keepdim else self.spatial - len(dims)
+            axis = "channel" if spatial > 0 else "last"
+            return dataclasses.replace(self, axis=axis, spatial=spatial, linear=self.linear and info.linear)
+        return None
+
+
+def _trace(model: nn.Module) -> fx.GraphModule:
+    try:
+        return fx.symbolic_trace(model)
+    except Exception as exc:  # noqa: BLE001 - fx raises many types; all mean "not traceable"
+        raise ValueError(
+            f"Could not trace {type(model).__name__} with torch.fx to find its layer pairs ({type(exc).__name__}: "
+            f"{exc}). Name the pairs yourself: build them with regimescope.conservation.layer_pair(model, "
+            "'fc1', 'fc2') and pass pairs=[...] to conserved_quantities or BalanceIndicator."
+        ) from exc
+
+
+def _unwrap(model: nn.Module) -> tuple[nn.Module, str]:
+    """The module to trace and the prefix its names carry in the wrapped model (DDP, DataParallel, compile)."""
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        inner, prefix = _unwrap(model.module)
+        return inner, f"module.{prefix}"
+    if type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module):
+        inner, prefix = _unwrap(model._orig_mod)
+        return inner, f"_orig_mod.{prefix}"
+    return model, ""
+
+
+def _consumers(node: fx.Node, modules: dict[str, nn.Module]) -> list[fx.Node]:
+    return [user for user in node.users if classify(user, node, modules).kind is not OpKind.METADATA]
+
+
+def _fan_out_label(node: fx.Node, consumers: list[fx.Node]) -> str:
+    names = ", ".join("model output" if c.op == "output" else repr(c.name) for c in consumers)
+    return f"the fan-out of {node.name!r} to {len(consumers)} consumers ({names})"
+
+
+def _follow(node: fx.Node, path: _Path, modules: dict[str, nn.Module]) -> Iterator[tuple[fx.Node, _Path]]:
+    """Yield every layer node reached from ``node`` with the path state on arrival."""
+    consumers = _consumers(node, modules)
+    if len(consumers) > 1:
+        path = dataclasses.replace(path, breaks=(*path.breaks, (_fan_out_label(node, consumers), _FAN_OUT)))
+    for user in consumers:
+        info = classify(user, node, modules)
+        if info.kind is OpKind.LAYER:
+            yield user, path
+            continue
+        after = path.through(info)
+        if after is None:
+            if user.op != "output":
+                logger.debug("Path from %r ends at %s: unit mapping unknown, no pair.", node.name, info.label)
+            continue
+        yield from _follow(user, after, modules)
+
+
+def _reads_units(path: _Path, layer_in: nn.Module, layer_out: nn.Module) -> bool:
+    """Whether ``layer_out`` reads the units of ``layer_in`` in the layout the path arrives with."""
+    units = layer_in.weight.shape[0]
+    if isinstance(layer_out, nn.Linear):
+        if path.axis == "last":
+            return layer_out.in_features == units
+        return path.axis == "flat" and layer_out.in_features % units == 0
+    return path.axis == "channel" and path.spatial == layer_out.weight.dim() - 2 and layer_out.in_channels == units
+
+
+def _start(layer: nn.Module) -> _Path:
+    if isinstance(layer, nn.Linear):
+        return _Path(axis="last", spatial=0)
+    return _Path(axis="channel", spatial=layer.weight.dim() - 2)
+
+
+def _reasons(in_name: str, out_name: str, breaks: tuple[tuple[str, str], ...], shared: list[str]) -> list[str]:
+    reasons = [f"{label} between {in_name} and {out_name} {explanation}" for label, explanation in breaks]
+    reasons += [
+        f"{name} is called more than once (weight sharing): its units are not one hidden layer, so delta_k is "
+        "not conserved"
+        for name in shared
+    ]
+    return list(dict.fromkeys(reasons))
+
+
+def find_layer_pairs(model: nn.Module) -> list[LayerPair]:
+    """Find every (incoming, outgoing) ``Linear``/``Conv`` pair joined through hidden units.
+
+    Conserved pairs have only positively 1-homogeneous, unit-preserving ops between them: ReLU, LeakyReLU, PReLU,
+    identity, ``abs``, max/average pooling, dropout, scaling by a constant, flatten/reshape/view, and spatial
+    ``mean``/``sum``/``amax`` after a convolution. A deep MLP gives one pair per hidden layer. A convolution read by
+    a ``Linear`` through a flatten pairs channel ``c`` with the columns reading that channel's positions.
+
+    Pairs with anything else between (tanh, GELU, SiLU, sigmoid, softmax, BatchNorm/LayerNorm, residual
+    additions, a unit feeding two consumers, a module called twice) are reported with ``conserved=False`` and a
+    reason naming the op. Pairs reading a parameter with ``requires_grad=False`` are reported with
+    ``conserved=False`` (see :func:`~regimescope.conservation.pairs.layer_pair`). Wrapped models (DDP,
+    ``DataParallel``, ``torch.compile``) are traced through; names keep the wrapper's prefix so that they match
+    ``model.named_parameters()``. Tensors are assumed batch-first.
+
+    Args:
+        model: The model (it is traced, not run; it is left unchanged).
+
+    Returns:
+        The pairs in graph order, each once (several paths between the same two layers merge their reasons).
+
+    Raises:
+        ValueError: When the model cannot be traced by ``torch.fx`` (the message says how to name pairs by hand).
+    """
+    inner, prefix = _unwrap(model)
+    graph_module = _trace(inner)
+    modules = dict(graph_module.named_modules())
+    layer_nodes = [
+        node
+        for node in graph_module.graph.nodes
+        if node.op == "call_module" and isinstance(modules[str(node.target)], LAYER_TYPES)
+    ]
+    calls = Counter(str(node.target) for node in layer_nodes)
+    found: dict[tuple[str, str], tuple[list[str], bool]] = {}
+    for node in layer_nodes:
+        in_target = str(node.target)
+        for end, path in _follow(node, _start(modules[in_target]), modules):
+            out_target = str(end.target)
+            if not _reads_units(path, modules[in_target], modules[out_target]):
+                logger.debug("%s does not read the units of %s in a known layout; no pair.", out_target, in_target)
+                continue
+            shared = [t for t in (in_target, out_target) if calls[t] > 1]
+            reasons = _reasons(prefix + in_target, prefix + out_target, path.breaks, shared)
+            known, linear = found.get((in_target, out_target), ([], True))
+            found[(in_target, out_target)] = (list(dict.fromkeys(known + reasons)), linear and path.linear)
+    pairs = []
+    for (in_target, out_target), (reasons, linear) in found.items():
+        pairs.append(
+            layer_pair(
+                model,
+                prefix + in_target,
+                prefix + out_target,
+                conserved=not reasons,
+                reason="; ".join(reasons),
+                matrix_conserved=not reasons and linear,
+            )
+        )
+    return pairs

@@ -1,0 +1,231 @@
+"""A layer pair joined through hidden units, and how each unit's outgoing weights are laid out."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+"""Modules whose outputs are hidden units (rows of the weight) and whose inputs are read by weight columns."""
+
+LayerKind = Literal["linear", "conv"]
+ColumnLayout = Literal["block", "stride"]
+
+
+@dataclass(frozen=True)
+class LayerPair:
+    """An incoming layer and the outgoing layer that reads its units.
+
+    Unit ``k`` is output ``k`` of the incoming layer (row ``k`` of its weight and entry ``k`` of its bias; for a
+    convolution, output channel ``k``). Its outgoing weights ``a_k`` are every weight of the outgoing layer that
+    reads it:
+
+    - outgoing ``Linear``: ``positions`` columns per unit. ``"block"`` layout (a convolution flattened channel-first):
+      columns ``k * positions ... (k + 1) * positions - 1``; ``"stride"`` layout (a linear layer's last dimension
+      flattened): columns ``k + units * j`` for ``j < positions``. With ``positions == 1`` both are column ``k``.
+    - outgoing convolution with ``groups``: input channel ``k`` of every filter of its group.
+
+    Attributes:
+        in_name: Qualified name of the incoming module (as in ``model.named_modules()``).
+        out_name: Qualified name of the outgoing module.
+        in_kind: ``"linear"`` or ``"conv"``.
+        out_kind: ``"linear"`` or ``"conv"``.
+        units: Number of hidden units (incoming layer outputs).
+        has_bias: Whether the incoming layer has a bias (its ``b_k`` enter ``delta_k``).
+        positions: Columns of an outgoing ``Linear`` per unit (1 for an outgoing convolution).
+        layout: Column layout of an outgoing ``Linear`` (see above).
+        groups: Groups of an outgoing convolution (1 for an outgoing ``Linear``).
+        conserved: Whether ``delta_k`` is conserved under gradient flow for this pair.
+        reason: Why it is not (empty when ``conserved``).
+        matrix_conserved: Whether the whole matrix ``Delta`` is conserved (only linear, unit-mixing-equivariant
+            ops such as identity, flatten or scaling by a constant lie between); with ReLU only its diagonal is.
+    """
+
+    in_name: str
+    out_name: str
+    in_kind: LayerKind
+    out_kind: LayerKind
+    units: int
+    has_bias: bool
+    positions: int = 1
+    layout: ColumnLayout = "stride"
+    groups: int = 1
+    conserved: bool = True
+    reason: str = ""
+    matrix_conserved: bool = False
+
+    @property
+    def name(self) -> str:
+        """Pair name ``"<in_name>-<out_name>"``, used in tags."""
+        return f"{self.in_name}-{self.out_name}"
+
+    @property
+    def in_weight(self) -> str:
+        """Parameter name of the incoming weight."""
+        return f"{self.in_name}.weight"
+
+    @property
+    def in_bias(self) -> str | None:
+        """Parameter name of the incoming bias, or ``None`` when the layer has none."""
+        return f"{self.in_name}.bias" if self.has_bias else None
+
+    @property
+    def out_weight(self) -> str:
+        """Parameter name of the outgoing weight (output biases belong to no ``delta_k``)."""
+        return f"{self.out_name}.weight"
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Every parameter the pair's quantities read."""
+        names = [self.in_weight, self.out_weight]
+        if self.in_bias is not None:
+            names.insert(1, self.in_bias)
+        return tuple(names)
+
+
+def _layer(model: nn.Module, name: str, role: str) -> nn.Module:
+    try:
+        module = model.get_submodule(name)
+    except AttributeError as exc:
+        candidates = [n for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
+        raise ValueError(
+            f"The {role} layer {name!r} is not a submodule of the model; expected one of {candidates} "
+            "(names as in model.named_modules())."
+        ) from exc
+    if not isinstance(module, LAYER_TYPES):
+        raise ValueError(
+            f"The {role} layer {name!r} is a {type(module).__name__}; expected one of "
+            f"{[t.__name__ for t in LAYER_TYPES]}. Pair the Linear/Conv layers on either side of the hidden units."
+        )
+    return module
+
+
+def _kind(module: nn.Module) -> LayerKind:
+    return "linear" if isinstance(module, nn.Linear) else "conv"
+
+
+def _frozen_reason(model: nn.Module, names: tuple[str, ...]) -> str:
+    params = dict(model.named_parameters())
+    frozen = [n for n in names if not params[n].requires_grad]
+    if not frozen:
+        return ""
+    return (
+        f"{', '.join(frozen)} {'is' if len(frozen) == 1 else 'are'} frozen (requires_grad=False): the rescaling "
+        "symmetry needs both layers to train, so delta_k does not follow training (BalanceIndicator skips this pair)"
+    )
+
+
+def layer_pair(
+    model: nn.Module,
+    in_name: str,
+    out_name: str,
+    *,
+    conserved: bool = True,
+    reason: str = "",
+    matrix_conserved: bool = False,
+) -> LayerPair:
+    """Build the pair of two layers, inferring the unit layout from their shapes.
+
+    Use it to name pairs by hand (``pairs=``) when a model cannot be traced. An outgoing ``Linear`` reading ``P``
+    columns per unit is taken to read a flattened tensor: a convolution's channels in ``"block"`` layout
+    (``x.flatten(1)`` of ``(n, C, *spatial)``), a linear layer's units in ``"stride"`` layout.
+
+    Parameters with ``requires_grad=False`` make the pair non-conserved: a frozen layer cannot take part in the
+    rescaling symmetry, and snapshots (which hold trainable parameters only) do not carry its weights.
+
+    Args:
+        model: The model holding both layers.
+        in_name: Qualified name of the incoming ``Linear``/``Conv`` module.
+        out_name: Qualified name of the outgoing ``Linear``/``Conv`` module.
+        conserved: Whether only positively homogeneous ops lie between (``delta_k`` is conserved).
+        reason: Why the pair is not conserved (required when ``conserved`` is ``False``).
+        matrix_conserved: Whether only linear ops lie between (the matrix ``Delta`` is conserved).
+
+    Returns:
+        The pair, with ``conserved=False`` and the reason extended when a parameter is frozen.
+
+    Raises:
+        ValueError: When a name is not a ``Linear``/``Conv`` submodule, or the shapes do not connect.
+    """
+    if not conserved and not reason:
+        raise ValueError(
+            f"Pair {in_name}-{out_name} is marked not conserved but received no reason; pass reason='...' "
+            "saying what lies between the layers."
+        )
+    layer_in, layer_out = _layer(model, in_name, "incoming"), _layer(model, out_name, "outgoing")
+    units = layer_in.weight.shape[0]
+    if isinstance(layer_out, nn.Linear):
+        if layer_out.in_features % units:
+            raise ValueError(
+                f"{out_name} reads {layer_out.in_features} features, not a multiple of the {units} units of "
+                f"{in_name}; expected in_features = units * positions. Check that {out_name} reads {in_name}."
+            )
+        positions, groups = layer_out.in_features // units, 1
+    else:
+        if layer_out.in_channels != units:
+            raise ValueError(
+                f"{out_name} reads {layer_out.in_channels} channels but {in_name} has {units} output units; "
+                f"expected them equal. Check that {out_name} reads {in_name}."
+            )
+        positions, groups = 1, layer_out.groups
+    pair = LayerPair(
+        in_name=in_name,
+        out_name=out_name,
+        in_kind=_kind(layer_in),
+        out_kind=_kind(layer_out),
+        units=units,
+        has_bias=layer_in.bias is not None,
+        positions=positions,
+        layout="stride" if isinstance(layer_in, nn.Linear) else "block",
+        groups=groups,
+        conserved=conserved,
+        reason=reason,
+        matrix_conserved=matrix_conserved,
+    )
+    frozen = _frozen_reason(model, pair.parameter_names)
+    if frozen:
+        reason = f"{reason}; {frozen}" if reason else frozen
+        return dataclasses.replace(pair, conserved=False, reason=reason, matrix_conserved=False)
+    return pair
+
+
+def outgoing_weights(pair: LayerPair, weight: torch.Tensor) -> torch.Tensor:
+    """Row ``k`` holds every outgoing weight ``a_k`` of unit ``k``.
+
+    Args:
+        pair: The layer pair.
+        weight: The outgoing layer's weight, ``(out, units * positions)`` or ``(out, units / groups, *kernel)``.
+
+    Returns:
+        A ``(units, m)`` view-based tensor.
+
+    Raises:
+        ValueError: When the weight's shape does not match the pair.
+    """
+    units = pair.units
+    if pair.out_kind == "linear":
+        if weight.dim() != 2 or weight.shape[1] != units * pair.positions:
+            raise ValueError(
+                f"Outgoing weight {pair.out_weight} has shape {tuple(weight.shape)}; expected (out, "
+                f"{units * pair.positions}) for {units} units x {pair.positions} positions. Pass the weights of "
+                "the model the pair was found on."
+            )
+        outs = weight.shape[0]
+        if pair.layout == "block":
+            return weight.reshape(outs, units, pair.positions).permute(1, 0, 2).reshape(units, -1)
+        return weight.reshape(outs, pair.positions, units).permute(2, 0, 1).reshape(units, -1)
+    groups = pair.groups
+    if weight.dim() < 3 or weight.shape[1] * groups != units or weight.shape[0] % groups:
+        raise ValueError(
+            f"Outgoing weight {pair.out_weight} has shape {tuple(weight.shape)}; expected (out, {units // groups}, "
+            f"*kernel) for {units} input channels in {groups} groups. Pass the weights of the model the pair was "
+            "found on."
+        )
+    per_group_in = units // groups
+    per_group_out = weight.shape[0] // groups
+    grouped = weight.reshape(groups, per_group_out, per_group_in, -1)
+    return grouped.permute(0, 2, 1, 3).reshape(units, -1)

@@ -1,0 +1,190 @@
+"""The layer-balance conserved quantities of a layer pair, as pure functions of a weights mapping.
+
+They read ``parameter name -> tensor`` mappings, so they work on ``dict(model.named_parameters())`` and on a
+:class:`~regimescope.capture.snapshot.Snapshot`'s ``weights`` alike. Everything is computed in float64.
+
+Per unit ``k`` (``a_k`` its outgoing weights, ``w_k``/``b_k`` its incoming weights and bias; theory.md section 2):
+
+- ``delta_k = |a_k|^2 / eta_out - (|w_k|^2 / eta_w + b_k^2 / eta_b)``, conserved under gradient flow when only
+  positively homogeneous ops lie between the layers; with equal rates the plain ``|a_k|^2 - |w_k|^2 - b_k^2``.
+  ``> 0`` upstream (the earlier layer is small and learns fast: rich), ``0`` balanced, ``< 0`` downstream.
+- ``s_k = |a_k|^2 / eta_out + |w_k|^2 / eta_w + b_k^2 / eta_b``, the unit's total (rate-weighted) squared scale.
+- ``rho_k = delta_k / s_k`` in ``[-1, 1]``: ``+1`` fully upstream, ``0`` balanced, ``-1`` fully downstream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from regimescope.conservation.learning_rates import PairRates
+from regimescope.conservation.pairs import LayerPair, outgoing_weights
+
+
+@dataclass(frozen=True)
+class UnitSquares:
+    """Squared norms per unit, float64, shape ``(units,)`` each.
+
+    Attributes:
+        outgoing: ``|a_k|^2``.
+        incoming: ``|w_k|^2``.
+        bias: ``b_k^2`` (zeros when the incoming layer has no bias).
+    """
+
+    outgoing: torch.Tensor
+    incoming: torch.Tensor
+    bias: torch.Tensor
+
+
+def _float64(tensor: torch.Tensor) -> torch.Tensor:
+    device = tensor.device if tensor.device.type != "mps" else torch.device("cpu")
+    return tensor.detach().to(device=device, dtype=torch.float64)
+
+
+def _weight(pair: LayerPair, weights: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
+    if name not in weights:
+        raise ValueError(
+            f"weights has no entry {name!r}, needed by pair {pair.name}; expected the names of "
+            "model.named_parameters(). Frozen parameters are absent from snapshots: leave such pairs out."
+        )
+    return _float64(weights[name])
+
+
+def unit_squares(pair: LayerPair, weights: Mapping[str, torch.Tensor]) -> UnitSquares:
+    """Squared norms of each unit's outgoing weights, incoming weights and bias.
+
+    Args:
+        pair: The layer pair.
+        weights: ``parameter name -> tensor`` (live parameters or a snapshot's detached copies).
+
+    Returns:
+        The per-unit squared norms.
+
+    Raises:
+        ValueError: When a parameter is missing or its shape does not match the pair.
+    """
+    w_in = _weight(pair, weights, pair.in_weight)
+    if w_in.shape[0] != pair.units:
+        raise ValueError(
+            f"Incoming weight {pair.in_weight} has {w_in.shape[0]} rows; expected {pair.units} units. Pass the "
+            "weights of the model the pair was found on."
+        )
+    incoming = w_in.reshape(pair.units, -1).square().sum(1)
+    if pair.in_bias is None:
+        bias = torch.zeros_like(incoming)
+    else:
+        bias = _weight(pair, weights, pair.in_bias).reshape(pair.units).square()
+    outgoing = outgoing_weights(pair, _weight(pair, weights, pair.out_weight)).square().sum(1)
+    return UnitSquares(outgoing=outgoing, incoming=incoming, bias=bias)
+
+
+def _weighted(squares: UnitSquares, rates: PairRates | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(|a_k|^2 / eta_out, |w_k|^2 / eta_w + b_k^2 / eta_b)``, or the plain norms when ``rates`` is ``None``."""
+    if rates is None:
+        return squares.outgoing, squares.incoming + squares.bias
+    incoming = squares.incoming / rates.in_weight
+    if rates.in_bias is not None:
+        incoming = incoming + squares.bias / rates.in_bias
+    return squares.outgoing / rates.out_weight, incoming
+
+
+def unit_deltas(squares: UnitSquares, rates: PairRates | None = None) -> torch.Tensor:
+    """Per-unit conserved quantity ``delta_k = |a_k|^2 / eta_out - (|w_k|^2 / eta_w + b_k^2 / eta_b)``.
+
+    With ``rates=None`` (equal rates) the plain ``|a_k|^2 - |w_k|^2 - b_k^2``. Positive upstream (rich-prone),
+    zero balanced, negative downstream (lazy-prone). Under gradient descent it changes per step by exactly
+    ``eta_out |g_a|^2 - eta_w |g_w|^2 - eta_b g_b^2`` (plain form: ``eta^2 (|g_a|^2 - |g_w|^2 - g_b^2)``).
+
+    Args:
+        squares: The unit's squared norms (:func:`unit_squares`).
+        rates: The pair's learning rates, or ``None`` for the plain form.
+
+    Returns:
+        ``(units,)`` float64.
+    """
+    outgoing, incoming = _weighted(squares, rates)
+    return outgoing - incoming
+
+
+def unit_scales(squares: UnitSquares, rates: PairRates | None = None) -> torch.Tensor:
+    """Per-unit scale ``s_k = |a_k|^2 / eta_out + |w_k|^2 / eta_w + b_k^2 / eta_b`` (plain: the sum of squares).
+
+    Returns:
+        ``(units,)`` float64, ``>= 0``; ``|delta_k| <= s_k``.
+    """
+    outgoing, incoming = _weighted(squares, rates)
+    return outgoing + incoming
+
+
+def unit_balances(squares: UnitSquares, rates: PairRates | None = None) -> torch.Tensor:
+    """Normalised balance ``rho_k = delta_k / s_k`` in ``[-1, 1]``.
+
+    ``+1``: all of the unit's weight is outgoing (upstream, rich-prone); ``0``: balanced; ``-1``: all incoming
+    (downstream, lazy-prone). Invariant to a common factor of the rates. A unit whose weights are all zero has
+    ``rho_k = 0``.
+
+    Returns:
+        ``(units,)`` float64.
+    """
+    scales = unit_scales(squares, rates)
+    deltas = unit_deltas(squares, rates)
+    return torch.where(scales > 0, deltas / scales.clamp_min(torch.finfo(scales.dtype).tiny), 0.0)
+
+
+def balance_matrix(
+    pair: LayerPair, weights: Mapping[str, torch.Tensor], rates: PairRates | None = None
+) -> torch.Tensor | None:
+    """Matrix form ``Delta = W_out^T W_out / eta_out - W_in W_in^T / eta_w - b b^T / eta_b`` of a Linear pair.
+
+    This is theory.md's ``Delta_l = eta_l W_{l+1}^T W_{l+1} - eta_{l+1} W_l W_l^T`` (bias appended as an extra input
+    column of ``W_l``) divided by the constant ``eta_in * eta_out``, so that its diagonal is ``delta_k`` and its
+    trace the layer-norm form ``|W_out|_F^2 / eta_out - |W_in|_F^2 / eta_w - |b|^2 / eta_b``. With equal rates
+    (``rates=None``) it is the plain ``W_out^T W_out - W_in W_in^T - b b^T``; ``lambda I`` for L2R's
+    lambda-balanced initialisation. The whole matrix is conserved in deep linear nets
+    (:attr:`LayerPair.matrix_conserved`); through ReLU only its diagonal is.
+
+    Args:
+        pair: The layer pair.
+        weights: ``parameter name -> tensor``.
+        rates: The pair's learning rates, or ``None`` for the plain form.
+
+    Returns:
+        ``(units, units)`` float64, or ``None`` unless both layers are ``Linear`` with one column per unit.
+    """
+    if pair.in_kind != "linear" or pair.out_kind != "linear" or pair.positions != 1:
+        return None
+    w_in = _weight(pair, weights, pair.in_weight)
+    w_out = _weight(pair, weights, pair.out_weight)
+    eta_out, eta_w = (rates.out_weight, rates.in_weight) if rates is not None else (1.0, 1.0)
+    matrix = w_out.T @ w_out / eta_out - w_in @ w_in.T / eta_w
+    if pair.in_bias is not None:
+        bias = _weight(pair, weights, pair.in_bias)
+        eta_b = rates.in_bias if rates is not None and rates.in_bias is not None else 1.0
+        matrix = matrix - torch.outer(bias, bias) / eta_b
+    return matrix
+
+
+def balance_drift(delta: torch.Tensor, delta_init: torch.Tensor, scale_init: torch.Tensor) -> float:
+    """Relative drift ``|delta_t - delta_0|_2 / |s_0|_2`` of a pair's conserved quantities since initialisation.
+
+    Normalised by the initial scales ``s_0`` rather than by ``delta_0``: a balanced initialisation has
+    ``delta_0 = 0``, where a relative change of ``delta`` is undefined, while ``s_0`` (the pair's squared weight
+    scale) is positive and bounds ``|delta_0|``. Near 0 when conservation holds (small-step GD/SGD, drift
+    ``~ eta``); of order 1 when it is broken (Adam, weight decay, non-homogeneous activations).
+
+    Args:
+        delta: ``delta_k`` now, ``(units,)``.
+        delta_init: ``delta_k`` at initialisation, same rates.
+        scale_init: ``s_k`` at initialisation, same rates.
+
+    Returns:
+        The drift; ``0`` when nothing moved, ``inf`` when ``s_0 = 0`` but ``delta`` moved.
+    """
+    moved = float((delta - delta_init).norm())
+    base = float(scale_init.norm())
+    if base == 0:
+        return 0.0 if moved == 0 else math.inf
+    return moved / base

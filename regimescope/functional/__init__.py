@@ -1,0 +1,17 @@
+"""Pure functions behind the indicators: no state, usable on their own."""
+
+from regimescope.functional.alignment import kernel_alignment, target_matrix
+from regimescope.functional.cka import linear_cka
+from regimescope.functional.effective_rank import effective_rank
+from regimescope.functional.kernel_distance import kernel_angle, kernel_distance, norm_ratio, relative_change
+
+__all__ = [
+    "effective_rank",
+    "kernel_alignment",
+    "kernel_angle",
+    "kernel_distance",
+    "linear_cka",
+    "norm_ratio",
+    "relative_change",
+    "target_matrix",
+]

@@ -1,0 +1,31 @@
+"""Centred kernel-target alignment on the probe."""
+
+from __future__ import annotations
+
+from regimescope.capture.needs import Need
+from regimescope.capture.snapshot import Snapshot
+from regimescope.functional.alignment import kernel_alignment
+from regimescope.indicators.base import Context, Indicator, Reference
+from regimescope.record import Record, tag
+
+
+class KernelTargetAlignment(Indicator):
+    """``<H K H, Y_c Y_c^T>_F / (|H K H|_F |Y_c Y_c^T|_F)`` with the probe's targets.
+
+    Rises while the kernel learns the task (rich training; "silent alignment" from small initialisation, often
+    before the loss moves), flat in lazy training. Needs probe targets.
+
+    Tag: ``regimescope/kernel/target_alignment``.
+    """
+
+    name = "kernel_target_alignment"
+    needs = frozenset({Need.KERNEL})
+    reference = Reference.NONE
+
+    def applicable(self, context: Context) -> bool:
+        return context.probe.targets is not None
+
+    def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
+        targets = context.probe.targets.cpu()
+        value = kernel_alignment(current.kernel, targets)
+        return Record(current.step, scalars={tag("kernel", "target_alignment"): float(value)})

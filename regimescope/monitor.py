@@ -1,0 +1,379 @@
+"""The regime monitor: measures on a schedule, turns measurements into a verdict, alerts and sink writes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import torch
+from torch import nn
+
+from regimescope.alerts import Alert, AlertDispatcher, regime_shift
+from regimescope.capture import CaptureConfig, Need, Snapshot, capture, merged_needs
+from regimescope.capture.layers import default_feature_layers, default_pattern_layers, resolve_layers
+from regimescope.distributed import is_main_process
+from regimescope.indicators.base import Context, Indicator, Reference
+from regimescope.indicators.defaults import default_indicators
+from regimescope.ntk.implementation import parse_implementation
+from regimescope.outputs import OutputFn
+from regimescope.probe import Probe
+from regimescope.record import TAG_ROOT, Record, tag
+from regimescope.schedule import LogThenEvery, Schedule
+from regimescope.sinks import JsonlSink, Sink, TensorBoardSink
+from regimescope.unwrap import unwrap_model
+from regimescope.verdict import Verdict, next_label, richness_evidence, richness_score
+
+logger = logging.getLogger(__name__)
+
+ALERTS_TAG = f"{TAG_ROOT}/alerts"
+STATE_VERSION = 1
+
+_SNAPSHOT_FIELDS = {
+    Need.WEIGHTS: "weights",
+    Need.OUTPUTS: "outputs",
+    Need.FEATURES: "features",
+    Need.ACTIVATION_PATTERNS: "activation_patterns",
+    Need.KERNEL: "layer_kernels",
+}
+
+
+def learning_rates(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, float]:
+    """``parameter name -> lr`` of the optimizer's param groups (empty without an optimizer)."""
+    if optimizer is None:
+        return {}
+    by_id = {id(p): float(group["lr"]) for group in optimizer.param_groups for p in group["params"] if "lr" in group}
+    return {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
+
+
+def _retained(snapshot: Snapshot, needs: set[Need]) -> Snapshot:
+    """A copy of ``snapshot`` holding only the fields named by ``needs`` (what later comparisons read)."""
+    kept = Snapshot(step=snapshot.step)
+    for need in needs:
+        setattr(kept, _SNAPSHOT_FIELDS[need], getattr(snapshot, _SNAPSHOT_FIELDS[need]))
+    return kept
+
+
+class RegimeMonitor:
+    """Tells, while a model trains, whether it learns lazily (kernel regime) or richly (feature learning).
+
+    At the steps the schedule picks, one capture measures on the fixed probe everything the indicators need (the
+    per-layer NTK once), the indicators compare it with the step-0 and previous measurements, the verdict
+    turns kernel movement into a richness score and a label, label changes become alerts, and everything goes
+    to the sinks (TensorBoard and JSONL under ``logdir``).
+
+    Measuring never changes training: parameters, gradients, optimizer state, buffers, random state, mode flags
+    and hooks are left as they were. An error inside a measurement is reported once and measuring pauses;
+    training goes on (unless ``strict=True``).
+
+    Args:
+        model: The model being trained (DDP / DataParallel / ``torch.compile`` wrappers are unwrapped).
+        probe: A :class:`Probe` on the model's device, or bare inputs (tensor, tuple or dict) to wrap in one.
+        optimizer: The optimizer; :meth:`attach` then measures automatically after each ``optimizer.step()``,
+            and its param groups' learning rates weight the conserved quantities.
+        logdir: Folder for the TensorBoard event files and ``regimescope.jsonl``; ``None`` writes none.
+        sinks: Extra sinks (e.g. ``MemorySink()``).
+        every: Regular measurement interval in optimizer steps (step 0 and the powers of two below ``every`` are
+            measured too).
+        schedule: A ``step -> bool`` callable replacing the default schedule.
+        indicators: Indicators replacing :func:`~regimescope.indicators.defaults.default_indicators`.
+        on_alert: Callables receiving each :class:`~regimescope.alerts.Alert`.
+        strict: Raise errors from measurements instead of pausing.
+        mode: Model behaviour during measurement: ``"eval"`` (default) or ``"train"`` (see ``empirical_ntk``).
+        dtype: Compute dtype of kernels and features (float32 by default).
+        output_fn: Maps the model's return value to the output tensor (default: tensor, ``"logits"``, first item).
+        layers: Module names whose outputs are the monitored representations (default: the activation modules).
+        implementation: NTK implementation (see :class:`~regimescope.ntk.Implementation`).
+        max_memory: NTK byte budget.
+        heatmap_every: Log the kernel heatmap image every this many measurements.
+
+    Raises:
+        TypeError / ValueError: At construction, for arguments of the wrong type or value, with the fix.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        probe: Probe | torch.Tensor,
+        optimizer: torch.optim.Optimizer | None = None,
+        logdir: str | Path | None = None,
+        sinks: Iterable[Sink] | None = None,
+        every: int = 100,
+        *,
+        schedule: Schedule | None = None,
+        indicators: Iterable[Indicator] | None = None,
+        on_alert: Callable[[Alert], None] | Iterable[Callable[[Alert], None]] | None = None,
+        strict: bool = False,
+        mode: str = "eval",
+        dtype: torch.dtype = torch.float32,
+        output_fn: OutputFn | None = None,
+        layers: list[str] | None = None,
+        implementation: str = "auto",
+        max_memory: int | None = None,
+        heatmap_every: int = 10,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"`model` must be a torch.nn.Module; received {type(model).__name__}.")
+        if isinstance(probe, (torch.Tensor, tuple, list, Mapping)):
+            probe = Probe(probe)
+        if not isinstance(probe, Probe):
+            raise TypeError(
+                f"`probe` must be a regimescope.Probe or model inputs (tensor, tuple or dict); received {type(probe).__name__}. "
+                "Build one with `rs.Probe(inputs, targets)` or `rs.Probe.from_loader(loader)`."
+            )
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"`optimizer` must be a torch.optim.Optimizer; received {type(optimizer).__name__}.")
+        if mode not in ("eval", "train"):
+            raise ValueError(f"`mode` must be 'eval' or 'train'; received {mode!r}.")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"`dtype` must be torch.float32 or torch.float64; received {dtype}.")
+        if schedule is not None and not callable(schedule):
+            raise TypeError(f"`schedule` must be a callable step -> bool; received {type(schedule).__name__}.")
+        self.model = unwrap_model(model)
+        self.probe = probe
+        self.optimizer = optimizer
+        self.logdir = Path(logdir) if logdir is not None else None
+        self.schedule = schedule if schedule is not None else LogThenEvery(every)
+        self.strict = strict
+        self.indicators = list(indicators) if indicators is not None else default_indicators(heatmap_every)
+        self._user_indicators = indicators is not None
+        callbacks = [on_alert] if callable(on_alert) else list(on_alert or [])
+        self._alerts = AlertDispatcher(callbacks)
+        self._extra_sinks = list(sinks or [])
+        self._sinks: list[Sink] = []
+        self.config = CaptureConfig(
+            mode=mode,
+            dtype=dtype,
+            output_fn=output_fn,
+            implementation=parse_implementation(implementation),
+            max_memory=max_memory,
+            feature_layers=list(layers) if layers is not None else default_feature_layers(self.model),
+            pattern_layers=default_pattern_layers(self.model),
+        )
+        self._context = Context(model=self.model, probe=probe)
+        self._init: Snapshot | None = None
+        self._previous: Snapshot | None = None
+        self._verdict: Verdict | None = None
+        self._history: list[Record] = []
+        self._optimizer_steps = 0
+        self._last_measured: int | None = None
+        self._hook: Any = None
+        self._attached = False
+        self._paused = False
+        self._time_measuring = 0.0
+        self._started = time.perf_counter()
+
+    # ----------------------------------------------------------------------------------------------- set-up
+    def attach(self) -> RegimeMonitor:
+        """Validate the model and probe, set up indicators and sinks, measure step 0, hook the optimizer.
+
+        Returns:
+            ``self``, so ``monitor = RegimeMonitor(...).attach()`` works.
+
+        Raises:
+            ValueError: When the model cannot be measured on this probe (the message says how to fix it).
+        """
+        if self._attached:
+            return self
+        self._validate_model()
+        self.probe.check(self.model, self.config.output_fn)
+        resolve_layers(self.model, self.config.feature_layers, "layers")
+        self._setup_indicators()
+        self._needs = merged_needs(self.indicators)
+        if is_main_process():
+            self._sinks = self._make_sinks()
+        if self.optimizer is not None:
+            self._hook = self.optimizer.register_step_post_hook(self._after_optimizer_step)
+        self._attached = True
+        self._started = time.perf_counter()
+        if self._init is None:
+            self._safe_measure(0)
+        return self
+
+    def _validate_model(self) -> None:
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if not trainable:
+            raise ValueError(
+                "The model has no trainable parameters (none with requires_grad=True), so there is no training "
+                "regime to monitor. Attach the monitor to the model being trained."
+            )
+        if self.optimizer is not None:
+            ids = {id(p) for p in self.model.parameters()}
+            if not any(id(p) in ids for group in self.optimizer.param_groups for p in group["params"]):
+                raise ValueError(
+                    "None of the optimizer's parameters belongs to the model: pass the optimizer that trains this "
+                    "model (or the model it optimises)."
+                )
+
+    def _setup_indicators(self) -> None:
+        self._context.learning_rates = learning_rates(self.model, self.optimizer)
+        active = []
+        for indicator in self.indicators:
+            try:
+                indicator.setup(self._context)
+            except ValueError as error:
+                if self._user_indicators:
+                    raise
+                logger.warning("regimescope: indicator %r is off for this model: %s", indicator.name, error)
+                continue
+            if indicator.applicable(self._context):
+                active.append(indicator)
+        self.indicators = active
+        self._retain = {
+            reference: merged_needs(i for i in active if i.reference == reference)
+            for reference in (Reference.INIT, Reference.PREVIOUS)
+        }
+
+    def _make_sinks(self) -> list[Sink]:
+        sinks = list(self._extra_sinks)
+        if self.logdir is not None:
+            sinks.append(TensorBoardSink(self.logdir))
+            sinks.append(JsonlSink(self.logdir / "regimescope.jsonl"))
+        return sinks
+
+    # ------------------------------------------------------------------------------------------- measuring
+    def _after_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._optimizer_steps += 1
+        self.step(self._optimizer_steps)
+
+    def step(self, global_step: int | None = None) -> Verdict | None:
+        """Measure if the schedule says so at ``global_step`` (default: the count of optimizer steps seen).
+
+        Returns:
+            The verdict when a measurement happened, else ``None``.
+        """
+        if not self._attached:
+            raise RuntimeError("Call `monitor.attach()` before `monitor.step()` (it validates and measures step 0).")
+        step = self._optimizer_steps if global_step is None else int(global_step)
+        if self._paused or step == self._last_measured or not self.schedule(step):
+            return None
+        return self._safe_measure(step)
+
+    def _safe_measure(self, step: int) -> Verdict | None:
+        try:
+            return self.measure(step)
+        except Exception as error:
+            if self.strict:
+                raise
+            self._paused = True
+            logger.exception("regimescope: measurement at step %d failed; measuring is paused, training goes on.", step)
+            note = Record(step, texts={ALERTS_TAG: f"**step {step}** · measurement failed ({type(error).__name__}: {error}); measuring paused."})
+            self._write(note)
+            return None
+
+    def measure(self, step: int) -> Verdict | None:
+        """Measure now, whatever the schedule says, and return the verdict (``None`` without kernel evidence)."""
+        start = time.perf_counter()
+        self._context.learning_rates = learning_rates(self.model, self.optimizer)
+        snapshot = capture(self.model, self.probe, self._needs, self.config, step)
+        if self._init is None:
+            self._init = _retained(snapshot, self._retain[Reference.INIT])
+        references = {Reference.INIT: self._init, Reference.PREVIOUS: self._previous, Reference.NONE: None}
+        record = Record(step)
+        for indicator in self.indicators:
+            record.merge(indicator.compute(snapshot, references[indicator.reference], self._context))
+        verdict = self._judge(record)
+        self._previous = _retained(snapshot, self._retain[Reference.PREVIOUS])
+        self._last_measured = step
+        elapsed = time.perf_counter() - start
+        self._time_measuring += elapsed
+        wall = max(time.perf_counter() - self._started, elapsed)
+        record.scalars[tag("cost", "seconds")] = elapsed
+        record.scalars[tag("cost", "fraction")] = self._time_measuring / wall
+        self._history.append(record)
+        self._write(record)
+        return verdict
+
+    def _judge(self, record: Record) -> Verdict | None:
+        score = richness_score(record.scalars)
+        if score is None:
+            return None
+        previous = self._verdict
+        label = next_label(previous.label if previous else None, score)
+        verdict = Verdict(step=record.step, score=score, label=label, evidence=richness_evidence(record.scalars))
+        record.scalars[tag("regime", "score")] = score
+        record.scalars[tag("regime", "label")] = float(verdict.label_index)
+        alert = regime_shift(previous, verdict)
+        if alert is not None:
+            record.texts[ALERTS_TAG] = alert.markdown()
+            self._alerts.dispatch(alert)
+        self._verdict = verdict
+        return verdict
+
+    def _write(self, record: Record) -> None:
+        for sink in self._sinks:
+            try:
+                sink.write(record)
+            except Exception:
+                if self.strict:
+                    raise
+                logger.exception("regimescope: sink %s failed to write step %d.", type(sink).__name__, record.step)
+
+    # ----------------------------------------------------------------------------------------------- state
+    @property
+    def regime(self) -> Verdict | None:
+        """The latest verdict (label, score, step); ``None`` before the first kernel measurement."""
+        return self._verdict
+
+    @property
+    def history(self) -> list[Record]:
+        """Every record of this run, in order (images included for this process's measurements)."""
+        return list(self._history)
+
+    @property
+    def paused(self) -> bool:
+        """Whether measuring stopped after an error."""
+        return self._paused
+
+    def state_dict(self) -> dict[str, Any]:
+        """The monitor's state for checkpoints: step-0 references, previous measurement, verdict, history."""
+        return {
+            "version": STATE_VERSION,
+            "init": None if self._init is None else self._init.to_state(),
+            "previous": None if self._previous is None else self._previous.to_state(),
+            "verdict": None if self._verdict is None else asdict(self._verdict),
+            "history": [record.to_json() for record in self._history],
+            "optimizer_steps": self._optimizer_steps,
+            "last_measured": self._last_measured,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output, so a resumed run compares against the original initialisation.
+
+        Raises:
+            ValueError: For a state of another format version.
+        """
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"This monitor state has version {state.get('version')!r}; this regimescope reads version "
+                f"{STATE_VERSION}. Resume with the regimescope version that wrote the checkpoint."
+            )
+        self._init = None if state["init"] is None else Snapshot.from_state(state["init"])
+        self._previous = None if state["previous"] is None else Snapshot.from_state(state["previous"])
+        self._verdict = None if state["verdict"] is None else Verdict(**state["verdict"])
+        self._history = [Record.from_json(r) for r in state["history"]]
+        self._optimizer_steps = int(state["optimizer_steps"])
+        self._last_measured = state["last_measured"]
+
+    # --------------------------------------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Remove the optimizer hook and close the sinks. Safe to call twice."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        for sink in self._sinks:
+            sink.close()
+        self._sinks = []
+        self._attached = False
+
+    def __enter__(self) -> RegimeMonitor:
+        return self.attach()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()

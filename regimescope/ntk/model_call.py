@@ -1,0 +1,85 @@
+"""A side-effect-free functional view of the user's model in the compute dtype."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from regimescope import batch
+from regimescope.outputs import OutputFn, flat_outputs
+
+
+@dataclass
+class ModelCall:
+    """Calls ``model`` through ``torch.func.functional_call`` on detached copies of its state.
+
+    Parameters are detached views (copies when the dtype changes), buffers are copies, so a forward in train
+    mode updates the copies' BatchNorm statistics and never the model's, and gradients never reach ``.grad``.
+
+    Attributes:
+        model: The user's model.
+        params: ``name -> detached parameter`` in the compute dtype (no ``requires_grad``).
+        buffers: ``name -> copied buffer`` (floating ones in the compute dtype).
+        dtype: Compute dtype.
+        output_fn: Maps the model's return value to the output tensor.
+    """
+
+    model: nn.Module
+    params: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    dtype: torch.dtype
+    output_fn: OutputFn | None = None
+
+    @classmethod
+    def build(cls, model: nn.Module, dtype: torch.dtype, output_fn: OutputFn | None = None) -> ModelCall:
+        """Snapshot ``model``'s parameters and buffers in ``dtype``."""
+        params = {
+            name: p.detach().to(dtype) if p.is_floating_point() else p.detach()
+            for name, p in model.named_parameters()
+        }
+        buffers = {
+            name: b.detach().to(dtype).clone() if b.is_floating_point() else b.detach().clone()
+            for name, b in model.named_buffers()
+        }
+        return cls(model=model, params=params, buffers=buffers, dtype=dtype, output_fn=output_fn)
+
+    @property
+    def params_itemsize(self) -> int:
+        """Bytes per element in the compute dtype."""
+        return torch.empty((), dtype=self.dtype).element_size()
+
+    def prepare(self, inputs: batch.Inputs) -> batch.Inputs:
+        """Cast floating input leaves to the compute dtype."""
+        return batch.cast_floating(inputs, self.dtype)
+
+    def fresh_buffers(self) -> dict[str, torch.Tensor]:
+        """New copies of the buffers, for a pass whose train-mode updates must not carry over."""
+        return {name: b.clone() for name, b in self.buffers.items()}
+
+    def raw(
+        self,
+        overrides: Mapping[str, torch.Tensor],
+        inputs: batch.Inputs,
+        buffers: Mapping[str, torch.Tensor] | None = None,
+    ) -> object:
+        """The model's return value with ``overrides`` replacing some parameters (and ``buffers`` the buffers)."""
+        state = {**self.params, **overrides, **(self.buffers if buffers is None else buffers)}
+        if isinstance(inputs, torch.Tensor):
+            return functional_call(self.model, state, (inputs,))
+        if isinstance(inputs, Mapping):
+            return functional_call(self.model, state, (), dict(inputs))
+        return functional_call(self.model, state, tuple(inputs))
+
+    def __call__(
+        self,
+        overrides: Mapping[str, torch.Tensor],
+        inputs: batch.Inputs,
+        buffers: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Outputs ``(n, k)`` with ``overrides`` replacing some parameters (prepared inputs)."""
+        n = batch.batch_size(inputs)
+        return flat_outputs(self.raw(overrides, inputs, buffers), n, self.output_fn)

@@ -1,0 +1,128 @@
+"""A sink that streams records to TensorBoard event files."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from regimescope.record import Record
+from regimescope.sinks.base import Sink
+from regimescope.sinks.layout import build_layout
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
+logger = logging.getLogger(__name__)
+
+
+def _summary_writer_class() -> type[SummaryWriter]:
+    """Import ``torch.utils.tensorboard.SummaryWriter`` now, so that importing regimescope never does."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise ImportError(
+            "TensorBoardSink needs the `tensorboard` package, which could not be imported "
+            f"({err}). Install it with `pip install tensorboard`, or write to regimescope.sinks.JsonlSink or "
+            "MemorySink instead."
+        ) from err
+    return SummaryWriter
+
+
+def _check_image(tag: str, image: np.ndarray) -> np.ndarray:
+    """Return ``image`` as an array after checking it is (H, W, 3) uint8."""
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ValueError(
+            f"image {tag!r} must be an (H, W, 3) uint8 array, received shape {array.shape} and dtype "
+            f"{array.dtype}; build it with regimescope.image.heatmap_rgb(matrix)."
+        )
+    return array
+
+
+class TensorBoardSink(Sink):
+    """Writes records to a TensorBoard log folder through ``torch.utils.tensorboard.SummaryWriter``.
+
+    Scalars go to ``add_scalar``, histograms to ``add_histogram``, images (``(H, W, 3)`` uint8) to
+    ``add_image`` and texts (alerts under ``regimescope/alerts``) to ``add_text``, which TensorBoard files
+    under ``<tag>/text_summary``. With the first record the sink also writes the custom-scalars layout of
+    :func:`regimescope.sinks.layout.build_layout` (the "Custom Scalars" tab), once: TensorBoard reads only
+    the first layout of a run. Histogram values that are not finite are left out (with a warning), since
+    a histogram of NaN has no bins.
+
+    TensorBoard keeps a sample of long scalar series (its reservoir drops points); pair this sink with
+    :class:`regimescope.sinks.JsonlSink` to keep every point.
+
+    Args:
+        logdir: Run folder the event files go to (created if missing).
+        flush_secs: Seconds between automatic flushes of pending events to disk.
+
+    Raises:
+        ImportError: If ``tensorboard`` is not installed, with the ``pip install tensorboard`` line.
+        ValueError: If ``flush_secs`` is not positive.
+    """
+
+    def __init__(self, logdir: str | os.PathLike[str], flush_secs: int = 30) -> None:
+        if flush_secs <= 0:
+            raise ValueError(
+                f"flush_secs must be a positive number of seconds, received {flush_secs}; "
+                "use e.g. flush_secs=30 to see new points in TensorBoard within half a minute."
+            )
+        summary_writer = _summary_writer_class()
+        self.logdir = os.fspath(logdir)
+        self._writer: SummaryWriter | None = summary_writer(log_dir=self.logdir, flush_secs=flush_secs)
+        self._layout_written = False
+        logger.info("TensorBoard logs go to %s; view them with: tensorboard --logdir %s", self.logdir, self.logdir)
+
+    def write(self, record: Record) -> None:
+        """Write every entry of ``record`` at ``record.step``, and the layout with the first record.
+
+        Raises:
+            RuntimeError: If the sink was closed.
+            ValueError: If an image is not an ``(H, W, 3)`` uint8 array.
+        """
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError(
+                f"TensorBoardSink({self.logdir!r}) was closed and cannot write the record of step {record.step}; "
+                "create a new TensorBoardSink to keep writing."
+            )
+        images = {tag: _check_image(tag, image) for tag, image in record.images.items()}
+        if not self._layout_written:
+            writer.add_custom_scalars(build_layout(record.scalars))
+            self._layout_written = True
+        step = record.step
+        for tag, value in record.scalars.items():
+            writer.add_scalar(tag, float(value), global_step=step)
+        for tag, values in record.histograms.items():
+            self._add_histogram(writer, tag, np.asarray(values, dtype=np.float64).reshape(-1), step)
+        for tag, image in images.items():
+            writer.add_image(tag, image, global_step=step, dataformats="HWC")
+        for tag, text in record.texts.items():
+            writer.add_text(tag, text, global_step=step)
+
+    @staticmethod
+    def _add_histogram(writer: SummaryWriter, tag: str, values: np.ndarray, step: int) -> None:
+        """Add the finite part of ``values`` as a histogram; skip it (with a warning) when nothing is finite."""
+        finite = values[np.isfinite(values)]
+        if finite.size < values.size:
+            logger.warning(
+                "histogram %r at step %d has %d non-finite value(s) of %d; they are left out of TensorBoard",
+                tag, step, values.size - finite.size, values.size,
+            )
+        if finite.size == 0:
+            return
+        writer.add_histogram(tag, finite, global_step=step)
+
+    def flush(self) -> None:
+        """Write pending events to disk now."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the event file. Closing twice is harmless."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

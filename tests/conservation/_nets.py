@@ -1,0 +1,129 @@
+"""Seeded float64 networks and plain training loops shared by the conservation and balance tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from regimescope.conservation import LayerPair, outgoing_weights
+
+
+def seeded(builder: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
+    """``builder()`` in float64 with weights drawn from ``seed``, leaving the global random state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builder().double()
+
+
+def two_layer(activation: nn.Module | None = None, seed: int = 0, hidden: int = 6) -> nn.Sequential:
+    """Linear(4, hidden)-activation-Linear(hidden, 2) with biases, float64."""
+    return seeded(lambda: nn.Sequential(nn.Linear(4, hidden), activation or nn.ReLU(), nn.Linear(hidden, 2)), seed)
+
+
+def deep_mlp(seed: int = 0) -> nn.Sequential:
+    """Four Linear layers with ReLU between, float64."""
+    return seeded(
+        lambda: nn.Sequential(
+            nn.Linear(4, 7), nn.ReLU(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 2)
+        ),
+        seed,
+    )
+
+
+def conv_conv(seed: int = 0) -> nn.Sequential:
+    """Conv2d-ReLU-MaxPool2d-Conv2d-Flatten; inputs ``(n, 2, 8, 8)``."""
+    return seeded(
+        lambda: nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 3, 2), nn.Flatten()), seed
+    )
+
+
+def conv_linear(seed: int = 0) -> nn.Sequential:
+    """Conv2d-ReLU-AvgPool2d-Flatten-Linear: channel ``c`` is read by 9 columns of the Linear; inputs ``(n, 2, 8, 8)``."""
+    return seeded(
+        lambda: nn.Sequential(
+            nn.Conv2d(2, 5, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(5 * 3 * 3, 2)
+        ),
+        seed,
+    )
+
+
+class FunctionalNet(nn.Module):
+    """Activations as functional calls: ``fc2(F.relu(fc1(x)))`` then ``out(torch.tanh(fc2(...)))``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(4, 5)
+        self.fc2 = nn.Linear(5, 3)
+        self.out = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(self.fc2(F.relu(self.fc1(x)))))
+
+
+def inputs_for(model: nn.Module, n: int = 16, seed: int = 1) -> torch.Tensor:
+    """A float64 batch shaped for ``model``'s first layer."""
+    first = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+    shape = (n, first.in_features) if isinstance(first, nn.Linear) else (n, first.in_channels, 8, 8)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def targets_for(model: nn.Module, x: torch.Tensor, seed: int = 2) -> torch.Tensor:
+    """Random regression targets shaped like ``model(x)``."""
+    with torch.no_grad():
+        shape = model(x).shape
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def loss_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Gradients of ``0.5 * mean |model(x) - y|^2`` for every trainable parameter."""
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    loss = 0.5 * (model(x) - y).square().sum(1).mean()
+    grads = torch.autograd.grad(loss, [p for _, p in named])
+    return {name: g for (name, _), g in zip(named, grads)}
+
+
+def gd_step(model: nn.Module, grads: dict[str, torch.Tensor], rates: dict[str, float] | float) -> None:
+    """One gradient-descent step ``p <- p - eta_p g_p`` in place."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in grads:
+                rate = rates if isinstance(rates, float) else rates[name]
+                param -= rate * grads[name]
+
+
+def batches(n: int, size: int, seed: int) -> Iterator[torch.Tensor]:
+    """Endless random minibatch indices from a seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        yield from torch.randperm(n, generator=generator).split(size)
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    batch_size: int | None = None,
+    seed: int = 3,
+) -> None:
+    """``steps`` optimizer steps on ``0.5 * mean |model(x) - y|^2``, full batch or seeded minibatches."""
+    indices = batches(x.shape[0], batch_size or x.shape[0], seed)
+    for _ in range(steps):
+        batch = next(indices)
+        optimizer.zero_grad()
+        (0.5 * (model(x[batch]) - y[batch]).square().sum(1).mean()).backward()
+        optimizer.step()
+
+
+def unit_gradient_squares(pair: LayerPair, grads: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """``(|g_a_k|^2, |g_w_k|^2, g_b_k^2)`` per unit, mapped like the weights."""
+    g_a = outgoing_weights(pair, grads[pair.out_weight]).square().sum(1)
+    g_w = grads[pair.in_weight].reshape(pair.units, -1).square().sum(1)
+    g_b = grads[pair.in_bias].square() if pair.in_bias is not None else torch.zeros_like(g_w)
+    return g_a, g_w, g_b

@@ -1,0 +1,122 @@
+"""Scenario 6.1: the exact per-step change of delta_k under gradient descent (theory.md section 2)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from regimescope.conservation import (
+    conserved_quantities,
+    find_layer_pairs,
+    pair_rates,
+    unit_deltas,
+    unit_squares,
+)
+from tests.conservation._nets import (
+    conv_conv,
+    conv_linear,
+    deep_mlp,
+    gd_step,
+    inputs_for,
+    loss_gradients,
+    targets_for,
+    two_layer,
+    unit_gradient_squares,
+)
+
+ATOL = 1e-12
+ETA = 0.05
+
+CONSERVED_MODELS = {
+    "relu": lambda: two_layer(nn.ReLU()),
+    "leaky_relu": lambda: two_layer(nn.LeakyReLU(0.1)),
+    "identity": lambda: two_layer(nn.Identity()),
+    "deep_mlp": deep_mlp,
+    "conv_maxpool_conv": conv_conv,
+    "conv_pool_flatten_linear": conv_linear,
+}
+
+
+def _deltas(model: nn.Module, lrs: object = None) -> dict[str, torch.Tensor]:
+    return {name: q.delta for name, q in conserved_quantities(model, lrs).items()}
+
+
+@pytest.mark.parametrize("builder", CONSERVED_MODELS.values(), ids=CONSERVED_MODELS.keys())
+def test_equal_rates_step_changes_delta_by_eta_squared_gradient_balance(builder) -> None:
+    model = builder()
+    x = inputs_for(model)
+    y = targets_for(model, x)
+    pairs = find_layer_pairs(model)
+    assert pairs and all(p.conserved for p in pairs)
+    before = _deltas(model)
+    grads = loss_gradients(model, x, y)
+    gd_step(model, grads, ETA)
+    after = _deltas(model)
+    for pair in pairs:
+        g_a, g_w, g_b = unit_gradient_squares(pair, grads)
+        expected = ETA**2 * (g_a - g_w - g_b)
+        assert expected.abs().max() > 1e4 * ATOL  # the step moves delta far beyond the tolerance
+        torch.testing.assert_close(after[pair.name] - before[pair.name], expected, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("builder", CONSERVED_MODELS.values(), ids=CONSERVED_MODELS.keys())
+def test_per_parameter_rates_step_matches_theory(builder) -> None:
+    model = builder()
+    x = inputs_for(model)
+    y = targets_for(model, x)
+    names = [name for name, _ in model.named_parameters()]
+    rates = {name: 0.01 * (1 + index % 3) + 0.005 * index for index, name in enumerate(names)}
+    pairs = find_layer_pairs(model)
+    before = _deltas(model, rates)
+    grads = loss_gradients(model, x, y)
+    gd_step(model, grads, rates)
+    after = _deltas(model, rates)
+    for pair in pairs:
+        g_a, g_w, g_b = unit_gradient_squares(pair, grads)
+        eta_out, eta_w, eta_b = rates[pair.out_weight], rates[pair.in_weight], rates[pair.in_bias]
+        expected = eta_out * g_a - eta_w * g_w - eta_b * g_b
+        torch.testing.assert_close(after[pair.name] - before[pair.name], expected, rtol=0, atol=ATOL)
+
+
+def test_per_layer_rates_match_theory_formula_for_scaled_delta() -> None:
+    """theory.md: eta_in eta_out delta_k changes by eta_in eta_out (eta_out |g_a|^2 - eta_in (|g_w|^2 + g_b^2))."""
+    model = two_layer()
+    x = inputs_for(model)
+    y = targets_for(model, x)
+    eta_in, eta_out = 0.02, 0.07
+    groups = [{"params": model[0].parameters(), "lr": eta_in}, {"params": model[2].parameters()}]
+    optimizer = torch.optim.SGD(groups, lr=eta_out)
+    pair = find_layer_pairs(model)[0]
+    before = _deltas(model, optimizer)[pair.name]
+    grads = loss_gradients(model, x, y)
+    optimizer.zero_grad()
+    for name, param in model.named_parameters():
+        param.grad = grads[name].clone()
+    optimizer.step()
+    after = _deltas(model, optimizer)[pair.name]
+    g_a, g_w, g_b = unit_gradient_squares(pair, grads)
+    expected = eta_in * eta_out * (eta_out * g_a - eta_in * (g_w + g_b))
+    torch.testing.assert_close(eta_in * eta_out * (after - before), expected, rtol=0, atol=ATOL)
+
+
+def test_tanh_breaks_the_identity_at_first_order() -> None:
+    model = two_layer(nn.Tanh())
+    x = inputs_for(model)
+    y = targets_for(model, x)
+    pair = find_layer_pairs(model)[0]
+    assert not pair.conserved
+    weights_before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    grads = loss_gradients(model, x, y)
+    gd_step(model, grads, ETA)
+    weights_after = {n: p.detach().clone() for n, p in model.named_parameters()}
+    change = unit_deltas(unit_squares(pair, weights_after)) - unit_deltas(unit_squares(pair, weights_before))
+    g_a, g_w, g_b = unit_gradient_squares(pair, grads)
+    residual = change - ETA**2 * (g_a - g_w - g_b)
+    assert residual.abs().max() > 1e6 * ATOL
+
+
+def test_pair_rates_are_plain_when_rates_are_equal() -> None:
+    model = two_layer()
+    pair = find_layer_pairs(model)[0]
+    assert pair_rates(pair, {n: 0.3 for n, _ in model.named_parameters()}) is None

@@ -1,0 +1,160 @@
+"""TensorBoardSink writes event files that TensorBoard reads back with every tag, point and value."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
+
+from regimescope.image import heatmap_rgb
+from regimescope.record import Record
+from regimescope.sinks import TensorBoardSink
+
+SCORE = "regimescope/regime/score"
+DISTANCE = "regimescope/kernel/distance_from_init"
+LAYER_DISTANCE = "regimescope/kernel/distance_from_init/fc1"
+BALANCE = "regimescope/balance/fc1-fc2"
+HISTOGRAM = "regimescope/balance_values/fc1-fc2"
+HEATMAP = "regimescope/kernel/heatmap"
+ALERTS = "regimescope/alerts"
+STEPS = [0, 10, 20, 30]
+
+
+def _accumulate(logdir: Path) -> event_accumulator.EventAccumulator:
+    guidance = {
+        event_accumulator.COMPRESSED_HISTOGRAMS: 0,
+        event_accumulator.IMAGES: 0,
+        event_accumulator.AUDIO: 0,
+        event_accumulator.SCALARS: 0,
+        event_accumulator.HISTOGRAMS: 0,
+        event_accumulator.TENSORS: 0,
+    }
+    accumulator = event_accumulator.EventAccumulator(str(logdir), size_guidance=guidance)
+    accumulator.Reload()
+    return accumulator
+
+
+def _records() -> list[Record]:
+    kernel = np.outer(np.arange(6.0), np.arange(6.0))
+    records = []
+    for index, step in enumerate(STEPS):
+        record = Record(
+            step=step,
+            scalars={SCORE: 0.25 * index, DISTANCE: 0.01 * index, LAYER_DISTANCE: 0.02 * index, BALANCE: 1.5},
+            histograms={HISTOGRAM: np.linspace(-1.0, 1.0, 50) * (index + 1)},
+        )
+        if index % 2 == 0:
+            record.images[HEATMAP] = heatmap_rgb(kernel + index)
+        if index == 3:
+            record.texts[ALERTS] = "**regime shift**: lazy -> rich"
+        records.append(record)
+    return records
+
+
+@pytest.fixture
+def logdir(tmp_path: Path) -> Path:
+    with TensorBoardSink(tmp_path / "run") as sink:
+        for record in _records():
+            sink.write(record)
+    return tmp_path / "run"
+
+
+def test_scalars_have_every_point_and_value(logdir: Path) -> None:
+    accumulator = _accumulate(logdir)
+    assert set(accumulator.Tags()["scalars"]) == {SCORE, DISTANCE, LAYER_DISTANCE, BALANCE}
+    for tag, expected in (
+        (SCORE, [0.0, 0.25, 0.5, 0.75]),
+        (LAYER_DISTANCE, [0.0, 0.02, 0.04, 0.06]),
+        (BALANCE, [1.5] * 4),
+    ):
+        events = accumulator.Scalars(tag)
+        assert [e.step for e in events] == STEPS
+        assert [e.value for e in events] == pytest.approx(expected, abs=1e-6)
+
+
+def test_histograms(logdir: Path) -> None:
+    accumulator = _accumulate(logdir)
+    assert accumulator.Tags()["histograms"] == [HISTOGRAM]
+    events = accumulator.Histograms(HISTOGRAM)
+    assert [e.step for e in events] == STEPS
+    for index, event in enumerate(events):
+        value = event.histogram_value
+        assert value.num == 50
+        assert value.min == pytest.approx(-(index + 1))
+        assert value.max == pytest.approx(index + 1)
+        assert value.sum == pytest.approx(0.0, abs=1e-9)
+
+
+def test_images_decode_to_the_written_pixels(logdir: Path) -> None:
+    accumulator = _accumulate(logdir)
+    assert accumulator.Tags()["images"] == [HEATMAP]
+    events = accumulator.Images(HEATMAP)
+    assert [e.step for e in events] == [0, 20]
+    kernel = np.outer(np.arange(6.0), np.arange(6.0))
+    for event, index in zip(events, (0, 2)):
+        pixels = np.asarray(Image.open(io.BytesIO(event.encoded_image_string)).convert("RGB"))
+        assert (event.height, event.width) == (6, 6)
+        np.testing.assert_array_equal(pixels, heatmap_rgb(kernel + index))
+
+
+def test_alert_text(logdir: Path) -> None:
+    accumulator = _accumulate(logdir)
+    text_tags = accumulator.PluginTagToContent("text")
+    (tag,) = text_tags
+    assert tag.startswith(ALERTS + "/")
+    (event,) = accumulator.Tensors(tag)
+    assert event.step == 30
+    assert event.tensor_proto.string_val[0].decode() == "**regime shift**: lazy -> rich"
+
+
+def test_custom_scalars_layout_written_once_and_names_the_contract(logdir: Path) -> None:
+    accumulator = _accumulate(logdir)
+    config_tags = list(accumulator.PluginTagToContent("custom_scalars"))
+    assert config_tags == ["custom_scalars__config__"]
+    (event,) = accumulator.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout()
+    layout.ParseFromString(event.tensor_proto.string_val[0])
+    (category,) = layout.category
+    assert category.title == "regimescope"
+    regexes = [regex for chart in category.chart for regex in chart.multiline.tag]
+    for family in ("kernel/distance_from_init", "balance", "balance_drift", "weights/relative_change",
+                   "representation/cka_to_init", "activations/pattern_change", "cost"):
+        assert f"regimescope/{family}/.*" in regexes
+    for tag in (SCORE, "regimescope/regime/label", DISTANCE, "regimescope/kernel/velocity",
+                "regimescope/kernel/effective_rank", LAYER_DISTANCE, BALANCE, "regimescope/cost/seconds"):
+        assert any(re.search(regex, tag) for regex in regexes), tag
+
+
+def test_non_finite_histogram_values_are_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with TensorBoardSink(tmp_path) as sink:
+        sink.write(Record(step=1, histograms={"h": np.array([1.0, np.nan, 3.0]), "empty": np.array([np.inf])}))
+    assert "non-finite" in caplog.text
+    accumulator = _accumulate(tmp_path)
+    assert accumulator.Tags()["histograms"] == ["h"]
+    (event,) = accumulator.Histograms("h")
+    assert event.histogram_value.num == 2
+
+
+def test_bad_image_is_rejected_before_anything_is_written(tmp_path: Path) -> None:
+    with TensorBoardSink(tmp_path) as sink:
+        bad = Record(step=0, scalars={SCORE: 0.5}, images={HEATMAP: np.zeros((4, 4), dtype=np.float32)})
+        with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8 .*heatmap_rgb"):
+            sink.write(bad)
+    assert _accumulate(tmp_path).Tags()["scalars"] == []
+
+
+def test_write_after_close_and_bad_flush_secs(tmp_path: Path) -> None:
+    sink = TensorBoardSink(tmp_path)
+    sink.flush()
+    sink.close()
+    sink.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        sink.write(Record(step=0))
+    with pytest.raises(ValueError, match="flush_secs"):
+        TensorBoardSink(tmp_path, flush_secs=0)
