@@ -4,7 +4,8 @@ Each ``Linear``/``Conv`` module's output is followed forward through the traced 
 ``Linear``/``Conv`` module; every such path gives a pair. Functional calls (``F.relu``, ``torch.tanh``,
 ``x.flatten(1)``) are seen because the graph records them. Whether ``delta_k`` is conserved depends on the ops met on
 the way (see :mod:`regimescope.conservation.ops`); a path through an op whose unit mapping is unknown (``matmul``,
-``cat``, ``permute``, an attention module) ends there and yields no pair (logged at DEBUG).
+``cat``, ``permute``, an attention module), or through a second residual addition, ends there and yields no pair
+(logged at DEBUG).
 """
 
 from __future__ import annotations
@@ -31,20 +32,27 @@ class _Path:
     """Where the units sit in the tensor flowing along a path, and what the path has met so far.
 
     ``axis``: ``"last"`` (units are the last dimension), ``"channel"`` (dimension 1, followed by ``spatial`` spatial
-    dimensions) or ``"flat"`` (flattened into blocks/strides of the last dimension).
+    dimensions) or ``"flat"`` (flattened into blocks/strides of the last dimension). ``residual``: whether the path
+    crossed a residual addition already; it crosses at most one, so that a skip chain pairs each layer with the
+    layers of the next block only, not with every later layer.
     """
 
     axis: Literal["last", "channel", "flat"]
     spatial: int
     breaks: tuple[tuple[str, str], ...] = ()
     linear: bool = True
+    residual: bool = False
 
     def through(self, info: OpInfo) -> _Path | None:
         """The path after ``info``, or ``None`` when the unit mapping is lost."""
         if info.kind is OpKind.HOMOGENEOUS:
             return dataclasses.replace(self, linear=self.linear and info.linear)
-        if info.kind is OpKind.BREAKS:
-            return dataclasses.replace(self, breaks=(*self.breaks, (info.label, info.explanation)), linear=False)
+        if info.kind is OpKind.RESIDUAL and self.residual:
+            return None
+        if info.kind in (OpKind.BREAKS, OpKind.RESIDUAL):
+            breaks = (*self.breaks, (info.label, info.explanation))
+            residual = self.residual or info.kind is OpKind.RESIDUAL
+            return dataclasses.replace(self, breaks=breaks, linear=False, residual=residual)
         if info.kind is OpKind.RESHAPE:
             return dataclasses.replace(self, axis="flat", linear=self.linear and info.linear)
         if self.axis != "channel":
@@ -65,7 +73,7 @@ class _Path:
 def _trace(model: nn.Module) -> fx.GraphModule:
     try:
         return fx.symbolic_trace(model)
-    except Exception as exc:  # noqa: BLE001 - fx raises many types; all mean "not traceable"
+    except Exception as exc:  # fx raises many types; all mean "not traceable"
         raise ValueError(
             f"Could not trace {type(model).__name__} with torch.fx to find its layer pairs ({type(exc).__name__}: "
             f"{exc}). Name the pairs yourself: build them with regimescope.conservation.layer_pair(model, "

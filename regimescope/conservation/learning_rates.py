@@ -18,7 +18,7 @@ from torch import nn
 
 from regimescope.conservation.pairs import LayerPair
 
-LearningRates = Optional[Union[float, Mapping[str, float], torch.optim.Optimizer]]  # noqa: UP007 - Python 3.9
+LearningRates = Optional[Union[float, Mapping[str, float], torch.optim.Optimizer]]  # Union: evaluated at runtime on 3.9
 """What ``lrs=`` accepts: ``None`` or a number (equal rates), ``parameter name -> lr``, or an optimizer."""
 
 
@@ -106,8 +106,7 @@ def resolve_learning_rates(model: nn.Module, lrs: LearningRates) -> dict[str, fl
             )
         return {name: _check_rate(name, value, "lrs") for name, value in lrs.items()}
     raise TypeError(
-        f"lrs must be None, a number, a dict parameter name -> lr or a torch optimizer; received "
-        f"{type(lrs).__name__}."
+        f"lrs must be None, a number, a dict parameter name -> lr or a torch optimizer; received {type(lrs).__name__}."
     )
 
 

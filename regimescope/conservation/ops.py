@@ -34,7 +34,9 @@ class OpKind(enum.Enum):
     RESHAPE = "reshape"
     """Flatten/view/reshape/squeeze: keeps conservation, units become blocks of columns."""
     BREAKS = "breaks"
-    """Keeps the unit mapping but breaks the symmetry (tanh, GELU, norms, residual additions)."""
+    """Keeps the unit mapping but breaks the symmetry (tanh, GELU, norms, gating)."""
+    RESIDUAL = "residual"
+    """Adds a second tensor (skip connection): breaks the symmetry; a path crosses at most one."""
     METADATA = "metadata"
     """Reads only the tensor's shape (``x.size(0)``, ``x.shape``): not a consumer."""
     UNKNOWN = "unknown"
@@ -48,7 +50,8 @@ class OpInfo:
     Attributes:
         kind: What the node does to the units.
         label: Human-readable op, e.g. ``"GELU ('act')"`` or ``"torch.tanh"``.
-        explanation: For :attr:`OpKind.BREAKS`, why conservation is lost (completes "<label> between A and B ...").
+        explanation: For :attr:`OpKind.BREAKS` and :attr:`OpKind.RESIDUAL`, why conservation is lost (completes
+            "<label> between A and B ...").
         linear: Whether the op is linear and commutes with mixing units (identity, flatten, scaling by a number,
             average pooling), so that the whole matrix ``Delta`` stays conserved.
         dims: For :attr:`OpKind.REDUCE`, the reduced dimensions (possibly negative).
@@ -256,8 +259,9 @@ def _arithmetic_info(node: fx.Node, source: fx.Node, label: str, family: str) ->
     constant_number = isinstance(other, (int, float)) and not isinstance(other, bool)
     constant_tensor = isinstance(other, fx.Node) and other.op == "get_attr"
     if family == "add":
-        explanation = _CONSTANT_SHIFT if constant_number or constant_tensor else _RESIDUAL
-        return OpInfo(OpKind.BREAKS, label, explanation)
+        if constant_number or constant_tensor:
+            return OpInfo(OpKind.BREAKS, label, _CONSTANT_SHIFT)
+        return OpInfo(OpKind.RESIDUAL, label, _RESIDUAL)
     if family == "div" and operands[0] is not source:
         return OpInfo(OpKind.BREAKS, label, _NOT_HOMOGENEOUS)
     if constant_number:

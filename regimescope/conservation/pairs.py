@@ -201,7 +201,7 @@ def outgoing_weights(pair: LayerPair, weight: torch.Tensor) -> torch.Tensor:
         weight: The outgoing layer's weight, ``(out, units * positions)`` or ``(out, units / groups, *kernel)``.
 
     Returns:
-        A ``(units, m)`` view-based tensor.
+        A ``(units, m)`` tensor.
 
     Raises:
         ValueError: When the weight's shape does not match the pair.

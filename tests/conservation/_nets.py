@@ -41,11 +41,9 @@ def conv_conv(seed: int = 0) -> nn.Sequential:
 
 
 def conv_linear(seed: int = 0) -> nn.Sequential:
-    """Conv2d-ReLU-AvgPool2d-Flatten-Linear: channel ``c`` is read by 9 columns of the Linear; inputs ``(n, 2, 8, 8)``."""
+    """Conv2d-ReLU-AvgPool2d-Flatten-Linear: channel ``c`` is read by 9 Linear columns; inputs ``(n, 2, 8, 8)``."""
     return seeded(
-        lambda: nn.Sequential(
-            nn.Conv2d(2, 5, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(5 * 3 * 3, 2)
-        ),
+        lambda: nn.Sequential(nn.Conv2d(2, 5, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(5 * 3 * 3, 2)),
         seed,
     )
 

@@ -1,0 +1,112 @@
+"""Layer balance: the per-unit conserved quantities of each layer pair, and how far they drifted since init."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from regimescope.capture.needs import Need
+from regimescope.capture.snapshot import Snapshot
+from regimescope.conservation.discovery import find_layer_pairs
+from regimescope.conservation.learning_rates import PairRates, pair_rates
+from regimescope.conservation.pairs import LayerPair
+from regimescope.conservation.quantities import (
+    balance_drift,
+    unit_balances,
+    unit_deltas,
+    unit_scales,
+    unit_squares,
+)
+from regimescope.indicators.base import Context, Indicator, Reference
+from regimescope.record import Record, tag
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Tracked:
+    """A conserved pair the indicator reports, with the rates fixed at setup."""
+
+    pair: LayerPair
+    rates: PairRates | None
+
+
+class BalanceIndicator(Indicator):
+    """Per-unit layer balance ``delta_k`` of every conserved layer pair, and its drift since initialisation.
+
+    For a pair with only positively homogeneous ops between (theory.md section 2), per hidden unit ``k``:
+    ``delta_k = |a_k|^2 / eta_out - (|w_k|^2 + b_k^2) / eta_in`` (plain ``|a_k|^2 - |w_k|^2 - b_k^2`` when the pair's
+    rates are equal), ``s_k`` the matching sum, ``rho_k = delta_k / s_k`` in ``[-1, 1]``.
+
+    Tags, per pair ``<in>-<out>``:
+
+    - ``regimescope/balance/<pair>``: mean of ``rho_k`` over units. ``> 0`` upstream (the earlier layer is small:
+      prone to rich, rapid feature learning), ``0`` balanced, ``< 0`` downstream (prone to lazy training).
+    - ``regimescope/balance_drift/<pair>``: ``|delta_t - delta_0|_2 / |s_0|_2``. Normalised by the initial scales
+      ``s_0``, not by ``delta_0``, because balanced initialisations have ``delta_0 = 0``. Near 0 when conservation
+      holds (small-step GD/SGD: ``~ eta``); large when it is broken (Adam, weight decay): then the initial balance
+      no longer predicts the regime.
+    - ``regimescope/balance_units/<pair>`` (histogram): ``delta_k`` now.
+
+    Pairs that are not conserved (non-homogeneous activations, norms, residual additions) are listed with their
+    reasons in one log message at setup and not reported; so are pairs with frozen parameters (absent from
+    snapshots) and, when learning rates are known, pairs with a parameter the optimizer does not train. Learning
+    rates are read from ``context.learning_rates`` once, at setup: only their ratios matter, so a schedule applied
+    to every param group alike leaves the quantities conserved.
+
+    Args:
+        pairs: The layer pairs to follow; by default found by tracing the model with ``torch.fx``. Pass them
+            (built with :func:`regimescope.conservation.layer_pair`) for models that cannot be traced.
+    """
+
+    name = "balance"
+    needs = frozenset({Need.WEIGHTS})
+    reference = Reference.INIT
+
+    def __init__(self, pairs: Sequence[LayerPair] | None = None) -> None:
+        self._pairs = None if pairs is None else tuple(pairs)
+
+    def setup(self, context: Context) -> None:
+        """Find the layer pairs once and fix the rates each conserved pair uses.
+
+        Raises:
+            ValueError: When the model cannot be traced and no ``pairs`` were given (the message says how to
+                name them).
+        """
+        pairs = find_layer_pairs(context.model) if self._pairs is None else self._pairs
+        tracked: list[_Tracked] = []
+        skipped: list[str] = []
+        for pair in pairs:
+            if not pair.conserved:
+                skipped.append(f"{pair.name}: {pair.reason}")
+                continue
+            try:
+                rates = pair_rates(pair, context.learning_rates)
+            except ValueError as error:
+                skipped.append(f"{pair.name}: {error}")
+                continue
+            tracked.append(_Tracked(pair=pair, rates=rates))
+        if skipped:
+            logger.info(
+                "The balance indicator does not report %d layer pair(s):\n  %s", len(skipped), "\n  ".join(skipped)
+            )
+        context.extras[self.name] = tuple(tracked)
+
+    def applicable(self, context: Context) -> bool:
+        """Whether setup found at least one conserved layer pair."""
+        return bool(context.extras.get(self.name))
+
+    def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
+        """Balance, drift since ``reference`` (the step-0 snapshot; ``current`` itself when ``None``) and units."""
+        start = current if reference is None else reference
+        record = Record(current.step)
+        for item in context.extras[self.name]:
+            now = unit_squares(item.pair, current.weights)
+            init = unit_squares(item.pair, start.weights)
+            delta = unit_deltas(now, item.rates)
+            drift = balance_drift(delta, unit_deltas(init, item.rates), unit_scales(init, item.rates))
+            record.scalars[tag("balance", item.pair.name)] = float(unit_balances(now, item.rates).mean())
+            record.scalars[tag("balance_drift", item.pair.name)] = drift
+            record.histograms[tag("balance_units", item.pair.name)] = delta.cpu().numpy()
+        return record

@@ -1,0 +1,37 @@
+"""The monitor's balance panels: near-zero drift under small-step gradient descent, large drift under Adam."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import regimescope as rs
+
+
+def _drift(optimizer_name: str) -> float:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 24), nn.ReLU(), nn.Linear(24, 1)).double()
+    x = torch.randn(64, 5, dtype=torch.float64)
+    y = torch.sin(x[:, :1]) + x[:, 1:2]
+    if optimizer_name == "gd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sink = rs.MemorySink()
+    with rs.RegimeMonitor(model, rs.Probe(x[:16], y[:16]), optimizer=optimizer, sinks=[sink], every=50):
+        for _ in range(200):
+            loss = (model(x) - y).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    steps, drifts = sink.scalars("regimescope/balance_drift/0-2")
+    assert steps == [0, 1, 2, 4, 8, 16, 32, 50, 100, 150, 200]
+    assert drifts[0] == 0.0
+    return drifts[-1]
+
+
+def test_balance_drift_is_tiny_under_gradient_descent_and_large_under_adam() -> None:
+    gd, adam = _drift("gd"), _drift("adam")
+    assert gd < 1e-3
+    assert adam > 1e-2
+    assert adam > 100 * gd
