@@ -1,0 +1,45 @@
+"""Packaging: `integrations/` installs as `regimescope.integrations`, editable and from a wheel; the core stays light."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("tensorboard", "lightning", "pytorch_lightning", "transformers", "matplotlib")
+
+
+def test_import_regimescope_pulls_in_no_optional_framework() -> None:
+    code = f"import sys, regimescope; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_integrations_importable_from_the_installed_project() -> None:
+    code = "import regimescope.integrations as i; print(i.__file__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert Path(result.stdout.strip()).resolve() == (ROOT / "integrations" / "__init__.py").resolve()
+
+
+@pytest.mark.slow
+def test_wheel_maps_integrations_into_the_package(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+    )
+    wheel = next(tmp_path.glob("regimescope-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "regimescope/integrations/__init__.py" in names
+    assert not any(name.startswith("integrations/") for name in names)
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    code = "import regimescope, regimescope.integrations as i; print(regimescope.__file__); print(i.__file__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd="/")
+    for line in result.stdout.split():
+        assert Path(line).is_relative_to(target)
