@@ -1,0 +1,39 @@
+"""The ``regimescope`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from regimescope.cli.demo import DEFAULT_LOGDIR, format_table, run_demo
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="regimescope", description="Lazy or rich? Watch your network's regime.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="train small networks from balanced, upstream, downstream, large and wide-NTK inits and show verdicts",
+    )
+    demo.add_argument("--logdir", type=Path, default=DEFAULT_LOGDIR, help=f"TensorBoard folder (default {DEFAULT_LOGDIR})")
+    demo.add_argument("--quick", action="store_true", help="shorter runs (under 30 s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``regimescope`` command."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "demo":
+        mode = "quick" if args.quick else "full"
+        print(f"regimescope demo ({mode}): two-layer ReLU teacher-student, five initialisations", flush=True)
+        results = run_demo(args.logdir, args.quick)
+        print(format_table(results))
+        print(f"\nTensorBoard logs are in {args.logdir}. Look at them with:\n\n    tensorboard --logdir {args.logdir}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
