@@ -91,7 +91,10 @@ def unit_magnitudes(scale: float, balance: float) -> tuple[float, float]:
 def _balanced_parameters(
     scale: float, balance: float, units: int, fan_in: int, generator: torch.Generator, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random directions and signs, magnitudes from :func:`unit_magnitudes`: ``(a (units,), [w, b] (units, fan_in))``."""
+    """Random directions and signs with magnitudes from :func:`unit_magnitudes`.
+
+    Returns ``(a, [w, b])`` with shapes ``(units,)`` and ``(units, fan_in)``.
+    """
     out_norm, in_norm = unit_magnitudes(scale, balance)
     directions = torch.randn(units, fan_in, generator=generator, dtype=dtype)
     incoming = directions / directions.norm(dim=1, keepdim=True) * in_norm
@@ -102,7 +105,10 @@ def _balanced_parameters(
 def _gaussian_parameters(
     scale: float, units: int, fan_in: int, generator: torch.Generator, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every parameter i.i.d. ``N(0, tau^2)``: ``(a (units,), [w, b] (units, fan_in))``."""
+    """Every parameter i.i.d. ``N(0, tau^2)``.
+
+    Returns ``(a, [w, b])`` with shapes ``(units,)`` and ``(units, fan_in)``.
+    """
     incoming = torch.randn(units, fan_in, generator=generator, dtype=dtype) * scale
     outgoing = torch.randn(units, generator=generator, dtype=dtype) * scale
     return outgoing, incoming
@@ -150,14 +156,15 @@ def make_student(
             "pass an even width or `InitSpec(..., mirrored=False)`."
         )
     ntk = init.parametrisation is Parametrisation.NTK
-    model = TwoLayerReLU(
-        d,
-        width,
-        bias=bias,
-        input_scale=d**-0.5 if ntk else 1.0,
-        output_scale=width**-0.5 if ntk else 1.0,
-        dtype=dtype,
-    )
+    with torch.random.fork_rng(devices=[]):  # the layers' default init, overwritten below, draws globally
+        model = TwoLayerReLU(
+            d,
+            width,
+            bias=bias,
+            input_scale=d**-0.5 if ntk else 1.0,
+            output_scale=width**-0.5 if ntk else 1.0,
+            dtype=dtype,
+        )
     units = width // 2 if init.mirrored else width
     generator = torch.Generator().manual_seed(seed)
     if init.balance is None:
