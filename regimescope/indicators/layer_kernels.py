@@ -17,6 +17,8 @@ class LayerKernels(Indicator):
     The share says how much of the function's movement the layer carries; a layer can change a lot (high
     distance) and still leave the whole kernel lazy if its share is tiny (theory.md section 5.5).
 
+    A layer absent from the step-0 kernel (e.g. unfrozen later) reports its share but no distance.
+
     Tags: ``regimescope/kernel/distance_from_init/<layer>``, ``regimescope/kernel/share/<layer>``.
     """
 
@@ -28,9 +30,9 @@ class LayerKernels(Indicator):
         record = Record(current.step)
         total = float(sum(torch.trace(k.double()) for k in current.layer_kernels.values()))
         for layer, k_t in current.layer_kernels.items():
-            record.scalars[tag("kernel", "distance_from_init", layer)] = float(
-                kernel_distance(reference.layer_kernels[layer], k_t)
-            )
+            if layer in reference.layer_kernels:
+                distance = kernel_distance(reference.layer_kernels[layer], k_t)
+                record.scalars[tag("kernel", "distance_from_init", layer)] = float(distance)
             share = float(torch.trace(k_t.double())) / total if total > 0 else 0.0
             record.scalars[tag("kernel", "share", layer)] = share
         return record

@@ -6,6 +6,7 @@ import torch
 
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
+from regimescope.functional.kernel_distance import relative_change
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.ntk.blocks import parameter_blocks
 from regimescope.record import Record, tag
@@ -16,6 +17,8 @@ class WeightChange(Indicator):
 
     Not a regime indicator on its own: upstream rich learning moves parameters little, while small-init
     networks move them a lot relative to their size (theory.md section 5.8). Reported as context.
+
+    A layer that starts at zero reports ``inf`` once it moves (the relative change is undefined there).
 
     Tag: ``regimescope/weights/relative_change/<layer>``.
     """
@@ -32,7 +35,5 @@ class WeightChange(Indicator):
         for layer, names in context.extras[self.name].items():
             now = torch.cat([current.weights[n].double().reshape(-1) for n in names])
             start = torch.cat([reference.weights[n].double().reshape(-1) for n in names])
-            base = start.norm()
-            value = float((now - start).norm() / base) if base > 0 else float((now - start).norm())
-            record.scalars[tag("weights", "relative_change", layer)] = value
+            record.scalars[tag("weights", "relative_change", layer)] = float(relative_change(now, start))
         return record
