@@ -1,8 +1,22 @@
-"""Which process this is in a ``torch.distributed`` job, so that only the main process writes."""
+"""Which process this is in a ``torch.distributed`` job, and how rank 0's work reaches every rank.
+
+Rules every caller keeps: every rank calls the same collectives in the same order; a collective is never inside a
+branch on the rank (that is how jobs hang); only the main process writes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import torch.distributed as dist
+from torch import nn
+
+T = TypeVar("T")
+
+
+class MainProcessError(RuntimeError):
+    """Raised on ranks other than 0 when the work rank 0 did for every rank (:func:`from_main_process`) failed."""
 
 
 def _initialised() -> bool:
@@ -26,3 +40,67 @@ def is_main_process() -> bool:
     Use it only to gate writing; collectives must run on every rank, never inside a branch on this value.
     """
     return rank() == 0
+
+
+def from_main_process(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on rank 0 only and return its result on every rank.
+
+    Every rank must call this function at the same point (it holds one broadcast); ``fn`` itself must hold no
+    collective. The result travels pickled (``torch.distributed.broadcast_object_list``), so it should be small:
+    records and verdicts, not models. An exception in ``fn`` is sent to the other ranks before it is raised, so
+    no rank waits forever. Outside a distributed job this simply returns ``fn()``.
+
+    Args:
+        fn: The work to do once, on rank 0.
+
+    Returns:
+        ``fn()``'s result, on every rank.
+
+    Raises:
+        Exception: On rank 0, whatever ``fn`` raised.
+        MainProcessError: On the other ranks, when ``fn`` raised on rank 0 (the message names rank 0's error).
+    """
+    if world_size() == 1:
+        return fn()
+    outcome: list[Any] = [None]
+    failure: Exception | None = None
+    if is_main_process():
+        try:
+            outcome[0] = (fn(), None)
+        except Exception as error:
+            failure = error
+            outcome[0] = (None, f"{type(error).__name__}: {error}")
+    dist.broadcast_object_list(outcome, src=0)
+    result, message = outcome[0]
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise MainProcessError(f"The measurement on rank 0 failed ({message}); see rank 0's log for the traceback.")
+    return result
+
+
+def check_not_sharded(model: nn.Module) -> None:
+    """Refuse, on every rank alike, a model whose parameters are sharded across ranks.
+
+    Measuring is done on rank 0 on a full replica of the model; under FSDP (``fully_shard`` or
+    ``FullyShardedDataParallel``) or tensor parallelism no rank holds one, and running the model on rank 0 alone
+    would start all-gathers that the other ranks never join.
+
+    Raises:
+        ValueError: When a parameter is a ``DTensor`` or a module is ``FullyShardedDataParallel``, with what to do.
+    """
+    if not dist.is_available():
+        return
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    from torch.distributed.tensor import DTensor
+
+    sharded = [name for name, p in model.named_parameters() if isinstance(p, DTensor)]
+    wrapped = [name or "<root>" for name, m in model.named_modules() if isinstance(m, FullyShardedDataParallel)]
+    if sharded or wrapped:
+        where = f"parameters {sharded[:3]}" if sharded else f"FullyShardedDataParallel modules {wrapped[:3]}"
+        raise ValueError(
+            f"The model is sharded across ranks ({where}, from FSDP or tensor parallelism), and regimescope "
+            "cannot measure a sharded model yet: the kernel would have to be summed from every rank's shards, "
+            "which the NTK engine does not compute. Train with DistributedDataParallel (every rank holds the "
+            "whole model and rank 0 measures it), or attach the monitor to an unsharded copy of the model."
+        )

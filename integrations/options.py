@@ -1,0 +1,32 @@
+"""Checking the ``RegimeMonitor`` options an adapter passes through, when the adapter is built."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from typing import Any
+
+from regimescope.monitor import RegimeMonitor
+
+
+def monitor_options(adapter: str, options: dict[str, Any], supplied: Iterable[str]) -> dict[str, Any]:
+    """Return ``options`` after checking that each is a ``RegimeMonitor`` argument the adapter does not supply.
+
+    Args:
+        adapter: The adapter's class name, for the message.
+        options: Extra keyword arguments given to the adapter, meant for ``RegimeMonitor``.
+        supplied: ``RegimeMonitor`` arguments the adapter fills in itself (the model, the probe, ...).
+
+    Raises:
+        TypeError: For a name that ``RegimeMonitor`` does not take or that the adapter supplies, listing the
+            names that may be passed.
+    """
+    supplied = set(supplied)
+    accepted = sorted(set(inspect.signature(RegimeMonitor).parameters) - supplied)
+    wrong = sorted(name for name in options if name not in accepted)
+    if wrong:
+        raise TypeError(
+            f"{adapter} got keyword arguments {wrong} that it cannot pass to RegimeMonitor: the adapter fills in "
+            f"{sorted(supplied)} itself. Pass only {accepted}."
+        )
+    return dict(options)

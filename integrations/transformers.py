@@ -1,0 +1,168 @@
+"""Hugging Face adapter: ``Trainer(callbacks=[RegimeTrainerCallback()])`` monitors the regime of a Trainer run."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+try:
+    from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+    from transformers.trainer_callback import ExportableState
+except ImportError as error:
+    raise ImportError(
+        f"regimescope.integrations.transformers needs Hugging Face `transformers`, which could not be imported "
+        f"({error}). Install it with `pip install 'regimescope[transformers]'`."
+    ) from error
+
+from torch import nn
+
+from regimescope.integrations.options import monitor_options
+from regimescope.integrations.probe_source import model_device, resolve_probe
+from regimescope.integrations.state_codec import decode_state, encode_state
+from regimescope.integrations.stopping import StopCondition
+from regimescope.monitor import RegimeMonitor
+from regimescope.probe import Probe
+
+logger = logging.getLogger(__name__)
+
+STATE_ATTRIBUTE = "regimescope_state"
+"""Key of the encoded monitor state in the callback's entry of ``TrainerState.stateful_callbacks``."""
+
+_SUPPLIED = ("model", "probe", "optimizer", "logdir", "every", "stop_on", "implementation")
+
+
+def logging_dir(args: TrainingArguments) -> Path:
+    """The Trainer's logging folder: ``args.logging_dir`` (transformers < 5), else ``$TENSORBOARD_LOGGING_DIR``
+    (what transformers 5's TensorBoard callback reads), else ``args.output_dir``."""
+    folder = getattr(args, "logging_dir", None) or os.environ.get("TENSORBOARD_LOGGING_DIR") or args.output_dir
+    return Path(folder).expanduser()
+
+
+class RegimeTrainerCallback(TrainerCallback, ExportableState):
+    """Measures the training regime of a Hugging Face ``Trainer`` run.
+
+    * At ``on_train_begin`` it builds the monitor on the Trainer's model. The probe is ``probe_size`` examples of
+      the train dataset, drawn with a seeded generator (the same on every rank and on resume) and collated by the
+      Trainer's data collator, so the model gets dict inputs exactly as in training; ``labels`` become the
+      probe's targets. The model's outputs are reduced to their ``logits`` (pass ``output_fn=`` otherwise).
+    * It measures after each optimizer step (``on_step_end``, on ``state.global_step``; gradient accumulation
+      sub-steps are not measured) and writes, on the main process only, to ``<logging_dir>/regimescope``.
+    * Its state travels in the Trainer's callback state (``stateful_callbacks`` of ``trainer_state.json``):
+      ``trainer.train(resume_from_checkpoint=...)`` compares against the original step-0 references. The state
+      holds the step-0 weights, so it is about 4/3 of the trainable parameters' float32 size, as base64 text.
+    * ``stop_on`` sets ``control.should_training_stop``; every rank sees the same verdict and alerts.
+
+    Resuming works whether or not ``TrainingArguments(restore_callback_states_from_checkpoint=True)`` is set. With
+    it, the Trainer replaces this callback by one rebuilt from its JSON arguments (``every``, ``stop_on``,
+    ``logdir``, ``probe_size``, ``probe_seed``, ``implementation``); a ``probe`` or other monitor options given as
+    objects are then lost, so leave that flag off when passing them.
+
+    Args:
+        probe: A :class:`regimescope.Probe` or a dict batch of model inputs; by default drawn from the train data.
+        every: Measure at step 0, at the powers of two below ``every``, then every ``every`` optimizer steps.
+        stop_on: A regime label (``"lazy"``, ``"transitional"``, ``"rich"``) or alert kind (``"regime_shift"``,
+            ``"non_finite"``, ...), or several, that stops training.
+        logdir: Write here instead of ``<logging_dir>/regimescope``.
+        probe_size: Examples drawn from the train dataset when ``probe`` is not given.
+        probe_seed: Seed of that draw.
+        implementation: NTK implementation. The default, ``"full_batch"``, differentiates the whole batch at once:
+            Hugging Face models build their attention masks with data-dependent branches, which the per-example
+            ``torch.func.vmap`` path of ``"auto"`` cannot trace.
+        **options: Other :class:`regimescope.RegimeMonitor` arguments (``indicators``, ``alert_rules``,
+            ``on_alert``, ``mode``, ``dtype``, ``output_fn``, ``layers``, ``sinks``, ...).
+
+    Attributes:
+        monitor: The :class:`regimescope.RegimeMonitor` of the current (or last) run, ``None`` before training.
+        logdir: The folder it writes to, once training has begun.
+
+    Raises:
+        TypeError: For an option ``RegimeMonitor`` does not take (or that the callback supplies itself).
+        ValueError: For an unknown ``stop_on`` name.
+    """
+
+    def __init__(
+        self,
+        probe: Probe | Any | None = None,
+        *,
+        every: int = 100,
+        stop_on: str | Iterable[str] | None = None,
+        logdir: str | Path | None = None,
+        probe_size: int = 64,
+        probe_seed: int = 0,
+        implementation: str = "full_batch",
+        **options: Any,
+    ) -> None:
+        self._options = monitor_options(type(self).__name__, options, _SUPPLIED)
+        self._stop = StopCondition.parse(stop_on, self._options.get("alert_rules"))
+        self._probe = probe if probe is None or isinstance(probe, Probe) else Probe(probe)
+        self._arguments = {
+            "every": every,
+            "stop_on": stop_on if stop_on is None or isinstance(stop_on, str) else list(stop_on),
+            "logdir": None if logdir is None else str(logdir),
+            "probe_size": probe_size,
+            "probe_seed": probe_seed,
+            "implementation": implementation,
+        }
+        self.monitor: RegimeMonitor | None = None
+        self.logdir: Path | None = None
+
+    def on_train_begin(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        model: nn.Module,
+        train_dataloader: Any,
+        **kwargs: Any,
+    ) -> None:
+        """Build the monitor on the Trainer's model, restore a resumed state, measure step 0."""
+        arguments = self._arguments
+        probe = resolve_probe(
+            self._probe,
+            train_dataloader,
+            size=arguments["probe_size"],
+            seed=arguments["probe_seed"],
+            device=model_device(model),
+        )
+        self.logdir = Path(arguments["logdir"]) if arguments["logdir"] else logging_dir(args) / "regimescope"
+        self.monitor = RegimeMonitor(
+            model,
+            probe,
+            logdir=self.logdir,
+            every=arguments["every"],
+            stop_on=self._stop.alert_kinds,
+            implementation=arguments["implementation"],
+            **self._options,
+        )
+        saved = self._saved_state(state)
+        if saved is not None:
+            self.monitor.load_state_dict(decode_state(saved))
+        self.monitor.attach()
+        logger.info("regimescope: measuring this run; logs in %s", self.logdir)
+
+    def _saved_state(self, state: TrainerState) -> str | None:
+        """The encoded monitor state this callback left in a resumed ``TrainerState`` (``None`` on a fresh run)."""
+        entry = state.stateful_callbacks.get(type(self).__name__)
+        if isinstance(entry, list):
+            entry = entry[0] if entry else None
+        return None if entry is None else entry.get("attributes", {}).get(STATE_ATTRIBUTE)
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        """Measure at ``state.global_step`` if the schedule says so; ask the Trainer to stop when ``stop_on`` is met."""
+        self.monitor.step(state.global_step)
+        if self._stop.reached(self.monitor):
+            control.should_training_stop = True
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        """Close the monitor's writers (the monitor keeps its verdict and history)."""
+        self.monitor.close()
+
+    def state(self) -> dict[str, Any]:
+        """The callback's entry in ``trainer_state.json``: its JSON arguments and the encoded monitor state."""
+        encoded = None if self.monitor is None else encode_state(self.monitor.state_dict())
+        return {"args": dict(self._arguments), "attributes": {STATE_ATTRIBUTE: encoded}}

@@ -1,0 +1,172 @@
+"""RegimeCallback in real Lightning fits on CPU: tags in the run's event files, steps, resume, stop, validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+pl = pytest.importorskip(
+    "lightning.pytorch", reason="the `lightning` extra is not installed (pip install -e '.[lightning]')"
+)
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
+from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
+from lightning.pytorch.strategies import FSDPStrategy  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+from regimescope.integrations.lightning import RegimeCallback  # noqa: E402
+from regimescope.sinks import read_jsonl  # noqa: E402
+
+SCORE = "regimescope/regime/score"
+
+
+class Regressor(pl.LightningModule):
+    """A two-layer ReLU net on a linear target; ``init_scale`` < 1 shrinks the initial weights (rich learning)."""
+
+    def __init__(self, init_scale: float = 1.0, lr: float = 0.1) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+        with torch.no_grad():
+            for p in self.net.parameters():
+                p.mul_(init_scale)
+        self.lr = lr
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = (self(x) - y).pow(2).mean()
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", (self(x) - y).pow(2).mean())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+def _loader(n: int = 32, batch_size: int = 8) -> torch.utils.data.DataLoader:
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 4, generator=generator)
+    y = x[:, :1] * 2.0 - x[:, 1:2]
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size)
+
+
+def _trainer(root: Path, **kwargs) -> pl.Trainer:
+    settings = dict(
+        accelerator="cpu",
+        devices=1,
+        default_root_dir=root,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    settings.update(kwargs)
+    return pl.Trainer(**settings)
+
+
+def _events(folder: Path) -> EventAccumulator:
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    return events
+
+
+def _curves(history: list) -> list[dict[str, float]]:
+    """The indicator and verdict scalars of every record: not the monitor's own timing, which differs between runs,
+    nor the alert rules' noise estimates, whose running window is not part of the monitor's state."""
+    skipped = ("regimescope/cost/", "regimescope/noise/")
+    return [{k: v for k, v in r.scalars.items() if not k.startswith(skipped)} for r in history]
+
+
+def test_fit_writes_the_tags_into_the_runs_tensorboard_logger(tmp_path: Path) -> None:
+    callback = RegimeCallback(every=4, probe_size=16)
+    logger = TensorBoardLogger(tmp_path, name="run")
+    trainer = _trainer(tmp_path, max_steps=8, logger=logger, callbacks=[callback], num_sanity_val_steps=2,
+                       enable_checkpointing=False)
+    trainer.fit(Regressor(), _loader(), _loader(16))
+    events = _events(Path(logger.log_dir))
+    tags = events.Tags()["scalars"]
+    assert [e.step for e in events.Scalars(SCORE)] == [0, 1, 2, 4, 8]
+    assert "regimescope/kernel/distance_from_init" in tags
+    assert "train_loss" in tags  # the run's own curves sit in the same run
+    assert [r.step for r in read_jsonl(Path(logger.log_dir) / "regimescope.jsonl")] == [0, 1, 2, 4, 8]
+    assert callback.monitor.probe.size == 16
+    assert callback.monitor.probe.targets is not None
+
+
+def test_gradient_accumulation_measures_each_optimizer_step_once(tmp_path: Path) -> None:
+    callback = RegimeCallback(every=2, probe_size=16)
+    trainer = _trainer(tmp_path, max_steps=4, accumulate_grad_batches=2, logger=False, callbacks=[callback],
+                       enable_checkpointing=False)
+    trainer.fit(Regressor(), _loader(64))
+    assert trainer.global_step == 4
+    assert [r.step for r in callback.monitor.history] == [0, 1, 2, 4]
+
+
+def test_without_a_tensorboard_logger_it_writes_its_own_sub_run(tmp_path: Path) -> None:
+    callback = RegimeCallback(every=2, probe_size=16)
+    trainer = _trainer(tmp_path, max_steps=2, logger=False, callbacks=[callback], enable_checkpointing=False)
+    trainer.fit(Regressor(), _loader())
+    assert [e.step for e in _events(tmp_path / "regimescope").Scalars(SCORE)] == [0, 1, 2]
+
+
+def test_resumed_fit_keeps_step0_references_and_continues_the_same_curves(tmp_path: Path) -> None:
+    def fit(root: Path, epochs: int, ckpt_path: Path | None = None) -> RegimeCallback:
+        callback = RegimeCallback(every=2, probe_size=16)
+        checkpoints = ModelCheckpoint(dirpath=root / "ckpt", save_last=True)
+        trainer = _trainer(root, max_epochs=epochs, logger=TensorBoardLogger(root, name="run"),
+                           callbacks=[callback, checkpoints])
+        trainer.fit(Regressor(init_scale=0.2), _loader(), ckpt_path=ckpt_path)
+        return callback
+
+    uninterrupted = fit(tmp_path / "a", epochs=3)
+    fit(tmp_path / "b", epochs=1)
+    resumed = fit(tmp_path / "b", epochs=3, ckpt_path=tmp_path / "b" / "ckpt" / "last.ckpt")
+
+    steps = [r.step for r in uninterrupted.monitor.history]
+    assert steps == [0, 1, 2, 4, 6, 8, 10, 12]
+    assert [r.step for r in resumed.monitor.history] == steps
+    original, restored = uninterrupted.monitor.state_dict()["init"], resumed.monitor.state_dict()["init"]
+    for name, kernel in original["layer_kernels"].items():
+        torch.testing.assert_close(restored["layer_kernels"][name], kernel, rtol=0, atol=0)
+    for expected, got in zip(_curves(uninterrupted.monitor.history), _curves(resumed.monitor.history)):
+        assert got == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    second_run = Path(resumed.monitor.logdir)
+    assert [r.step for r in read_jsonl(second_run / "regimescope.jsonl")] == [6, 8, 10, 12]
+
+
+def test_stop_on_rich_stops_the_trainer_at_that_measurement(tmp_path: Path) -> None:
+    callback = RegimeCallback(every=10, probe_size=16, stop_on="rich")
+    trainer = _trainer(tmp_path, max_steps=1000, logger=False, callbacks=[callback], enable_checkpointing=False)
+    trainer.fit(Regressor(init_scale=0.05), _loader(32, batch_size=32))
+    assert callback.monitor.regime.label == "rich"
+    assert trainer.global_step == callback.monitor.regime.step < 1000
+
+
+def test_a_probe_the_model_cannot_run_fails_in_setup_with_its_shapes(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, max_steps=2, logger=False, callbacks=[RegimeCallback(torch.randn(8, 7))],
+                       enable_checkpointing=False)
+    with pytest.raises(ValueError, match=r"input shapes \(8, 7\)"):
+        trainer.fit(Regressor(), _loader())
+    assert trainer.global_step == 0
+
+
+def test_a_sharding_strategy_is_refused_in_setup() -> None:
+    class Sharded:
+        strategy = FSDPStrategy()
+
+    with pytest.raises(ValueError, match="FSDPStrategy.*strategy='ddp'"):
+        RegimeCallback().setup(Sharded(), Regressor(), "fit")
+
+
+def test_wrong_arguments_fail_at_construction() -> None:
+    with pytest.raises(ValueError, match="neither regime labels"):
+        RegimeCallback(stop_on="rch")
+    with pytest.raises(TypeError, match=r"\['optimizer'\]"):
+        RegimeCallback(optimizer=None)

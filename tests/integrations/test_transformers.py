@@ -1,0 +1,119 @@
+"""RegimeTrainerCallback in real Trainer.train runs on CPU with a tiny BERT built from a config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+transformers = pytest.importorskip(
+    "transformers", reason="the `transformers` extra is not installed (pip install -e '.[transformers]')"
+)
+pytest.importorskip("accelerate", reason="the `transformers` extra is not installed (pip install -e '.[transformers]')")
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+from regimescope.integrations.transformers import STATE_ATTRIBUTE, RegimeTrainerCallback, logging_dir  # noqa: E402
+
+SCORE = "regimescope/regime/score"
+VOCAB, LENGTH = 40, 8
+
+
+class Tokens(torch.utils.data.Dataset):
+    """Seeded token sequences labelled by whether their first token is in the upper half of the vocabulary."""
+
+    def __init__(self, n: int = 32) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.ids = torch.randint(0, VOCAB, (n, LENGTH), generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ids = self.ids[i]
+        label = torch.tensor(int(ids[0] >= VOCAB // 2))
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": label}
+
+
+def _bert() -> torch.nn.Module:
+    config = transformers.BertConfig(
+        vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=LENGTH, num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )
+    torch.manual_seed(0)
+    return transformers.BertForSequenceClassification(config)
+
+
+def _train(output_dir: Path, callbacks: list, resume: Path | None = None, **arguments) -> transformers.Trainer:
+    settings = dict(
+        output_dir=str(output_dir), per_device_train_batch_size=8, learning_rate=5e-3, report_to=[], use_cpu=True,
+        disable_tqdm=True, save_strategy="no", seed=0,
+    )
+    settings.update(arguments)
+    trainer = transformers.Trainer(
+        model=_bert(), args=transformers.TrainingArguments(**settings), train_dataset=Tokens(), callbacks=callbacks
+    )
+    trainer.train(resume_from_checkpoint=None if resume is None else str(resume))
+    return trainer
+
+
+def _curves(history: list) -> list[dict[str, float]]:
+    """The indicator and verdict scalars of every record (not timings, nor the alert rules' noise window)."""
+    skipped = ("regimescope/cost/", "regimescope/noise/")
+    return [{k: v for k, v in r.scalars.items() if not k.startswith(skipped)} for r in history]
+
+
+def test_train_writes_the_tags_to_logging_dir_regimescope(tmp_path: Path) -> None:
+    callback = RegimeTrainerCallback(every=2, probe_size=16)
+    trainer = _train(tmp_path, [callback], max_steps=4)
+    assert callback.logdir == logging_dir(trainer.args) / "regimescope"
+    events = EventAccumulator(str(callback.logdir), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars(SCORE)] == [0, 1, 2, 4]
+    assert any(t.startswith("regimescope/kernel/distance_from_init/bert.") for t in events.Tags()["scalars"])
+    probe = callback.monitor.probe
+    assert sorted(probe.inputs) == ["attention_mask", "input_ids"]
+    assert probe.targets.shape == (16,)
+
+
+class StopAt(transformers.TrainerCallback):
+    """Interrupts a run after ``step`` optimizer steps (its checkpoint at that step is saved first)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_training_stop = state.global_step >= self.step
+
+
+def test_resumed_train_keeps_step0_references_and_continues_the_same_curves(tmp_path: Path) -> None:
+    run = dict(max_steps=8, save_strategy="steps", save_steps=4)
+    uninterrupted = RegimeTrainerCallback(every=2, probe_size=16)
+    _train(tmp_path / "a", [uninterrupted], **run)
+    _train(tmp_path / "b", [RegimeTrainerCallback(every=2, probe_size=16), StopAt(4)], **run)
+    saved = json.loads((tmp_path / "b" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert saved["stateful_callbacks"]["RegimeTrainerCallback"]["attributes"][STATE_ATTRIBUTE]
+    resumed = RegimeTrainerCallback(every=2, probe_size=16)
+    _train(tmp_path / "b", [resumed], resume=tmp_path / "b" / "checkpoint-4", **run)
+
+    steps = [r.step for r in uninterrupted.monitor.history]
+    assert steps == [0, 1, 2, 4, 6, 8]
+    assert [r.step for r in resumed.monitor.history] == steps
+    original, restored = uninterrupted.monitor.state_dict()["init"], resumed.monitor.state_dict()["init"]
+    for name, kernel in original["layer_kernels"].items():
+        torch.testing.assert_close(restored["layer_kernels"][name], kernel, rtol=0, atol=0)
+    for expected, got in zip(_curves(uninterrupted.monitor.history), _curves(resumed.monitor.history)):
+        assert got == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_stop_on_sets_should_training_stop(tmp_path: Path) -> None:
+    callback = RegimeTrainerCallback(every=2, probe_size=16, stop_on="lazy")
+    trainer = _train(tmp_path, [callback], max_steps=20)
+    assert callback.monitor.regime.label == "lazy"
+    assert trainer.state.global_step == 1
+
+
+def test_unknown_stop_on_fails_at_construction() -> None:
+    with pytest.raises(ValueError, match="neither regime labels"):
+        RegimeTrainerCallback(stop_on="lazzy")
