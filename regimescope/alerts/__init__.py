@@ -1,7 +1,40 @@
-"""Alerts: rules over verdicts and records, and their delivery."""
+"""Alerts: rules over measurements and verdicts (with patience, cool-down and noise awareness), and their delivery.
+
+Built-in rules: :class:`RegimeShift`, :class:`KernelJump`, :class:`ConservationBroken`, :class:`NonFinite`; user
+rules: :class:`Threshold` over any tag, or a subclass of :class:`AlertRule`.
+"""
 
 from regimescope.alerts.alert import Alert
+from regimescope.alerts.conservation_broken import ConservationBroken
+from regimescope.alerts.defaults import default_rules
 from regimescope.alerts.dispatch import AlertDispatcher
-from regimescope.alerts.regime_shift import regime_shift
+from regimescope.alerts.explained_drift import ExplainedDrift
+from regimescope.alerts.kernel_jump import KernelJump
+from regimescope.alerts.noise import ProbeHalfNoise, noise_tag
+from regimescope.alerts.non_finite import NonFinite, non_finite_values
+from regimescope.alerts.observation import Observation
+from regimescope.alerts.regime_shift import RegimeShift
+from regimescope.alerts.rule import AlertRule, Finding
+from regimescope.alerts.threshold import Threshold
+from regimescope.alerts.warning import RegimeWarning
+from regimescope.alerts.watch import AlertWatch
 
-__all__ = ["Alert", "AlertDispatcher", "regime_shift"]
+__all__ = [
+    "Alert",
+    "AlertDispatcher",
+    "AlertRule",
+    "AlertWatch",
+    "ConservationBroken",
+    "ExplainedDrift",
+    "Finding",
+    "KernelJump",
+    "NonFinite",
+    "Observation",
+    "ProbeHalfNoise",
+    "RegimeShift",
+    "RegimeWarning",
+    "Threshold",
+    "default_rules",
+    "noise_tag",
+    "non_finite_values",
+]

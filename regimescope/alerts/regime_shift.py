@@ -1,8 +1,10 @@
-"""The regime-shift rule: every change of the verdict's label is an alert."""
+"""The regime-shift rule: the verdict's label moved (lazy -> transitional -> rich, and back)."""
 
 from __future__ import annotations
 
-from regimescope.alerts.alert import Alert
+from regimescope.alerts.observation import Observation
+from regimescope.alerts.rule import AlertRule, Finding
+from regimescope.record import tag
 from regimescope.verdict.labeler import Verdict
 
 MEANINGS = {
@@ -13,15 +15,59 @@ MEANINGS = {
     ("rich", "transitional"): "the kernel's movement since initialisation has dropped back below the rich level.",
     ("rich", "lazy"): "the kernel is back near its initial value (lazy regime).",
 }
+"""What each label change usually means, by ``(from, to)``."""
+
+SCORE_TAG = tag("regime", "score")
 
 
-def regime_shift(previous: Verdict | None, current: Verdict) -> Alert | None:
-    """An alert when ``current.label`` differs from ``previous.label``; ``None`` otherwise."""
-    if previous is None or previous.label == current.label:
-        return None
-    evidence = ", ".join(f"{name} {value:.2f}" for name, value in sorted(current.evidence.items()))
-    message = (
-        f"regime {previous.label} -> {current.label} (score {previous.score:.2f} -> {current.score:.2f}; "
-        f"evidence {evidence}): {MEANINGS[(previous.label, current.label)]}"
-    )
-    return Alert(step=current.step, kind="regime_shift", message=message)
+class RegimeShift(AlertRule):
+    """Alerts when the verdict's label differs from the last label announced.
+
+    The first verdict of a run is announced silently. The label itself already has hysteresis (a score must
+    pass a boundary by a margin), so the default ``patience=1`` alerts on every label change; a larger patience
+    waits until the new label has held that many measurements and reports the move from the last announced
+    label (``lazy -> rich`` when the run went through ``transitional`` in between).
+
+    Args:
+        patience: Consecutive measurements the new label must hold.
+        cooldown: Measurements after an alert during which the same change (e.g. ``lazy -> rich``) is not
+            announced again.
+    """
+
+    kind = "regime_shift"
+
+    def __init__(self, *, patience: int = 1, cooldown: int = 0) -> None:
+        super().__init__(patience=patience, cooldown=cooldown)
+        self._announced: Verdict | None = None
+        self._pending: Verdict | None = None
+
+    def findings(self, observation: Observation) -> list[Finding]:
+        """A finding while the current label differs from the announced one."""
+        verdict = observation.verdict
+        if verdict is None:
+            return []
+        if self._announced is None:
+            self._announced = verdict
+            return []
+        before = self._announced
+        if verdict.label == before.label:
+            return []
+        evidence = ", ".join(f"{name} {value:.2f}" for name, value in sorted(verdict.evidence.items()))
+        message = (
+            f"regime {before.label} -> {verdict.label} (score {before.score:.2f} -> {verdict.score:.2f}; "
+            f"evidence {evidence})"
+        )
+        finding = Finding(
+            key=f"{before.label}->{verdict.label}",
+            message=message,
+            tag=SCORE_TAG,
+            value=verdict.score,
+            reference=before.score,
+            meaning=MEANINGS[(before.label, verdict.label)],
+        )
+        self._pending = verdict
+        return [finding]
+
+    def fired(self, finding: Finding) -> None:
+        """The label of this finding is now the announced one."""
+        self._announced = self._pending

@@ -13,6 +13,7 @@ from regimescope.demo.teacher_student import make_probe
 from regimescope.demo.training import make_model, make_optimizer, train
 from regimescope.monitor import RegimeMonitor
 from regimescope.probe import Probe
+from regimescope.progress import Progress
 from regimescope.record import tag
 
 DEFAULT_LOGDIR = Path("runs") / "regimescope-demo"
@@ -45,8 +46,8 @@ class DemoResult:
     seconds: float
 
 
-def run_scenario(spec: ScenarioSpec, logdir: Path | None, quick: bool) -> DemoResult:
-    """Train one scenario with a monitor attached and summarise its verdict."""
+def run_scenario(spec: ScenarioSpec, logdir: Path | None, quick: bool, progress: Progress | None = None) -> DemoResult:
+    """Train one scenario with a monitor attached and summarise its verdict (counting steps on ``progress``)."""
     start = time.perf_counter()
     model = make_model(spec, quick)
     optimizer = make_optimizer(spec, model)
@@ -59,7 +60,8 @@ def run_scenario(spec: ScenarioSpec, logdir: Path | None, quick: bool) -> DemoRe
         every=spec.measurement_interval(quick),
     )
     with monitor:
-        _, history = train(spec, quick, model=model, optimizer=optimizer)
+        advance = None if progress is None else (lambda _step: progress.update(detail=spec.name))
+        _, history = train(spec, quick, model=model, optimizer=optimizer, callback=advance)
         last = monitor.history[-1].scalars
         verdict = monitor.regime
     return DemoResult(
@@ -90,15 +92,25 @@ def format_table(results: list[DemoResult]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(logdir: Path | None, quick: bool) -> list[DemoResult]:
+def total_steps(quick: bool) -> int:
+    """Training steps of all demo runs together (the progress bar's total)."""
+    return sum(spec.budget(quick).steps for spec in SCENARIOS)
+
+
+def run_demo(logdir: Path | None, quick: bool, progress: Progress | None = None) -> list[DemoResult]:
     """Run every scenario of :data:`~regimescope.demo.scenarios.SCENARIOS` in order.
 
     The networks are tiny, so torch runs on one thread (thread hand-offs cost more than they save here); the
     caller's thread count is restored afterwards.
+
+    Args:
+        logdir: Folder of the runs' logs (one subfolder per scenario); ``None`` writes none.
+        quick: Use the quick budgets.
+        progress: Counts training steps (of :func:`total_steps`), when given.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return [run_scenario(spec, logdir, quick) for spec in SCENARIOS]
+        return [run_scenario(spec, logdir, quick, progress) for spec in SCENARIOS]
     finally:
         torch.set_num_threads(threads)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
-from regimescope.cli.demo import DEFAULT_LOGDIR, format_table, run_demo
+from regimescope.alerts import RegimeWarning
+from regimescope.cli import report
+from regimescope.cli.demo import DEFAULT_LOGDIR, format_table, run_demo, total_steps
+from regimescope.progress import Progress
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--logdir", type=Path, default=DEFAULT_LOGDIR, help=f"TensorBoard folder (default {DEFAULT_LOGDIR})")
     demo.add_argument("--quick", action="store_true", help="shorter runs (under 30 s)")
+    report.add_parser(commands)
     return parser
 
 
@@ -29,9 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         mode = "quick" if args.quick else "full"
         print(f"regimescope demo ({mode}): two-layer ReLU teacher-student, five initialisations", flush=True)
-        results = run_demo(args.logdir, args.quick)
+        with Progress(total_steps(args.quick), "training") as progress, warnings.catch_warnings():
+            warnings.simplefilter("ignore", RegimeWarning)  # the table and the dashboard show the verdicts
+            results = run_demo(args.logdir, args.quick, progress)
         print(format_table(results))
         print(f"\nTensorBoard logs are in {args.logdir}. Look at them with:\n\n    tensorboard --logdir {args.logdir}\n")
+        print(f"(open the regimescope tab), or write a static report with:\n\n    regimescope report {args.logdir}\n")
+    elif args.command == "report":
+        return report.run(args)
     return 0
 
 

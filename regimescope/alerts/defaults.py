@@ -1,0 +1,14 @@
+"""The alert rules a monitor uses when the user names none."""
+
+from __future__ import annotations
+
+from regimescope.alerts.conservation_broken import ConservationBroken
+from regimescope.alerts.kernel_jump import KernelJump
+from regimescope.alerts.non_finite import NonFinite
+from regimescope.alerts.regime_shift import RegimeShift
+from regimescope.alerts.rule import AlertRule
+
+
+def default_rules() -> list[AlertRule]:
+    """Regime shift, kernel jump, conservation broken and non-finite values, with their default settings."""
+    return [RegimeShift(), KernelJump(), ConservationBroken(), NonFinite()]

@@ -1,0 +1,107 @@
+"""Reading the regimescope series, alerts and kernel images of a run through TensorBoard's data provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tensorboard.data import provider
+
+from regimescope.record import TAG_ROOT
+from regimescope.report.run_data import RunData, parse_alerts, series_from_mapping
+
+SCALARS_PLUGIN = "scalars"
+TEXT_PLUGIN = "text"
+IMAGES_PLUGIN = "images"
+ALERTS_TEXT_TAG = f"{TAG_ROOT}/alerts/text_summary"
+"""Where ``SummaryWriter.add_text("regimescope/alerts", ...)`` puts the alerts."""
+HEATMAP_TAG = f"{TAG_ROOT}/kernel/heatmap"
+DOWNSAMPLE = 10_000
+"""Points per series asked from the provider (TensorBoard keeps 1000 scalars per series by default)."""
+
+
+@dataclass(frozen=True)
+class KernelImage:
+    """One NTK heatmap image: its step and the key to read its PNG with :meth:`DataProvider.read_blob`."""
+
+    step: int
+    blob_key: str
+
+
+class RunReader:
+    """Reads regimescope data of an experiment through a ``tensorboard.data.provider.DataProvider``.
+
+    Args:
+        data_provider: The provider of the TensorBoard instance (``TBContext.data_provider``).
+        ctx: The request context.
+        experiment_id: The experiment (empty for a plain ``--logdir``).
+    """
+
+    def __init__(self, data_provider: provider.DataProvider, ctx: Any, experiment_id: str) -> None:
+        self._provider = data_provider
+        self._ctx = ctx
+        self._experiment = experiment_id
+
+    def runs(self) -> list[str]:
+        """Names of the runs holding at least one ``regimescope/`` scalar, sorted."""
+        listing = self._provider.list_scalars(self._ctx, experiment_id=self._experiment, plugin_name=SCALARS_PLUGIN)
+        return sorted(run for run, tags in listing.items() if any(tag.startswith(f"{TAG_ROOT}/") for tag in tags))
+
+    def run(self, name: str) -> RunData:
+        """The scalars and alerts of run ``name`` (empty when the run does not exist)."""
+        listing = self._provider.list_scalars(
+            self._ctx,
+            experiment_id=self._experiment,
+            plugin_name=SCALARS_PLUGIN,
+            run_tag_filter=provider.RunTagFilter(runs=[name]),
+        )
+        tags = [tag for tag in listing.get(name, {}) if tag.startswith(f"{TAG_ROOT}/")]
+        data = self._provider.read_scalars(
+            self._ctx,
+            experiment_id=self._experiment,
+            plugin_name=SCALARS_PLUGIN,
+            downsample=DOWNSAMPLE,
+            run_tag_filter=provider.RunTagFilter(runs=[name], tags=tags),
+        ).get(name, {})
+        scalars = series_from_mapping(
+            {tag: ([d.step for d in points], [d.value for d in points]) for tag, points in data.items()}
+        )
+        return RunData(name=name, scalars=scalars, alerts=parse_alerts(self._alert_texts(name)))
+
+    def _alert_texts(self, name: str) -> list[tuple[int, str]]:
+        texts = (
+            self._provider.read_tensors(
+                self._ctx,
+                experiment_id=self._experiment,
+                plugin_name=TEXT_PLUGIN,
+                downsample=DOWNSAMPLE,
+                run_tag_filter=provider.RunTagFilter(runs=[name], tags=[ALERTS_TEXT_TAG]),
+            )
+            .get(name, {})
+            .get(ALERTS_TEXT_TAG, [])
+        )
+        entries = []
+        for datum in texts:
+            for item in datum.numpy.reshape(-1):
+                entries.append((datum.step, item.decode("utf-8") if isinstance(item, bytes) else str(item)))
+        return entries
+
+    def kernel_images(self, name: str) -> list[KernelImage]:
+        """The NTK heatmap images of run ``name``, in step order."""
+        sequences = (
+            self._provider.read_blob_sequences(
+                self._ctx,
+                experiment_id=self._experiment,
+                plugin_name=IMAGES_PLUGIN,
+                downsample=DOWNSAMPLE,
+                run_tag_filter=provider.RunTagFilter(runs=[name], tags=[HEATMAP_TAG]),
+            )
+            .get(name, {})
+            .get(HEATMAP_TAG, [])
+        )
+        # An image summary's blobs are [width, height, png].
+        return [KernelImage(d.step, d.values[2].blob_key) for d in sequences if len(d.values) > 2]
+
+    def blob(self, blob_key: str) -> bytes:
+        """The bytes of a blob (a heatmap's PNG)."""
+        return self._provider.read_blob(self._ctx, blob_key=blob_key)
