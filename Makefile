@@ -5,16 +5,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.regimescope-installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test clean
+.PHONY: setup browser demo test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# torch first (the CPU build pinned here) unless one is already importable, then the project and its test extras.
+# torch first (the CPU build pinned here) unless one is already importable, then the project, its test extras and
+# the framework extras, so that the integration tests run instead of being skipped.
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test,report]"
+	$(PY) -m pip install --quiet -e ".[test,report,lightning,transformers,examples]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -22,7 +23,14 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/regimescope demo
 
-test: setup
+# Debian's chromium for the dashboard's browser tests (CI runs as root); where it cannot be installed those tests
+# are skipped with the reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium could not be installed: the dashboard's browser tests will be skipped"
+
+test: setup browser
 	$(PY) -m pytest -q
 
 clean:

@@ -13,10 +13,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from regimescope.alerts import Alert, AlertDispatcher, regime_shift
+from regimescope.alerts import (
+    Alert,
+    AlertDispatcher,
+    AlertRule,
+    AlertWatch,
+    ExplainedDrift,
+    Observation,
+    ProbeHalfNoise,
+    default_rules,
+    noise_tag,
+    non_finite_values,
+)
 from regimescope.capture import CaptureConfig, Need, Snapshot, capture, merged_needs
 from regimescope.capture.layers import default_feature_layers, default_pattern_layers, resolve_layers
-from regimescope.distributed import is_main_process
+from regimescope.conservation import DriftDiagnoser, diagnosis_markdown
+from regimescope.distributed import check_not_sharded, from_main_process, is_main_process
+from regimescope.forecast import Forecast, forecast_regime
+from regimescope.indicators.balance import BalanceIndicator, diagnosed_pairs
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.indicators.defaults import default_indicators
 from regimescope.ntk.implementation import parse_implementation
@@ -26,11 +40,13 @@ from regimescope.record import TAG_ROOT, Record, tag
 from regimescope.schedule import LogThenEvery, Schedule
 from regimescope.sinks import JsonlSink, Sink, TensorBoardSink
 from regimescope.unwrap import unwrap_model
-from regimescope.verdict import Verdict, next_label, richness_evidence, richness_score
+from regimescope.verdict import EXPLANATION_TAG, Verdict, explain, next_label, richness_evidence, richness_score
 
 logger = logging.getLogger(__name__)
 
 ALERTS_TAG = f"{TAG_ROOT}/alerts"
+DIAGNOSIS_TAG = tag("conservation", "diagnosis")
+FORECAST_TAG = tag("regime", "forecast")
 STATE_VERSION = 1
 
 _SNAPSHOT_FIELDS = {
@@ -82,6 +98,9 @@ class RegimeMonitor:
         schedule: A ``step -> bool`` callable replacing the default schedule.
         indicators: Indicators replacing :func:`~regimescope.indicators.defaults.default_indicators`.
         on_alert: Callables receiving each :class:`~regimescope.alerts.Alert`.
+        alert_rules: Alert rules replacing :func:`~regimescope.alerts.default_rules` (regime shift, kernel jump,
+            conservation broken, non-finite values); add e.g. ``regimescope.alerts.Threshold(tag, above=...)``.
+        stop_on: Alert kinds that set :attr:`stop_requested` (the framework adapters then stop training).
         strict: Raise errors from measurements instead of pausing.
         mode: Model behaviour during measurement: ``"eval"`` (default) or ``"train"`` (see ``empirical_ntk``).
         dtype: Compute dtype of kernels and features (float32 by default).
@@ -107,6 +126,8 @@ class RegimeMonitor:
         schedule: Schedule | None = None,
         indicators: Iterable[Indicator] | None = None,
         on_alert: Callable[[Alert], None] | Iterable[Callable[[Alert], None]] | None = None,
+        alert_rules: Iterable[AlertRule] | None = None,
+        stop_on: Iterable[str] = (),
         strict: bool = False,
         mode: str = "eval",
         dtype: torch.dtype = torch.float32,
@@ -134,6 +155,7 @@ class RegimeMonitor:
         if schedule is not None and not callable(schedule):
             raise TypeError(f"`schedule` must be a callable step -> bool; received {type(schedule).__name__}.")
         self.model = unwrap_model(model)
+        check_not_sharded(self.model)
         self.probe = probe
         self.optimizer = optimizer
         self.logdir = Path(logdir) if logdir is not None else None
@@ -142,7 +164,12 @@ class RegimeMonitor:
         self.indicators = list(indicators) if indicators is not None else default_indicators(heatmap_every)
         self._user_indicators = indicators is not None
         callbacks = [on_alert] if callable(on_alert) else list(on_alert or [])
-        self._alerts = AlertDispatcher(callbacks)
+        self._alerts = AlertDispatcher(callbacks, stop_on=stop_on)
+        self._watch = AlertWatch(default_rules() if alert_rules is None else alert_rules, strict=strict)
+        self._noise = ProbeHalfNoise()
+        self._explained = ExplainedDrift(())
+        self._diagnoser = DriftDiagnoser()
+        self._explained_state: dict[str, Any] | None = None
         self._extra_sinks = list(sinks or [])
         self._sinks: list[Sink] = []
         self.config = CaptureConfig(
@@ -158,6 +185,7 @@ class RegimeMonitor:
         self._init: Snapshot | None = None
         self._previous: Snapshot | None = None
         self._verdict: Verdict | None = None
+        self._forecast: Forecast | None = None
         self._history: list[Record] = []
         self._optimizer_steps = 0
         self._last_measured: int | None = None
@@ -184,6 +212,12 @@ class RegimeMonitor:
         resolve_layers(self.model, self.config.feature_layers, "layers")
         self._setup_indicators()
         self._needs = merged_needs(self.indicators)
+        self._diagnoser = DriftDiagnoser(diagnosed_pairs(self._context))
+        tracked = self._context.extras.get(BalanceIndicator.name, ()) if self.optimizer is not None else ()
+        self._explained = ExplainedDrift([(item.pair, item.rates) for item in tracked])
+        self._explained.start(self.model)
+        if self._explained_state is not None:
+            self._explained.load_state_dict(self._explained_state)
         if is_main_process():
             self._sinks = self._make_sinks()
         if self.optimizer is not None:
@@ -191,8 +225,29 @@ class RegimeMonitor:
         self._attached = True
         self._started = time.perf_counter()
         if self._init is None:
+            self._make_forecast()
             self._safe_measure(0)
         return self
+
+    def _make_forecast(self) -> None:
+        """Forecast the regime from the initialisation (rank 0) and log it; the first verdict's record carries it."""
+        if not is_main_process():
+            return
+        try:
+            self._forecast = forecast_regime(
+                self.model,
+                self.probe,
+                learning_rates=learning_rates(self.model, self.optimizer),
+                output_fn=self.config.output_fn,
+                mode=self.config.mode,
+                dtype=self.config.dtype,
+            )
+        except Exception:
+            if self.strict:
+                raise
+            logger.exception("regimescope: the step-0 forecast failed; monitoring goes on without it.")
+            return
+        logger.info("regimescope %s", self._forecast.markdown())
 
     def _validate_model(self) -> None:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -238,6 +293,7 @@ class RegimeMonitor:
     # ------------------------------------------------------------------------------------------- measuring
     def _after_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self._optimizer_steps += 1
+        self._explained.observe(optimizer)
         self.step(self._optimizer_steps)
 
     def step(self, global_step: int | None = None) -> Verdict | None:
@@ -266,27 +322,59 @@ class RegimeMonitor:
             return None
 
     def measure(self, step: int) -> Verdict | None:
-        """Measure now, whatever the schedule says, and return the verdict (``None`` without kernel evidence)."""
+        """Measure now, whatever the schedule says, and return the verdict (``None`` without kernel evidence).
+
+        In a distributed job every rank calls it (:meth:`step` and the optimizer hook do): rank 0 measures, and its
+        record, verdict and alerts reach every rank, so all ranks keep the same history and verdict, deliver the
+        same alerts (``on_alert`` callables run on every rank) and agree on :attr:`stop_requested`. Only rank 0
+        holds the step-0 references and writes.
+        """
+        record, verdict, alerts = from_main_process(lambda: self._measure_here(step))
+        if not is_main_process():
+            if verdict is not None:
+                self._verdict = verdict
+            for alert in alerts:
+                self._alerts.dispatch(alert)
+        self._last_measured = step
+        self._history.append(record)
+        self._write(record)
+        return verdict
+
+    def _measure_here(self, step: int) -> tuple[Record, Verdict | None, list[Alert]]:
+        """Capture, indicators, verdict and alert rules at ``step`` on this process (rank 0 in a distributed job)."""
         start = time.perf_counter()
         self._context.learning_rates = learning_rates(self.model, self.optimizer)
         snapshot = capture(self.model, self.probe, self._needs, self.config, step)
         if self._init is None:
             self._init = _retained(snapshot, self._retain[Reference.INIT])
         references = {Reference.INIT: self._init, Reference.PREVIOUS: self._previous, Reference.NONE: None}
-        record = Record(step)
-        for indicator in self.indicators:
+        record = Record(step, scalars=non_finite_values(snapshot))
+        finite = not record.scalars  # a diverged model: report what is not finite, skip indicators and verdict
+        for indicator in self.indicators if finite else ():
             record.merge(indicator.compute(snapshot, references[indicator.reference], self._context))
         verdict = self._judge(record)
-        self._previous = _retained(snapshot, self._retain[Reference.PREVIOUS])
-        self._last_measured = step
+        alerts = self._alert(record, snapshot, verdict)
+        if finite and step > 0:
+            self._diagnose(record, snapshot)
+        if finite:
+            self._previous = _retained(snapshot, self._retain[Reference.PREVIOUS])
         elapsed = time.perf_counter() - start
         self._time_measuring += elapsed
         wall = max(time.perf_counter() - self._started, elapsed)
         record.scalars[tag("cost", "seconds")] = elapsed
         record.scalars[tag("cost", "fraction")] = self._time_measuring / wall
-        self._history.append(record)
-        self._write(record)
-        return verdict
+        return record, verdict, alerts
+
+    def _diagnose(self, record: Record, snapshot: Snapshot) -> None:
+        """Name what moved each pair's balance since step 0, as text under ``regimescope/conservation/diagnosis``."""
+        prefix = tag("balance_explained", "")
+        explained = {name[len(prefix):]: v for name, v in record.scalars.items() if name.startswith(prefix)}
+        found = self._diagnoser.diagnose(
+            self._init.weights, snapshot.weights, steps=record.step, optimizer=self.optimizer, model=self.model,
+            explained=explained,
+        )
+        if found:
+            record.texts[DIAGNOSIS_TAG] = diagnosis_markdown(found, record.step)
 
     def _judge(self, record: Record) -> Verdict | None:
         score = richness_score(record.scalars)
@@ -297,12 +385,29 @@ class RegimeMonitor:
         verdict = Verdict(step=record.step, score=score, label=label, evidence=richness_evidence(record.scalars))
         record.scalars[tag("regime", "score")] = score
         record.scalars[tag("regime", "label")] = float(verdict.label_index)
-        alert = regime_shift(previous, verdict)
-        if alert is not None:
-            record.texts[ALERTS_TAG] = alert.markdown()
-            self._alerts.dispatch(alert)
+        record.texts[EXPLANATION_TAG] = explain(verdict, record.scalars, self._forecast_line())
+        if previous is None and self._forecast is not None:
+            record.texts[FORECAST_TAG] = self._forecast.markdown()
         self._verdict = verdict
         return verdict
+
+    def _forecast_line(self) -> str | None:
+        if self._forecast is None or self._forecast.label is None:
+            return None
+        return f"Forecast at step 0: {self._forecast.label} ({self._forecast.reasons[0]})"
+
+    def _alert(self, record: Record, snapshot: Snapshot, verdict: Verdict | None) -> list[Alert]:
+        """Add noise estimates and explained drifts to ``record``, run the alert rules, deliver and return the alerts."""
+        noise = self._noise.estimate(snapshot, self._init, self._previous)
+        noise.update(self._explained.noise(snapshot.weights))
+        record.scalars.update(self._explained.scalars())
+        record.scalars.update({noise_tag(name): value for name, value in noise.items()})
+        alerts = self._watch.evaluate(Observation(record.step, dict(record.scalars), noise, verdict))
+        if alerts:
+            record.texts[ALERTS_TAG] = "\n\n".join(alert.markdown() for alert in alerts)
+        for alert in alerts:
+            self._alerts.dispatch(alert)
+        return alerts
 
     def _write(self, record: Record) -> None:
         for sink in self._sinks:
@@ -320,9 +425,36 @@ class RegimeMonitor:
         return self._verdict
 
     @property
+    def forecast(self) -> Forecast | None:
+        """The step-0 forecast (lazy / rich / delayed-rich and its reasons); ``None`` before :meth:`attach`, after a
+        failure, on ranks other than 0, and in a run resumed from a checkpoint (it is made at initialisation)."""
+        return self._forecast
+
+    def explain(self) -> str:
+        """Which indicators drove the current label, as short markdown.
+
+        Names the label and its meaning, each kernel evidence's value and which one drove the score, the
+        indicators outside the score worth reading next to it (a changed representation next to a lazy kernel,
+        theory.md 5.5; a layer that turned but carries little of the kernel; flipped activation patterns), and the
+        step-0 forecast. The same text is written at every measurement as ``regimescope/regime/explanation``.
+        """
+        scalars = next((r.scalars for r in reversed(self._history) if tag("regime", "score") in r.scalars), {})
+        return explain(self._verdict, scalars, self._forecast_line())
+
+    @property
     def history(self) -> list[Record]:
         """Every record of this run, in order (images included for this process's measurements)."""
         return list(self._history)
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether an alert of a ``stop_on`` kind asked training to stop (adapters stop the trainer on it)."""
+        return self._alerts.stop_requested
+
+    @property
+    def stop_reason(self) -> Alert | None:
+        """The alert that asked training to stop, or ``None``."""
+        return self._alerts.stop_reason
 
     @property
     def paused(self) -> bool:
@@ -339,6 +471,7 @@ class RegimeMonitor:
             "history": [record.to_json() for record in self._history],
             "optimizer_steps": self._optimizer_steps,
             "last_measured": self._last_measured,
+            "explained_drift": self._explained.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -358,6 +491,7 @@ class RegimeMonitor:
         self._history = [Record.from_json(r) for r in state["history"]]
         self._optimizer_steps = int(state["optimizer_steps"])
         self._last_measured = state["last_measured"]
+        self._explained_state = state.get("explained_drift")
 
     # --------------------------------------------------------------------------------------------- closing
     def close(self) -> None:

@@ -12,7 +12,7 @@ from torch import nn
 
 from regimescope.conservation.learning_rates import PairRates
 from regimescope.conservation.pairs import LayerPair
-from regimescope.conservation.quantities import unit_scales, unit_squares
+from regimescope.conservation.quantities import unit_scales, unit_squares, weighted_squares
 from regimescope.record import tag
 
 logger = logging.getLogger(__name__)
@@ -112,13 +112,8 @@ class ExplainedDrift:
             if not all(name in steps for name in pair.parameter_names):
                 continue
             squares = unit_squares(pair, steps)
-            if rates is None:
-                bound = squares.outgoing + squares.incoming + squares.bias
-            else:
-                in_bias = rates.in_bias if rates.in_bias is not None else 1.0
-                bound = (
-                    squares.outgoing / rates.out_weight + squares.incoming / rates.in_weight + squares.bias / in_bias
-                )
+            outgoing, incoming = weighted_squares(squares, rates)
+            bound = outgoing + incoming
             self._budgets[pair.name] += bound.cpu()
 
     def scalars(self) -> dict[str, float]:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from regimescope.conservation.attention import find_attention_pairs
+from regimescope.conservation.balance_pair import BalancePair
 from regimescope.conservation.discovery import find_layer_pairs
 from regimescope.conservation.learning_rates import LearningRates, pair_rates, resolve_learning_rates
-from regimescope.conservation.pairs import LayerPair
+from regimescope.conservation.pairs import Break
 from regimescope.conservation.quantities import balance_matrix, unit_balances, unit_deltas, unit_squares
 
 
@@ -23,10 +25,12 @@ class LayerBalance:
             ``|a_k|^2 - |w_k|^2 - b_k^2`` with equal rates). ``> 0`` upstream, ``0`` balanced, ``< 0`` downstream.
         rho: ``rho_k = delta_k / s_k`` per unit in ``[-1, 1]``, ``s_k`` the matching sum of squares.
         matrix: ``Delta = W_out^T W_out / eta_out - W_in W_in^T / eta_in`` (bias as an extra input column) for a
-            Linear-Linear pair, else ``None``; its diagonal is ``delta``.
+            Linear-Linear pair, block diagonal per head for attention pairs, else ``None``; its diagonal is
+            ``delta``.
         conserved: Whether ``delta`` is conserved under gradient flow for this pair.
         reason: Why it is not (empty when conserved).
         matrix_conserved: Whether the whole ``matrix`` is conserved (only linear ops between the layers).
+        breaks: Why ``delta`` is not conserved, one cause per kind of op met (empty when conserved).
     """
 
     delta: torch.Tensor
@@ -35,13 +39,23 @@ class LayerBalance:
     conserved: bool
     reason: str
     matrix_conserved: bool
+    breaks: frozenset[Break] = frozenset()
+
+
+def find_pairs(model: nn.Module) -> list[BalancePair]:
+    """Every pair with a balance: layer pairs found by ``torch.fx`` tracing, then attention heads.
+
+    Raises:
+        ValueError: When the model cannot be traced (the message says how to name pairs by hand).
+    """
+    return [*find_layer_pairs(model), *find_attention_pairs(model)]
 
 
 def conserved_quantities(
     model: nn.Module,
     lrs: LearningRates = None,
     *,
-    pairs: Sequence[LayerPair] | None = None,
+    pairs: Sequence[BalancePair] | None = None,
     matrices: bool = True,
 ) -> dict[str, LayerBalance]:
     """Per-unit and matrix layer-balance conserved quantities of every layer pair of ``model``.
@@ -55,9 +69,10 @@ def conserved_quantities(
         model: The model (its current parameters are read, not changed).
         lrs: ``None`` or a number (equal rates), a dict ``parameter name -> lr``, or an optimizer whose param
             groups give per-parameter rates.
-        pairs: The pairs to evaluate; by default :func:`~regimescope.conservation.discovery.find_layer_pairs`.
-            Pass them for models ``torch.fx`` cannot trace (build them with
-            :func:`~regimescope.conservation.pairs.layer_pair`).
+        pairs: The pairs to evaluate; by default :func:`find_pairs` (layer pairs, norm-affine pairs, attention
+            heads). Pass them for models ``torch.fx`` cannot trace (build them with
+            :func:`~regimescope.conservation.pairs.layer_pair` and
+            :func:`~regimescope.conservation.attention.attention_pairs`).
         matrices: Whether to compute the ``(units, units)`` matrices of Linear-Linear pairs.
 
     Returns:
@@ -69,7 +84,7 @@ def conserved_quantities(
         TypeError: When ``lrs`` has an unsupported type.
     """
     rates = resolve_learning_rates(model, lrs)
-    chosen = find_layer_pairs(model) if pairs is None else list(pairs)
+    chosen = find_pairs(model) if pairs is None else list(pairs)
     params = dict(model.named_parameters())
     weights = {name: param.detach() for name, param in params.items()}
     result: dict[str, LayerBalance] = {}
@@ -84,5 +99,6 @@ def conserved_quantities(
             conserved=pair.conserved,
             reason=pair.reason,
             matrix_conserved=pair.matrix_conserved,
+            breaks=pair.breaks,
         )
     return result

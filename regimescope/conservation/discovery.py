@@ -19,12 +19,13 @@ from typing import Literal
 
 from torch import fx, nn
 
-from regimescope.conservation.ops import OpInfo, OpKind, classify
-from regimescope.conservation.pairs import LAYER_TYPES, LayerPair, layer_pair
+from regimescope.conservation.ops import CAUSES, OpInfo, OpKind, classify
+from regimescope.conservation.pairs import LAST_AXIS_NORMS, LAYER_TYPES, Break, LayerPair, affine_norm, layer_pair
 
 logger = logging.getLogger(__name__)
 
 _FAN_OUT = "splits each unit's outgoing weights over several consumers: this pair's delta_k alone is not conserved"
+_BREAK_OF = {**CAUSES, _FAN_OUT: Break.FAN_OUT}
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,25 @@ def _fan_out_label(node: fx.Node, consumers: list[fx.Node]) -> str:
     return f"the fan-out of {node.name!r} to {len(consumers)} consumers ({names})"
 
 
-def _follow(node: fx.Node, path: _Path, modules: dict[str, nn.Module]) -> Iterator[tuple[fx.Node, _Path]]:
-    """Yield every layer node reached from ``node`` with the path state on arrival."""
+def _norm_start(module: nn.Module, path: _Path) -> _Path | None:
+    """The path starting at a norm layer met on ``path``, when the norm's affine acts per unit on its units."""
+    if not affine_norm(module):
+        return None
+    if isinstance(module, LAST_AXIS_NORMS):
+        return _Path(axis="last", spatial=0) if path.axis == "last" and len(module.normalized_shape) == 1 else None
+    if path.axis == "channel" or (path.axis == "last" and path.spatial == 0):
+        return _Path(axis=path.axis, spatial=path.spatial)
+    return None
+
+
+def _follow(
+    node: fx.Node, path: _Path, modules: dict[str, nn.Module], norms: dict[fx.Node, _Path]
+) -> Iterator[tuple[fx.Node, _Path]]:
+    """Yield every layer node reached from ``node`` with the path state on arrival.
+
+    Norm layers met on the way, whose affine acts on the path's units, are added to ``norms`` with the path
+    they start (their ``(gamma, beta)`` pair with the layers after them).
+    """
     consumers = _consumers(node, modules)
     if len(consumers) > 1:
         path = dataclasses.replace(path, breaks=(*path.breaks, (_fan_out_label(node, consumers), _FAN_OUT)))
@@ -111,12 +129,16 @@ def _follow(node: fx.Node, path: _Path, modules: dict[str, nn.Module]) -> Iterat
         if info.kind is OpKind.LAYER:
             yield user, path
             continue
+        if user.op == "call_module" and info.kind is OpKind.BREAKS:
+            start = _norm_start(modules[str(user.target)], path)
+            if start is not None:
+                norms.setdefault(user, start)
         after = path.through(info)
         if after is None:
             if user.op != "output":
                 logger.debug("Path from %r ends at %s: unit mapping unknown, no pair.", node.name, info.label)
             continue
-        yield from _follow(user, after, modules)
+        yield from _follow(user, after, modules, norms)
 
 
 def _reads_units(path: _Path, layer_in: nn.Module, layer_out: nn.Module) -> bool:
@@ -145,20 +167,42 @@ def _reasons(in_name: str, out_name: str, breaks: tuple[tuple[str, str], ...], s
     return list(dict.fromkeys(reasons))
 
 
+def _causes(breaks: tuple[tuple[str, str], ...], shared: list[str]) -> frozenset[Break]:
+    causes = {_BREAK_OF[explanation] for _, explanation in breaks}
+    return frozenset(causes | ({Break.SHARED} if shared else set()))
+
+
+@dataclass
+class _Found:
+    """What the paths between one (incoming, outgoing) pair of layers met, merged."""
+
+    reasons: list[str]
+    causes: frozenset[Break]
+    linear: bool
+
+
 def find_layer_pairs(model: nn.Module) -> list[LayerPair]:
     """Find every (incoming, outgoing) ``Linear``/``Conv`` pair joined through hidden units.
 
     Conserved pairs have only positively 1-homogeneous, unit-preserving ops between them: ReLU, LeakyReLU, PReLU,
     identity, ``abs``, max/average pooling, dropout, scaling by a constant, flatten/reshape/view, and spatial
-    ``mean``/``sum``/``amax`` after a convolution. A deep MLP gives one pair per hidden layer. A convolution read by
-    a ``Linear`` through a flatten pairs channel ``c`` with the columns reading that channel's positions.
+    ``mean``/``sum``/``amax`` after a convolution. A deep MLP gives one pair per hidden layer, a CNN one per
+    convolution read by the next, a residual block ``x + fc2(relu(fc1(x)))`` the pair ``fc1-fc2`` of its inner units.
+    A convolution read by a ``Linear`` through a flatten pairs channel ``c`` with the columns reading that channel's
+    positions.
+
+    A norm layer with a per-unit affine (BatchNorm, GroupNorm, InstanceNorm after a layer; LayerNorm or RMSNorm
+    anywhere on the last dimension) makes the layer before it scale-invariant; its ``(gamma_k, beta_k)`` are then
+    the incoming side of a pair with the layer reading its units (theory.md section 2).
 
     Pairs with anything else between (tanh, GELU, SiLU, sigmoid, softmax, BatchNorm/LayerNorm, residual
-    additions, a unit feeding two consumers, a module called twice) are reported with ``conserved=False`` and a
-    reason naming the op. Pairs reading a parameter with ``requires_grad=False`` are reported with
-    ``conserved=False`` (see :func:`~regimescope.conservation.pairs.layer_pair`). Wrapped models (DDP,
-    ``DataParallel``, ``torch.compile``) are traced through; names keep the wrapper's prefix so that they match
-    ``model.named_parameters()``. Tensors are assumed batch-first.
+    additions, a unit feeding two consumers, a module called twice) are reported with ``conserved=False``, a
+    reason naming the op and its :class:`~regimescope.conservation.pairs.Break` causes. Pairs reading a parameter
+    with ``requires_grad=False`` are reported with ``conserved=False`` (see
+    :func:`~regimescope.conservation.pairs.layer_pair`). Wrapped models (DDP, ``DataParallel``, ``torch.compile``)
+    are traced through; names keep the wrapper's prefix so that they match ``model.named_parameters()``. Tensors
+    are assumed batch-first. Attention heads are found by
+    :func:`~regimescope.conservation.attention.find_attention_pairs`.
 
     Args:
         model: The model (it is traced, not run; it is left unchanged).
@@ -172,34 +216,50 @@ def find_layer_pairs(model: nn.Module) -> list[LayerPair]:
     inner, prefix = _unwrap(model)
     graph_module = _trace(inner)
     modules = dict(graph_module.named_modules())
-    layer_nodes = [
-        node
-        for node in graph_module.graph.nodes
-        if node.op == "call_module" and isinstance(modules[str(node.target)], LAYER_TYPES)
-    ]
-    calls = Counter(str(node.target) for node in layer_nodes)
-    found: dict[tuple[str, str], tuple[list[str], bool]] = {}
-    for node in layer_nodes:
+    module_nodes = [node for node in graph_module.graph.nodes if node.op == "call_module"]
+    last = _Path(axis="last", spatial=0)
+    layers = [node for node in module_nodes if isinstance(modules[str(node.target)], LAYER_TYPES)]
+    starts = {node: _start(modules[str(node.target)]) for node in layers}
+    norms = {  # LayerNorm/RMSNorm start pairs wherever they are; channel norms only when met after a layer
+        node: last
+        for node in module_nodes
+        if isinstance(modules[str(node.target)], LAST_AXIS_NORMS) and _norm_start(modules[str(node.target)], last)
+    }
+    calls = Counter(str(node.target) for node in module_nodes)
+    found: dict[tuple[str, str], _Found] = {}
+    pending = list(starts.items())
+    seen: set[fx.Node] = set()
+    while pending:
+        node, start = pending.pop(0)
+        seen.add(node)
         in_target = str(node.target)
-        for end, path in _follow(node, _start(modules[in_target]), modules):
+        for end, path in _follow(node, start, modules, norms):
             out_target = str(end.target)
             if not _reads_units(path, modules[in_target], modules[out_target]):
                 logger.debug("%s does not read the units of %s in a known layout; no pair.", out_target, in_target)
                 continue
             shared = [t for t in (in_target, out_target) if calls[t] > 1]
             reasons = _reasons(prefix + in_target, prefix + out_target, path.breaks, shared)
-            known, linear = found.get((in_target, out_target), ([], True))
-            found[(in_target, out_target)] = (list(dict.fromkeys(known + reasons)), linear and path.linear)
+            known = found.get((in_target, out_target), _Found([], frozenset(), True))
+            found[(in_target, out_target)] = _Found(
+                list(dict.fromkeys(known.reasons + reasons)),
+                known.causes | _causes(path.breaks, shared),
+                known.linear and path.linear,
+            )
+        if not pending:
+            pending = [(n, p) for n, p in norms.items() if n not in seen]
+    order = {node.target: index for index, node in enumerate(module_nodes)}
     pairs = []
-    for (in_target, out_target), (reasons, linear) in found.items():
+    for (in_target, out_target), merged in sorted(found.items(), key=lambda item: order[item[0][0]]):
         pairs.append(
             layer_pair(
                 model,
                 prefix + in_target,
                 prefix + out_target,
-                conserved=not reasons,
-                reason="; ".join(reasons),
-                matrix_conserved=not reasons and linear,
+                conserved=not merged.reasons,
+                reason="; ".join(merged.reasons),
+                matrix_conserved=not merged.reasons and merged.linear,
+                breaks=merged.causes,
             )
         )
     return pairs

@@ -16,7 +16,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from regimescope.conservation.pairs import LayerPair
+from regimescope.conservation.balance_pair import BalancePair
 
 LearningRates = Optional[Union[float, Mapping[str, float], torch.optim.Optimizer]]  # Union: evaluated at runtime on 3.9
 """What ``lrs=`` accepts: ``None`` or a number (equal rates), ``parameter name -> lr``, or an optimizer."""
@@ -30,11 +30,13 @@ class PairRates:
         in_weight: Rate of the incoming weight (``eta_in``).
         in_bias: Rate of the incoming bias (``None`` when the layer has none).
         out_weight: Rate of the outgoing weight (``eta_out``).
+        out_bias: Rate of the outgoing-side bias (attention ``qk`` pairs: the query bias); ``None`` for layer pairs.
     """
 
     in_weight: float
     in_bias: float | None
     out_weight: float
+    out_bias: float | None = None
 
 
 def _check_rate(name: str, value: object, source: str) -> float:
@@ -110,11 +112,11 @@ def resolve_learning_rates(model: nn.Module, lrs: LearningRates) -> dict[str, fl
     )
 
 
-def pair_rates(pair: LayerPair, rates: Mapping[str, float] | None) -> PairRates | None:
+def pair_rates(pair: BalancePair, rates: Mapping[str, float] | None) -> PairRates | None:
     """The rates of one pair's parameters, or ``None`` when they are all equal (plain form).
 
     Args:
-        pair: The layer pair.
+        pair: The layer (or attention head) pair.
         rates: ``parameter name -> lr`` (``None`` or empty: equal rates).
 
     Returns:
@@ -138,4 +140,5 @@ def pair_rates(pair: LayerPair, rates: Mapping[str, float] | None) -> PairRates 
         in_weight=rates[pair.in_weight],
         in_bias=rates[pair.in_bias] if pair.in_bias is not None else None,
         out_weight=rates[pair.out_weight],
+        out_bias=rates[pair.out_bias] if pair.out_bias is not None else None,
     )

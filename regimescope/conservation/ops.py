@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from regimescope.conservation.pairs import LAYER_TYPES
+from regimescope.conservation.pairs import LAYER_TYPES, Break
 
 
 class OpKind(enum.Enum):
@@ -65,6 +65,11 @@ class OpInfo:
     dims: tuple[int, ...] = ()
     keepdim: bool = False
 
+    @property
+    def cause(self) -> Break | None:
+        """Why the op breaks conservation (``None`` when it does not)."""
+        return CAUSES.get(self.explanation)
+
 
 _NOT_HOMOGENEOUS = "is not positively homogeneous: delta_k has no conservation meaning"
 _MIXES_UNITS = "normalises across units: delta_k has no conservation meaning"
@@ -75,6 +80,15 @@ _NORM = (
 _RESIDUAL = "mixes a second input into each unit (residual addition): delta_k is not conserved"
 _CONSTANT_SHIFT = "shifts each unit by a constant, which breaks positive homogeneity: delta_k is not conserved"
 _GATING = "multiplies or divides each unit by another tensor (gating/normalisation): delta_k is not conserved"
+CAUSES = {
+    _NOT_HOMOGENEOUS: Break.NON_HOMOGENEOUS,
+    _MIXES_UNITS: Break.MIXES_UNITS,
+    _NORM: Break.NORMALISATION,
+    _RESIDUAL: Break.RESIDUAL,
+    _CONSTANT_SHIFT: Break.CONSTANT_SHIFT,
+    _GATING: Break.GATING,
+}
+"""The cause behind each explanation an op can give."""
 
 _HOMOGENEOUS_MODULES: tuple[type[nn.Module], ...] = (
     nn.ReLU,

@@ -1,8 +1,10 @@
-"""A layer pair joined through hidden units, and how each unit's outgoing weights are laid out."""
+"""A layer pair joined through hidden units, and how each unit's incoming and outgoing weights are laid out."""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,8 +14,69 @@ from torch import nn
 LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 """Modules whose outputs are hidden units (rows of the weight) and whose inputs are read by weight columns."""
 
-LayerKind = Literal["linear", "conv"]
+NORM_TYPES: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.GroupNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+    nn.LayerNorm,
+    *(getattr(nn, name) for name in ("RMSNorm",) if hasattr(nn, name)),  # torch >= 2.4
+)
+"""Normalisation modules whose per-unit affine ``(gamma_k, beta_k)`` can be the incoming side of a pair."""
+
+LAST_AXIS_NORMS: tuple[type[nn.Module], ...] = (nn.LayerNorm, *(getattr(nn, n) for n in ("RMSNorm",) if hasattr(nn, n)))
+"""Norms acting on the last dimension (their units are the last axis); the others act on channels (dimension 1)."""
+
+LayerKind = Literal["linear", "conv", "norm"]
 ColumnLayout = Literal["block", "stride"]
+Rows = dict[str, torch.Tensor]
+"""``role -> (units, m)`` float64 rows of one unit's parameters; roles ``out_weight``, ``out_bias``, ``in_weight``,
+``in_bias`` (the names of :class:`~regimescope.conservation.learning_rates.PairRates`)."""
+
+
+class Break(enum.Enum):
+    """Why a pair's ``delta_k`` is not conserved."""
+
+    NON_HOMOGENEOUS = "non-homogeneous"
+    """A non-homogeneous activation (tanh, GELU, SiLU, ...): ``delta_k`` drifts at first order."""
+    MIXES_UNITS = "mixes units"
+    """An op mixing units (softmax)."""
+    NORMALISATION = "normalisation"
+    """A norm layer: the incoming weights are scale-invariant; the conserved pair is the norm's affine."""
+    CONSTANT_SHIFT = "constant shift"
+    """A constant added to each unit."""
+    GATING = "gating"
+    """Units multiplied or divided by another tensor."""
+    RESIDUAL = "residual"
+    """A residual addition mixes a second input into each unit."""
+    FAN_OUT = "fan-out"
+    """A unit feeds several consumers, so its outgoing weights are split."""
+    SHARED = "shared"
+    """A layer is called more than once (weight sharing)."""
+    FROZEN = "frozen"
+    """A parameter of the pair does not train."""
+    UNMODELLED = "unmodelled"
+    """The symmetry also moves parameters ``delta_k`` leaves out (attention's ``add_bias_kv``)."""
+
+
+def read_weight(pair_name: str, weights: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
+    """``weights[name]`` detached in float64 (on CPU for MPS tensors).
+
+    Raises:
+        ValueError: When ``name`` is missing (the message names the pair that needs it).
+    """
+    if name not in weights:
+        raise ValueError(
+            f"weights has no entry {name!r}, needed by pair {pair_name}; expected the names of "
+            "model.named_parameters(). Frozen parameters are absent from snapshots: leave such pairs out."
+        )
+    tensor = weights[name]
+    device = tensor.device if tensor.device.type != "mps" else torch.device("cpu")
+    return tensor.detach().to(device=device, dtype=torch.float64)
 
 
 @dataclass(frozen=True)
@@ -21,8 +84,8 @@ class LayerPair:
     """An incoming layer and the outgoing layer that reads its units.
 
     Unit ``k`` is output ``k`` of the incoming layer (row ``k`` of its weight and entry ``k`` of its bias; for a
-    convolution, output channel ``k``). Its outgoing weights ``a_k`` are every weight of the outgoing layer that
-    reads it:
+    convolution, output channel ``k``; for a norm layer, its affine ``(gamma_k, beta_k)``). Its outgoing weights
+    ``a_k`` are every weight of the outgoing layer that reads it:
 
     - outgoing ``Linear``: ``positions`` columns per unit. ``"block"`` layout (a convolution flattened channel-first):
       columns ``k * positions ... (k + 1) * positions - 1``; ``"stride"`` layout (a linear layer's last dimension
@@ -32,7 +95,7 @@ class LayerPair:
     Attributes:
         in_name: Qualified name of the incoming module (as in ``model.named_modules()``).
         out_name: Qualified name of the outgoing module.
-        in_kind: ``"linear"`` or ``"conv"``.
+        in_kind: ``"linear"``, ``"conv"`` or ``"norm"`` (a norm layer's affine ``(gamma, beta)``, theory.md section 2).
         out_kind: ``"linear"`` or ``"conv"``.
         units: Number of hidden units (incoming layer outputs).
         has_bias: Whether the incoming layer has a bias (its ``b_k`` enter ``delta_k``).
@@ -43,6 +106,7 @@ class LayerPair:
         reason: Why it is not (empty when ``conserved``).
         matrix_conserved: Whether the whole matrix ``Delta`` is conserved (only linear, unit-mixing-equivariant
             ops such as identity, flatten or scaling by a constant lie between); with ReLU only its diagonal is.
+        breaks: Why ``delta_k`` is not conserved, one cause per kind of op met (empty when conserved).
     """
 
     in_name: str
@@ -57,6 +121,7 @@ class LayerPair:
     conserved: bool = True
     reason: str = ""
     matrix_conserved: bool = False
+    breaks: frozenset[Break] = frozenset()
 
     @property
     def name(self) -> str:
@@ -79,6 +144,11 @@ class LayerPair:
         return f"{self.out_name}.weight"
 
     @property
+    def out_bias(self) -> None:
+        """Always ``None``: the outgoing layer's bias belongs to no ``delta_k``."""
+        return None
+
+    @property
     def parameter_names(self) -> tuple[str, ...]:
         """Every parameter the pair's quantities read."""
         names = [self.in_weight, self.out_weight]
@@ -86,8 +156,43 @@ class LayerPair:
             names.insert(1, self.in_bias)
         return tuple(names)
 
+    @property
+    def matrix_blocks(self) -> int | None:
+        """Diagonal blocks of the matrix form: 1 for a Linear-Linear pair with one column per unit, else ``None``."""
+        if self.in_kind == "linear" and self.out_kind == "linear" and self.positions == 1:
+            return 1
+        return None
+
+    def unit_rows(self, weights: Mapping[str, torch.Tensor]) -> Rows:
+        """Each unit's parameters as float64 rows by role (see :data:`Rows`).
+
+        Raises:
+            ValueError: When a parameter is missing or its shape does not match the pair.
+        """
+        w_in = read_weight(self.name, weights, self.in_weight)
+        if w_in.shape[0] != self.units:
+            raise ValueError(
+                f"Incoming weight {self.in_weight} has {w_in.shape[0]} rows; expected {self.units} units. Pass the "
+                "weights of the model the pair was found on."
+            )
+        rows = {
+            "out_weight": outgoing_weights(self, read_weight(self.name, weights, self.out_weight)),
+            "in_weight": w_in.reshape(self.units, -1),
+        }
+        if self.in_bias is not None:
+            rows["in_bias"] = read_weight(self.name, weights, self.in_bias).reshape(self.units, 1)
+        return rows
+
+
+def affine_norm(module: nn.Module) -> bool:
+    """Whether ``module`` is a norm layer with a per-unit affine weight ``gamma`` (one entry per unit)."""
+    weight = getattr(module, "weight", None)
+    return isinstance(module, NORM_TYPES) and isinstance(weight, torch.Tensor) and weight.dim() == 1
+
 
 def _layer(model: nn.Module, name: str, role: str) -> nn.Module:
+    norms = role == "incoming"
+    accepted = "Linear/Conv or affine norm" if norms else "Linear/Conv"
     try:
         module = model.get_submodule(name)
     except AttributeError as exc:
@@ -96,16 +201,20 @@ def _layer(model: nn.Module, name: str, role: str) -> nn.Module:
             f"The {role} layer {name!r} is not a submodule of the model; expected one of {candidates} "
             "(names as in model.named_modules())."
         ) from exc
-    if not isinstance(module, LAYER_TYPES):
+    if not isinstance(module, LAYER_TYPES) and not (norms and affine_norm(module)):
+        alternative = " or a norm layer with a per-unit affine" if norms else ""
         raise ValueError(
             f"The {role} layer {name!r} is a {type(module).__name__}; expected one of "
-            f"{[t.__name__ for t in LAYER_TYPES]}. Pair the Linear/Conv layers on either side of the hidden units."
+            f"{[t.__name__ for t in LAYER_TYPES]}{alternative}. Pair the {accepted} layers on either side of the "
+            "hidden units."
         )
     return module
 
 
 def _kind(module: nn.Module) -> LayerKind:
-    return "linear" if isinstance(module, nn.Linear) else "conv"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    return "norm" if isinstance(module, NORM_TYPES) else "conv"
 
 
 def _frozen_reason(model: nn.Module, names: tuple[str, ...]) -> str:
@@ -127,12 +236,16 @@ def layer_pair(
     conserved: bool = True,
     reason: str = "",
     matrix_conserved: bool = False,
+    breaks: frozenset[Break] = frozenset(),
 ) -> LayerPair:
     """Build the pair of two layers, inferring the unit layout from their shapes.
 
     Use it to name pairs by hand (``pairs=``) when a model cannot be traced. An outgoing ``Linear`` reading ``P``
-    columns per unit is taken to read a flattened tensor: a convolution's channels in ``"block"`` layout
-    (``x.flatten(1)`` of ``(n, C, *spatial)``), a linear layer's units in ``"stride"`` layout.
+    columns per unit is taken to read a flattened tensor: a convolution's (or a channel norm's) channels in
+    ``"block"`` layout (``x.flatten(1)`` of ``(n, C, *spatial)``), a linear layer's (or a LayerNorm's) units in
+    ``"stride"`` layout. The incoming layer may be a norm layer with a per-unit affine (BatchNorm, LayerNorm,
+    GroupNorm, ...): its ``(gamma_k, beta_k)`` with the outgoing weights form the conserved pair when the norm sits
+    between a linear map and a homogeneous activation (theory.md section 2).
 
     Parameters with ``requires_grad=False`` make the pair non-conserved: a frozen layer cannot take part in the
     rescaling symmetry, and snapshots (which hold trainable parameters only) do not carry its weights.
@@ -144,6 +257,7 @@ def layer_pair(
         conserved: Whether only positively homogeneous ops lie between (``delta_k`` is conserved).
         reason: Why the pair is not conserved (required when ``conserved`` is ``False``).
         matrix_conserved: Whether only linear ops lie between (the matrix ``Delta`` is conserved).
+        breaks: The causes behind ``reason`` (see :class:`Break`).
 
     Returns:
         The pair, with ``conserved=False`` and the reason extended when a parameter is frozen.
@@ -178,18 +292,21 @@ def layer_pair(
         in_kind=_kind(layer_in),
         out_kind=_kind(layer_out),
         units=units,
-        has_bias=layer_in.bias is not None,
+        has_bias=getattr(layer_in, "bias", None) is not None,
         positions=positions,
-        layout="stride" if isinstance(layer_in, nn.Linear) else "block",
+        layout="stride" if isinstance(layer_in, (nn.Linear, *LAST_AXIS_NORMS)) else "block",
         groups=groups,
         conserved=conserved,
         reason=reason,
-        matrix_conserved=matrix_conserved,
+        matrix_conserved=matrix_conserved and _kind(layer_in) != "norm",
+        breaks=frozenset(breaks),
     )
     frozen = _frozen_reason(model, pair.parameter_names)
     if frozen:
         reason = f"{reason}; {frozen}" if reason else frozen
-        return dataclasses.replace(pair, conserved=False, reason=reason, matrix_conserved=False)
+        return dataclasses.replace(
+            pair, conserved=False, reason=reason, matrix_conserved=False, breaks=pair.breaks | {Break.FROZEN}
+        )
     return pair
 
 

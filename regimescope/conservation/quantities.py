@@ -3,7 +3,8 @@
 They read ``parameter name -> tensor`` mappings, so they work on ``dict(model.named_parameters())`` and on a
 :class:`~regimescope.capture.snapshot.Snapshot`'s ``weights`` alike. Everything is computed in float64.
 
-Per unit ``k`` (``a_k`` its outgoing weights, ``w_k``/``b_k`` its incoming weights and bias; theory.md section 2):
+Per unit ``k`` (``a_k`` its outgoing weights, ``w_k``/``b_k`` its incoming weights and bias; theory.md section 2;
+attention pairs also have an outgoing-side bias, see :mod:`regimescope.conservation.attention`):
 
 - ``delta_k = |a_k|^2 / eta_out - (|w_k|^2 / eta_w + b_k^2 / eta_b)``, conserved under gradient flow when only
   positively homogeneous ops lie between the layers; with equal rates the plain ``|a_k|^2 - |w_k|^2 - b_k^2``.
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from regimescope.conservation.balance_pair import BalancePair
 from regimescope.conservation.learning_rates import PairRates
-from regimescope.conservation.pairs import LayerPair, outgoing_weights
 
 
 @dataclass(frozen=True)
@@ -32,32 +33,20 @@ class UnitSquares:
         outgoing: ``|a_k|^2``.
         incoming: ``|w_k|^2``.
         bias: ``b_k^2`` (zeros when the incoming layer has no bias).
+        out_bias: Squared outgoing-side bias (the query bias of an attention ``qk`` pair); zeros for layer pairs.
     """
 
     outgoing: torch.Tensor
     incoming: torch.Tensor
     bias: torch.Tensor
+    out_bias: torch.Tensor
 
 
-def _float64(tensor: torch.Tensor) -> torch.Tensor:
-    device = tensor.device if tensor.device.type != "mps" else torch.device("cpu")
-    return tensor.detach().to(device=device, dtype=torch.float64)
-
-
-def _weight(pair: LayerPair, weights: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
-    if name not in weights:
-        raise ValueError(
-            f"weights has no entry {name!r}, needed by pair {pair.name}; expected the names of "
-            "model.named_parameters(). Frozen parameters are absent from snapshots: leave such pairs out."
-        )
-    return _float64(weights[name])
-
-
-def unit_squares(pair: LayerPair, weights: Mapping[str, torch.Tensor]) -> UnitSquares:
-    """Squared norms of each unit's outgoing weights, incoming weights and bias.
+def unit_squares(pair: BalancePair, weights: Mapping[str, torch.Tensor]) -> UnitSquares:
+    """Squared norms of each unit's outgoing weights, incoming weights and biases.
 
     Args:
-        pair: The layer pair.
+        pair: The layer (or attention head) pair.
         weights: ``parameter name -> tensor`` (live parameters or a snapshot's detached copies).
 
     Returns:
@@ -66,29 +55,28 @@ def unit_squares(pair: LayerPair, weights: Mapping[str, torch.Tensor]) -> UnitSq
     Raises:
         ValueError: When a parameter is missing or its shape does not match the pair.
     """
-    w_in = _weight(pair, weights, pair.in_weight)
-    if w_in.shape[0] != pair.units:
-        raise ValueError(
-            f"Incoming weight {pair.in_weight} has {w_in.shape[0]} rows; expected {pair.units} units. Pass the "
-            "weights of the model the pair was found on."
-        )
-    incoming = w_in.reshape(pair.units, -1).square().sum(1)
-    if pair.in_bias is None:
-        bias = torch.zeros_like(incoming)
-    else:
-        bias = _weight(pair, weights, pair.in_bias).reshape(pair.units).square()
-    outgoing = outgoing_weights(pair, _weight(pair, weights, pair.out_weight)).square().sum(1)
-    return UnitSquares(outgoing=outgoing, incoming=incoming, bias=bias)
+    rows = pair.unit_rows(weights)
+    squares = {role: rows[role].square().sum(1) for role in rows}
+    zeros = torch.zeros_like(squares["in_weight"])
+    return UnitSquares(
+        outgoing=squares["out_weight"],
+        incoming=squares["in_weight"],
+        bias=squares.get("in_bias", zeros),
+        out_bias=squares.get("out_bias", zeros),
+    )
 
 
-def _weighted(squares: UnitSquares, rates: PairRates | None) -> tuple[torch.Tensor, torch.Tensor]:
+def weighted_squares(squares: UnitSquares, rates: PairRates | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(|a_k|^2 / eta_out, |w_k|^2 / eta_w + b_k^2 / eta_b)``, or the plain norms when ``rates`` is ``None``."""
     if rates is None:
-        return squares.outgoing, squares.incoming + squares.bias
+        return squares.outgoing + squares.out_bias, squares.incoming + squares.bias
     incoming = squares.incoming / rates.in_weight
     if rates.in_bias is not None:
         incoming = incoming + squares.bias / rates.in_bias
-    return squares.outgoing / rates.out_weight, incoming
+    outgoing = squares.outgoing / rates.out_weight
+    if rates.out_bias is not None:
+        outgoing = outgoing + squares.out_bias / rates.out_bias
+    return outgoing, incoming
 
 
 def unit_deltas(squares: UnitSquares, rates: PairRates | None = None) -> torch.Tensor:
@@ -105,7 +93,7 @@ def unit_deltas(squares: UnitSquares, rates: PairRates | None = None) -> torch.T
     Returns:
         ``(units,)`` float64.
     """
-    outgoing, incoming = _weighted(squares, rates)
+    outgoing, incoming = weighted_squares(squares, rates)
     return outgoing - incoming
 
 
@@ -115,7 +103,7 @@ def unit_scales(squares: UnitSquares, rates: PairRates | None = None) -> torch.T
     Returns:
         ``(units,)`` float64, ``>= 0``; ``|delta_k| <= s_k``.
     """
-    outgoing, incoming = _weighted(squares, rates)
+    outgoing, incoming = weighted_squares(squares, rates)
     return outgoing + incoming
 
 
@@ -135,7 +123,7 @@ def unit_balances(squares: UnitSquares, rates: PairRates | None = None) -> torch
 
 
 def balance_matrix(
-    pair: LayerPair, weights: Mapping[str, torch.Tensor], rates: PairRates | None = None
+    pair: BalancePair, weights: Mapping[str, torch.Tensor], rates: PairRates | None = None
 ) -> torch.Tensor | None:
     """Matrix form ``Delta = W_out^T W_out / eta_out - W_in W_in^T / eta_w - b b^T / eta_b`` of a Linear pair.
 
@@ -144,26 +132,33 @@ def balance_matrix(
     trace the layer-norm form ``|W_out|_F^2 / eta_out - |W_in|_F^2 / eta_w - |b|^2 / eta_b``. With equal rates
     (``rates=None``) it is the plain ``W_out^T W_out - W_in W_in^T - b b^T``; ``lambda I`` for L2R's
     lambda-balanced initialisation. The whole matrix is conserved in deep linear nets
-    (:attr:`LayerPair.matrix_conserved`); through ReLU only its diagonal is.
+    (:attr:`LayerPair.matrix_conserved`); through ReLU only its diagonal is. For attention heads the matrix is
+    block diagonal, one ``(d_head, d_head)`` block per head (``W_Q W_Q^T - W_K W_K^T`` and
+    ``W_O^T W_O - W_V W_V^T`` per head, biases as extra columns); the blocks between heads are not conserved and
+    are left at zero.
 
     Args:
-        pair: The layer pair.
+        pair: The layer (or attention head) pair.
         weights: ``parameter name -> tensor``.
         rates: The pair's learning rates, or ``None`` for the plain form.
 
     Returns:
-        ``(units, units)`` float64, or ``None`` unless both layers are ``Linear`` with one column per unit.
+        ``(units, units)`` float64, or ``None`` when the pair has no matrix form (``pair.matrix_blocks is None``:
+        convolutions, flattened or norm pairs).
     """
-    if pair.in_kind != "linear" or pair.out_kind != "linear" or pair.positions != 1:
+    blocks = pair.matrix_blocks
+    if blocks is None:
         return None
-    w_in = _weight(pair, weights, pair.in_weight)
-    w_out = _weight(pair, weights, pair.out_weight)
-    eta_out, eta_w = (rates.out_weight, rates.in_weight) if rates is not None else (1.0, 1.0)
-    matrix = w_out.T @ w_out / eta_out - w_in @ w_in.T / eta_w
-    if pair.in_bias is not None:
-        bias = _weight(pair, weights, pair.in_bias)
-        eta_b = rates.in_bias if rates is not None and rates.in_bias is not None else 1.0
-        matrix = matrix - torch.outer(bias, bias) / eta_b
+    rows = pair.unit_rows(weights)
+    sign = {"out_weight": 1.0, "out_bias": 1.0, "in_weight": -1.0, "in_bias": -1.0}
+    matrix = torch.zeros(pair.units, pair.units, dtype=torch.float64, device=rows["in_weight"].device)
+    for role, row in rows.items():
+        rate = getattr(rates, role) if rates is not None and getattr(rates, role) is not None else 1.0
+        matrix = matrix + sign[role] * (row @ row.T) / rate
+    if blocks > 1:
+        size = pair.units // blocks
+        mask = torch.block_diag(*[torch.ones(size, size, dtype=torch.float64)] * blocks).to(matrix.device)
+        matrix = matrix * mask
     return matrix
 
 

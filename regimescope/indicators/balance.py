@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
-from regimescope.conservation.discovery import find_layer_pairs
+from regimescope.conservation.balance_pair import BalancePair
+from regimescope.conservation.conserved import find_pairs
 from regimescope.conservation.learning_rates import PairRates, pair_rates
-from regimescope.conservation.pairs import LayerPair
+from regimescope.conservation.pairs import Break
 from regimescope.conservation.quantities import (
     balance_drift,
     unit_balances,
@@ -24,12 +25,23 @@ from regimescope.record import Record, tag
 logger = logging.getLogger(__name__)
 
 
+NON_HOMOGENEOUS = "balance:non_homogeneous"
+"""``context.extras`` key of the pairs broken only by a non-homogeneous activation (diagnosed, not reported)."""
+
+
 @dataclass(frozen=True)
 class _Tracked:
-    """A conserved pair the indicator reports, with the rates fixed at setup."""
+    """A pair the indicator follows, with the rates fixed at setup."""
 
-    pair: LayerPair
+    pair: BalancePair
     rates: PairRates | None
+
+
+def diagnosed_pairs(context: Context) -> list[tuple[BalancePair, PairRates | None, bool]]:
+    """``(pair, rates, homogeneous)`` of every pair whose drift the monitor diagnoses (after :meth:`setup`): the
+    reported conserved pairs, then the pairs broken only by a non-homogeneous activation."""
+    conserved = [(t.pair, t.rates, True) for t in context.extras.get(BalanceIndicator.name, ())]
+    return conserved + [(t.pair, t.rates, False) for t in context.extras.get(NON_HOMOGENEOUS, ())]
 
 
 class BalanceIndicator(Indicator):
@@ -49,22 +61,26 @@ class BalanceIndicator(Indicator):
       no longer predicts the regime.
     - ``regimescope/balance_units/<pair>`` (histogram): ``delta_k`` now.
 
-    Pairs that are not conserved (non-homogeneous activations, norms, residual additions) are listed with their
-    reasons in one log message at setup and not reported; so are pairs with frozen parameters (absent from
-    snapshots) and, when learning rates are known, pairs with a parameter the optimizer does not train. Learning
-    rates are read from ``context.learning_rates`` once, at setup: only their ratios matter, so a schedule applied
-    to every param group alike leaves the quantities conserved.
+    Pairs are layer pairs (a norm layer's affine counts as the incoming layer) and attention heads
+    (:func:`regimescope.conservation.find_pairs`). Pairs that are not conserved (non-homogeneous activations, norms,
+    residual additions) are listed with their reasons in one log message at setup and not reported; so are pairs
+    with frozen parameters (absent from snapshots) and, when learning rates are known, pairs with a parameter the
+    optimizer does not train. Pairs broken only by a non-homogeneous activation are kept (under
+    ``context.extras[NON_HOMOGENEOUS]``) for the monitor's drift diagnosis. Learning rates are read from
+    ``context.learning_rates`` once, at setup: only their ratios matter, so a schedule applied to every param group
+    alike leaves the quantities conserved.
 
     Args:
-        pairs: The layer pairs to follow; by default found by tracing the model with ``torch.fx``. Pass them
-            (built with :func:`regimescope.conservation.layer_pair`) for models that cannot be traced.
+        pairs: The pairs to follow; by default found by tracing the model with ``torch.fx`` plus its
+            ``nn.MultiheadAttention`` heads. Pass them (built with :func:`regimescope.conservation.layer_pair` or
+            :func:`regimescope.conservation.attention_pairs`) for models that cannot be traced.
     """
 
     name = "balance"
     needs = frozenset({Need.WEIGHTS})
     reference = Reference.INIT
 
-    def __init__(self, pairs: Sequence[LayerPair] | None = None) -> None:
+    def __init__(self, pairs: Sequence[BalancePair] | None = None) -> None:
         self._pairs = None if pairs is None else tuple(pairs)
 
     def setup(self, context: Context) -> None:
@@ -74,11 +90,13 @@ class BalanceIndicator(Indicator):
             ValueError: When the model cannot be traced and no ``pairs`` were given (the message says how to
                 name them).
         """
-        pairs = find_layer_pairs(context.model) if self._pairs is None else self._pairs
+        pairs = find_pairs(context.model) if self._pairs is None else self._pairs
         tracked: list[_Tracked] = []
+        non_homogeneous: list[_Tracked] = []
         skipped: list[str] = []
         for pair in pairs:
-            if not pair.conserved:
+            diagnosable = pair.breaks == {Break.NON_HOMOGENEOUS}
+            if not pair.conserved and not diagnosable:
                 skipped.append(f"{pair.name}: {pair.reason}")
                 continue
             try:
@@ -86,12 +104,17 @@ class BalanceIndicator(Indicator):
             except ValueError as error:
                 skipped.append(f"{pair.name}: {error}")
                 continue
-            tracked.append(_Tracked(pair=pair, rates=rates))
+            if pair.conserved:
+                tracked.append(_Tracked(pair=pair, rates=rates))
+            else:
+                skipped.append(f"{pair.name}: {pair.reason}")
+                non_homogeneous.append(_Tracked(pair=pair, rates=rates))
         if skipped:
             logger.info(
                 "The balance indicator does not report %d layer pair(s):\n  %s", len(skipped), "\n  ".join(skipped)
             )
         context.extras[self.name] = tuple(tracked)
+        context.extras[NON_HOMOGENEOUS] = tuple(non_homogeneous)
 
     def applicable(self, context: Context) -> bool:
         """Whether setup found at least one conserved layer pair."""

@@ -2,13 +2,22 @@
 
 Two pieces of kernel evidence enter, each mapped to ``[0, 1]`` by a ramp in log space:
 
-* the kernel distance ``S(K_0, K_t)`` (direction), from ``S_LAZY`` (0) to ``S_RICH`` (1);
-* the relative change ``|K_t - K_0|_F / |K_0|_F`` (scale), from ``R_LAZY`` (0) to ``R_RICH`` (1).
+* direction: the kernel distance ``S(K_0, K_t)``, 0 at ``S_LAZY``, 1 at ``S_RICH``;
+* scale: the relative change ``|K_t - K_0|_F / |K_0|_F``, 0 at ``R_LAZY``, 1 at ``R_RICH``.
 
 The score is the larger of the two, because theory knows two rich signatures: the kernel rotates (``S`` grows
 towards 1), or, from small initialisation, it grows by orders of magnitude while its direction moves
-moderately (theory.md section 5.2). Lazy training keeps both small: ``S`` is quadratic in the change and
-``S ~ delta^-4`` for the minimal model, the relative change is first order and ``~ m^{-1/2}`` with width.
+moderately (theory.md section 5.2; the balanced minimal model started along ``beta*`` grows by ``s / |beta_0|``
+with ``S = 0`` exactly). Lazy training keeps both small: ``S`` is quadratic in the change and ``S ~ delta^-4`` for
+the minimal model, the relative change is first order and ``~ m^{-1/2}`` with width.
+
+The four ends are calibrated, not guessed: :mod:`regimescope.verdict.calibration` trains the scenarios of
+theory.md sections 4-6 with a monitor attached, and each ramp is placed with the largest margin in log space
+between the largest value a lazy run reaches and the smallest value a rich run reaches (the transitional band
+covers the middle third of that gap; ``benchmarks/verdicts.py`` prints the anchors and recomputes the ends;
+``tests/verdict`` checks them). With these ends the label leaves ``lazy`` at ``S = 9.9e-4`` or ``R = 0.27`` and
+becomes ``rich`` at ``S = 8.3e-3`` or ``R = 1.6``.
+
 Representation (CKA) and weight-change indicators are deliberately not part of the score: a layer carrying a
 negligible share of the kernel can change its representation while the network stays lazy (section 5.5).
 """
@@ -17,17 +26,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from regimescope.record import tag
 
-S_LAZY = 1e-3
-"""Kernel distance at or below which the direction evidence is 0."""
-S_RICH = 1e-1
-"""Kernel distance at or above which the direction evidence is 1."""
-R_LAZY = 0.1
-"""Relative kernel change at or below which the scale evidence is 0."""
-R_RICH = 1.0
-"""Relative kernel change at or above which the scale evidence is 1."""
+S_LAZY = 8.3e-5
+"""Kernel distance at or below which the direction evidence is 0 (lazy anchor 1.2e-4: the minimal model, delta = +9)."""
+S_RICH = 0.10
+"""Kernel distance at or above which the direction evidence is 1 (rich anchor 0.072: the balanced minimal model)."""
+R_LAZY = 0.036
+"""Relative kernel change at or below which the scale evidence is 0 (lazy anchor 0.048: minimal model, delta = +9)."""
+R_RICH = 12.0
+"""Relative kernel change at or above which the scale evidence is 1 (rich anchor 9.0: the aligned balanced minimal
+model, whose kernel grows tenfold)."""
 
 DISTANCE_TAG = tag("kernel", "distance_from_init")
 CHANGE_TAG = tag("kernel", "relative_change")
@@ -42,19 +53,38 @@ def log_ramp(value: float, low: float, high: float) -> float:
     return (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
 
 
+@dataclass(frozen=True)
+class Ramp:
+    """A log-space ramp: ``0`` at or below ``low``, ``1`` at or above ``high``.
+
+    Attributes:
+        low: Value at or below which the evidence is 0.
+        high: Value at or above which the evidence is 1.
+    """
+
+    low: float
+    high: float
+
+    def __call__(self, value: float) -> float:
+        """The evidence ``log(value / low) / log(high / low)``, clipped to ``[0, 1]``."""
+        return log_ramp(value, self.low, self.high)
+
+    def boundary(self, score: float) -> float:
+        """The value at which the evidence equals ``score`` (e.g. where a label boundary lies)."""
+        return self.low * (self.high / self.low) ** score
+
+
+RAMPS = {"direction": Ramp(S_LAZY, S_RICH), "scale": Ramp(R_LAZY, R_RICH)}
+"""The evidence ramps by name; the names are the keys of :attr:`~regimescope.verdict.labeler.Verdict.evidence`."""
+_TAGS = {"direction": DISTANCE_TAG, "scale": CHANGE_TAG}
+
+
 def richness_evidence(scalars: Mapping[str, float]) -> dict[str, float]:
     """The evidence terms present in a record's scalars: ``{"direction": e_S, "scale": e_R}``."""
-    evidence = {}
-    if DISTANCE_TAG in scalars:
-        evidence["direction"] = log_ramp(scalars[DISTANCE_TAG], S_LAZY, S_RICH)
-    if CHANGE_TAG in scalars:
-        evidence["scale"] = log_ramp(scalars[CHANGE_TAG], R_LAZY, R_RICH)
-    return evidence
+    return {name: ramp(scalars[_TAGS[name]]) for name, ramp in RAMPS.items() if _TAGS[name] in scalars}
 
 
 def richness_score(scalars: Mapping[str, float]) -> float | None:
-    """``max(e_S, e_R)`` in ``[0, 1]``; ``None`` when the record holds no kernel evidence or a non-finite value."""
+    """``max(e_S, e_R)`` in ``[0, 1]``; ``None`` when the record holds no kernel evidence."""
     evidence = richness_evidence(scalars)
-    if not evidence or not all(math.isfinite(v) for v in evidence.values()):
-        return None
-    return max(evidence.values())
+    return max(evidence.values()) if evidence else None

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regimescope.conservation import LayerPair, outgoing_weights
+from regimescope.conservation import BalancePair, LayerPair, outgoing_weights
 
 
 def seeded(builder: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
@@ -61,10 +61,16 @@ class FunctionalNet(nn.Module):
         return self.out(torch.tanh(self.fc2(F.relu(self.fc1(x)))))
 
 
+INPUT_WIDTHS = {"AttentionNet": 15, "LinearAttention": 20}
+"""Flat input widths of the token models (their first layer reads one token of the flattened input)."""
+
+
 def inputs_for(model: nn.Module, n: int = 16, seed: int = 1) -> torch.Tensor:
     """A float64 batch shaped for ``model``'s first layer."""
     first = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
     shape = (n, first.in_features) if isinstance(first, nn.Linear) else (n, first.in_channels, 8, 8)
+    if type(model).__name__ in INPUT_WIDTHS:
+        shape = (n, INPUT_WIDTHS[type(model).__name__])
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(shape, generator=generator, dtype=torch.float64)
 
@@ -120,8 +126,97 @@ def train(
 
 
 def unit_gradient_squares(pair: LayerPair, grads: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """``(|g_a_k|^2, |g_w_k|^2, g_b_k^2)`` per unit, mapped like the weights."""
+    """``(|g_a_k|^2, |g_w_k|^2, g_b_k^2)`` per unit, mapped like the weights (written out for layer pairs)."""
     g_a = outgoing_weights(pair, grads[pair.out_weight]).square().sum(1)
     g_w = grads[pair.in_weight].reshape(pair.units, -1).square().sum(1)
     g_b = grads[pair.in_bias].square() if pair.in_bias is not None else torch.zeros_like(g_w)
     return g_a, g_w, g_b
+
+
+def signed_gradient_balance(pair: BalancePair, grads: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``sum_out |g|^2 - sum_in |g|^2`` per unit over every role of the pair (its rows applied to the gradients)."""
+    rows = pair.unit_rows(grads)
+    sign = {"out_weight": 1.0, "out_bias": 1.0, "in_weight": -1.0, "in_bias": -1.0}
+    return sum(sign[role] * row.square().sum(1) for role, row in rows.items())
+
+
+class ResidualMLP(nn.Module):
+    """``stem -> relu -> h + fc2(relu(fc1(h))) -> relu -> head``: the block's inner units ``fc1-fc2`` are a pair."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(4, 6)
+        self.fc1 = nn.Linear(6, 8)
+        self.fc2 = nn.Linear(8, 6)
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.stem(x))
+        return self.head(F.relu(h + self.fc2(F.relu(self.fc1(h)))))
+
+
+class ResidualCNN(nn.Module):
+    """A ResNet basic block: ``x + bn2(conv2(relu(bn1(conv1(x)))))``, then global pooling and a Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(2, 4, 3, padding=1)
+        self.conv1 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.stem(x))
+        h = F.relu(h + self.bn2(self.conv2(F.relu(self.bn1(self.conv1(h))))))
+        return self.fc(F.max_pool2d(h, 2).mean((2, 3)))
+
+
+class NormMLP(nn.Module):
+    """``fc1 -> LayerNorm -> relu -> fc2``: the norm's ``(gamma, beta)`` pair with ``fc2``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(4, 6)
+        self.norm = nn.LayerNorm(6)
+        self.fc2 = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.norm(self.fc1(x))))
+
+
+class AttentionNet(nn.Module):
+    """Tokens ``(n, 5, 3)`` embedded, one ``nn.MultiheadAttention`` (2 heads of 4), mean-pooled to one output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3, 8)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x.view(x.size(0), 5, 3))
+        return self.head(self.attn(h, h, h, need_weights=False)[0].mean(1))
+
+
+class LinearAttention(nn.Module):
+    """Attention written with separate ``nn.Linear`` projections (2 heads of 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Linear(4, 6)
+        self.k = nn.Linear(4, 6)
+        self.v = nn.Linear(4, 6)
+        self.o = nn.Linear(6, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x.view(x.size(0), 5, 4)
+        n, t, _ = tokens.shape
+
+        def heads(h: torch.Tensor) -> torch.Tensor:
+            return h.view(n, t, 2, 3).transpose(1, 2)
+
+        q, k, v = heads(self.q(tokens)), heads(self.k(tokens)), heads(self.v(tokens))
+        mixed = torch.softmax(q @ k.transpose(-1, -2) / 3**0.5, dim=-1) @ v
+        return self.o(mixed.transpose(1, 2).reshape(n, t, 6)).mean(1)

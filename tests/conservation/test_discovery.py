@@ -7,8 +7,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regimescope.conservation import LayerPair, find_layer_pairs, outgoing_weights
-from tests.conservation._nets import FunctionalNet, conv_conv, conv_linear, deep_mlp, seeded, two_layer
+from regimescope.conservation import Break, LayerPair, find_layer_pairs, layer_pair, outgoing_weights
+from tests.conservation._nets import (
+    FunctionalNet,
+    NormMLP,
+    ResidualCNN,
+    ResidualMLP,
+    conv_conv,
+    conv_linear,
+    deep_mlp,
+    seeded,
+    two_layer,
+)
 
 
 def _by_name(model: nn.Module) -> dict[str, LayerPair]:
@@ -65,6 +75,33 @@ class Depthwise(nn.Module):
         return self.c(F.relu(self.b(F.leaky_relu(self.a(x), 0.2)))).flatten(1)
 
 
+class PreNorm(nn.Module):
+    """``fc2(relu(fc1(LayerNorm(x))))``: a LayerNorm with no layer before it still pairs with the layer after."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(4)
+        self.fc1 = nn.Linear(4, 6)
+        self.fc2 = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.fc1(self.norm(x))))
+
+
+def batchnorm_mlp() -> nn.Sequential:
+    """Linear - BatchNorm1d - ReLU - Linear: the BatchNorm acts on the Linear's units (last axis)."""
+    return seeded(lambda: nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2)))
+
+
+def groupnorm_cnn() -> nn.Sequential:
+    """Conv - GroupNorm - ReLU - AvgPool - Conv."""
+    return seeded(
+        lambda: nn.Sequential(
+            nn.Conv2d(2, 4, 3), nn.GroupNorm(2, 4), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 3, 2), nn.Flatten()
+        )
+    )
+
+
 CONSERVED = {
     "mlp": (lambda: two_layer(), (4,), ["0-2"]),
     "deep_mlp": (deep_mlp, (4,), ["0-2", "2-4", "4-6"]),
@@ -74,6 +111,12 @@ CONSERVED = {
     "channel_mean": (lambda: seeded(ChannelMean), (2, 8, 8), ["conv-fc"]),
     "token_flatten": (lambda: seeded(TokenFlatten), (20,), ["embed-head"]),
     "grouped_conv": (lambda: seeded(Depthwise), (2, 8, 8), ["a-b", "b-c"]),
+    "residual_block": (lambda: seeded(ResidualMLP), (4,), ["fc1-fc2"]),
+    "resnet_basic_block": (lambda: seeded(ResidualCNN), (2, 8, 8), ["bn1-conv2"]),
+    "layernorm_affine": (lambda: seeded(NormMLP), (4,), ["norm-fc2"]),
+    "prenorm": (lambda: seeded(PreNorm), (4,), ["norm-fc1", "fc1-fc2"]),
+    "batchnorm1d_affine": (batchnorm_mlp, (4,), ["1-3"]),
+    "groupnorm_affine": (groupnorm_cnn, (2, 8, 8), ["1-4"]),
 }
 
 
@@ -307,3 +350,48 @@ def test_tracing_leaves_the_model_unchanged() -> None:
     find_layer_pairs(model)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert modes == [m.training for m in model.modules()]
+
+
+def test_norm_layer_moves_the_conserved_pair_to_its_affine() -> None:
+    """theory.md 2: a norm after a linear map makes that map scale-invariant; (gamma, beta) pair with the next layer."""
+    pairs = _by_name(seeded(ResidualCNN))
+    assert not pairs["conv1-conv2"].conserved and pairs["conv1-conv2"].breaks == {Break.NORMALISATION}
+    norm_pair = pairs["bn1-conv2"]
+    assert (norm_pair.in_kind, norm_pair.out_kind, norm_pair.units, norm_pair.has_bias) == ("norm", "conv", 4, True)
+    assert norm_pair.in_weight == "bn1.weight" and norm_pair.in_bias == "bn1.bias"
+    assert norm_pair.conserved and not norm_pair.matrix_conserved and norm_pair.matrix_blocks is None
+
+
+def test_residual_block_keeps_its_inner_units_and_breaks_the_rest() -> None:
+    pairs = _by_name(seeded(ResidualMLP))
+    assert pairs["fc1-fc2"].conserved and pairs["fc1-fc2"].matrix_blocks == 1
+    assert pairs["stem-fc1"].breaks == {Break.FAN_OUT}
+    assert pairs["fc2-head"].breaks == {Break.RESIDUAL}
+    assert pairs["stem-head"].breaks == {Break.FAN_OUT, Break.RESIDUAL}
+
+
+@pytest.mark.parametrize(
+    ("between", "cause"),
+    [
+        (nn.Tanh(), Break.NON_HOMOGENEOUS),
+        (nn.Softmax(dim=1), Break.MIXES_UNITS),
+        (nn.LayerNorm(6), Break.NORMALISATION),
+    ],
+)
+def test_break_causes_name_the_op_kind(between: nn.Module, cause: Break) -> None:
+    assert _by_name(two_layer(between))["0-2"].breaks == {cause}
+
+
+def test_frozen_and_shared_layers_are_causes() -> None:
+    model = deep_mlp()
+    model[2].requires_grad_(False)
+    assert Break.FROZEN in _by_name(model)["0-2"].breaks
+    assert _by_name(Shared())["inp-hidden"].breaks == {Break.SHARED}
+
+
+def test_layer_pair_accepts_a_norm_as_incoming_layer_only() -> None:
+    model = batchnorm_mlp()
+    pair = layer_pair(model, "1", "3")
+    assert (pair.in_kind, pair.units, pair.layout) == ("norm", 6, "block")
+    with pytest.raises(ValueError, match=r"The outgoing layer '1' is a BatchNorm1d; expected one of \['Linear'"):
+        layer_pair(model, "0", "1")

@@ -7,19 +7,29 @@ import torch
 from torch import nn
 
 from regimescope.conservation import (
+    attention_pairs,
+    balance_matrix,
     conserved_quantities,
     find_layer_pairs,
+    find_pairs,
     pair_rates,
     unit_deltas,
     unit_squares,
 )
 from tests.conservation._nets import (
+    AttentionNet,
+    LinearAttention,
+    NormMLP,
+    ResidualCNN,
+    ResidualMLP,
     conv_conv,
     conv_linear,
     deep_mlp,
     gd_step,
     inputs_for,
     loss_gradients,
+    seeded,
+    signed_gradient_balance,
     targets_for,
     two_layer,
     unit_gradient_squares,
@@ -120,3 +130,59 @@ def test_pair_rates_are_plain_when_rates_are_equal() -> None:
     model = two_layer()
     pair = find_layer_pairs(model)[0]
     assert pair_rates(pair, {n: 0.3 for n, _ in model.named_parameters()}) is None
+
+
+def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+PAIR_KINDS = {
+    "residual_block_units": (lambda: seeded(ResidualMLP), {"fc1-fc2"}),
+    "conv_batchnorm_affine_eval": (lambda: seeded(ResidualCNN).eval(), {"bn1-conv2"}),
+    "conv_batchnorm_affine_train": (lambda: seeded(ResidualCNN).train(), {"bn1-conv2"}),
+    "layernorm_affine": (lambda: seeded(NormMLP), {"norm-fc2"}),
+    "multihead_attention": (lambda: seeded(AttentionNet).eval(), {"attn.qk", "attn.vo"}),
+}
+
+
+def _conserved(model: nn.Module) -> list:
+    if isinstance(model, LinearAttention):
+        return attention_pairs(model, q="q", k="k", v="v", o="o", heads=2)
+    return [pair for pair in find_pairs(model) if pair.conserved]
+
+
+@pytest.mark.parametrize(("builder", "names"), PAIR_KINDS.values(), ids=PAIR_KINDS.keys())
+def test_every_pair_kind_changes_by_eta_squared_signed_gradient_balance(builder, names) -> None:
+    """Residual-block units, norm affines (BatchNorm in eval and train mode, LayerNorm) and attention heads."""
+    model = builder()
+    pairs = _conserved(model)
+    assert {pair.name for pair in pairs} >= names
+    x = inputs_for(model)
+    y = targets_for(model, x)
+    before = _weights(model)
+    grads = loss_gradients(model, x, y)
+    gd_step(model, grads, ETA)
+    after = _weights(model)
+    for pair in pairs:
+        change = unit_deltas(unit_squares(pair, after)) - unit_deltas(unit_squares(pair, before))
+        expected = ETA**2 * signed_gradient_balance(pair, grads)
+        assert expected.abs().max() > 1e3 * ATOL, pair.name
+        torch.testing.assert_close(change, expected, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("builder", [lambda: seeded(AttentionNet).eval(), lambda: seeded(LinearAttention)],
+                         ids=["multihead", "linear_projections"])
+def test_attention_head_matrices_change_by_eta_squared_gradient_gram(builder) -> None:
+    """Per head: W_Q W_Q^T - W_K W_K^T and W_O^T W_O - W_V W_V^T (biases as columns) move by eta^2 (G G^T terms)."""
+    model = builder()
+    x = inputs_for(model)
+    y = targets_for(model, x)
+    before = _weights(model)
+    grads = loss_gradients(model, x, y)
+    gd_step(model, grads, ETA)
+    after = _weights(model)
+    for pair in _conserved(model):
+        change = balance_matrix(pair, after) - balance_matrix(pair, before)
+        expected = ETA**2 * balance_matrix(pair, grads)
+        assert (change - torch.diag(torch.diagonal(change))).abs().max() > 1e3 * ATOL
+        torch.testing.assert_close(change, expected, rtol=0, atol=ATOL)

@@ -13,9 +13,19 @@ from torch import nn
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.conservation import conserved_quantities, layer_pair
-from regimescope.indicators.balance import BalanceIndicator
+from regimescope.indicators.balance import BalanceIndicator, diagnosed_pairs
 from regimescope.indicators.base import Context, Reference
-from tests.conservation._nets import FunctionalNet, deep_mlp, inputs_for, seeded, targets_for, train, two_layer
+from tests.conservation._nets import (
+    AttentionNet,
+    FunctionalNet,
+    NormMLP,
+    deep_mlp,
+    inputs_for,
+    seeded,
+    targets_for,
+    train,
+    two_layer,
+)
 
 
 def _snapshot(model: nn.Module, step: int) -> Snapshot:
@@ -160,3 +170,22 @@ def test_untraceable_model_fails_setup_and_explicit_pairs_work() -> None:
     assert indicator.applicable(context)
     record = indicator.compute(_snapshot(model, 3), None, context)
     assert record.step == 3 and "regimescope/balance/a-b" in record.scalars
+
+
+@pytest.mark.parametrize(("builder", "names"), [(NormMLP, {"norm-fc2"}), (AttentionNet, {"attn.qk", "attn.vo"})])
+def test_norm_affine_and_attention_pairs_are_reported(builder, names: set[str]) -> None:
+    model = seeded(builder)
+    record = _run(model, torch.optim.SGD(model.parameters(), lr=1e-3), steps=20)
+    reported = {name.split("/")[-1] for name in record.scalars if name.startswith("regimescope/balance_drift/")}
+    assert reported == names
+    assert all(value < 1e-3 for name, value in record.scalars.items() if "balance_drift" in name)
+
+
+def test_pairs_broken_only_by_a_non_homogeneous_activation_are_kept_for_the_diagnosis() -> None:
+    model = seeded(FunctionalNet)
+    context = _context(model)
+    BalanceIndicator().setup(context)
+    assert [(pair.name, homogeneous) for pair, _, homogeneous in diagnosed_pairs(context)] == [
+        ("fc1-fc2", True),
+        ("fc2-out", False),
+    ]

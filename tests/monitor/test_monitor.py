@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import regimescope as rs
+from regimescope.alerts import RegimeShift
 from regimescope.sinks import read_jsonl
 
 DESIGN_TAGS = [
@@ -100,7 +101,8 @@ def test_label_change_is_an_alert_everywhere(tmp_path, caplog: pytest.LogCapture
     received = []
     sink = rs.MemorySink()
     monitor = rs.RegimeMonitor(
-        model, rs.Probe(x[:16], y[:16]), optimizer=optimizer, sinks=[sink], every=20, on_alert=received.append
+        model, rs.Probe(x[:16], y[:16]), optimizer=optimizer, sinks=[sink], every=20, on_alert=received.append,
+        alert_rules=[RegimeShift()],
     ).attach()
     with caplog.at_level("WARNING", logger="regimescope.alerts"):
         for _ in range(300):

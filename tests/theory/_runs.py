@@ -1,0 +1,105 @@
+"""Training a model with a monitor attached and keeping what it measured (kernels, outputs, weights, records)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+import regimescope as rs
+from regimescope.capture.needs import Need
+from regimescope.capture.snapshot import Snapshot
+from regimescope.indicators.base import Context, Indicator, Reference
+from regimescope.indicators.defaults import default_indicators
+from regimescope.record import Record
+from regimescope.verdict.calibration import Setup
+
+
+class Recorder(Indicator):
+    """Keeps every snapshot's kernel, outputs and weights (the monitor's own measurements, unprocessed)."""
+
+    name = "recorder"
+    needs = frozenset({Need.KERNEL, Need.OUTPUTS, Need.WEIGHTS})
+    reference = Reference.NONE
+
+    def __init__(self) -> None:
+        self.kernels: dict[int, torch.Tensor] = {}
+        self.outputs: dict[int, torch.Tensor] = {}
+        self.weights: dict[int, dict[str, torch.Tensor]] = {}
+
+    def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
+        self.kernels[current.step] = current.kernel
+        self.outputs[current.step] = current.outputs
+        self.weights[current.step] = current.weights
+        return Record(current.step)
+
+
+@dataclass
+class Run:
+    """What a monitored run left behind."""
+
+    sink: rs.MemorySink
+    recorder: Recorder
+    monitor: rs.RegimeMonitor
+    losses: list[float] = field(default_factory=list)
+
+    def series(self, tag: str) -> dict[int, float]:
+        """``step -> value`` of a scalar tag."""
+        return dict(zip(*self.sink.scalars(tag)))
+
+    def last(self, tag: str) -> float:
+        """The last value of a scalar tag."""
+        return self.sink.scalars(tag)[1][-1]
+
+
+def monitored_run(
+    setup: Setup,
+    *,
+    lr: float | None = None,
+    steps: int | None = None,
+    dtype: torch.dtype = torch.float64,
+    schedule: Callable[[int], bool] | None = None,
+    every: int | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    batch: Callable[[int], torch.Tensor] | None = None,
+    after_backward: Callable[[int], None] | None = None,
+) -> Run:
+    """Train ``setup`` by gradient descent (or ``optimizer``) with a monitor and a :class:`Recorder` attached.
+
+    Args:
+        setup: The built model, data, loss weight and probe.
+        lr: Step size (default ``setup.lr``).
+        steps: Steps (default ``setup.steps``).
+        dtype: The monitor's compute dtype.
+        schedule: When to measure (default: ``LogThenEvery(every)``).
+        every: Regular interval of the default schedule (default: ``steps // 16``).
+        optimizer: Replaces plain SGD.
+        batch: ``step -> indices`` of a minibatch (default: the full batch).
+        after_backward: Called with the step number after the backward pass, before the optimizer step.
+    """
+    steps = setup.steps if steps is None else steps
+    optimizer = optimizer or torch.optim.SGD(setup.model.parameters(), lr=setup.lr if lr is None else lr)
+    recorder, sink = Recorder(), rs.MemorySink()
+    monitor = rs.RegimeMonitor(
+        setup.model,
+        setup.probe,
+        optimizer=optimizer,
+        sinks=[sink],
+        schedule=schedule or rs.LogThenEvery(every or max(1, steps // 16)),
+        indicators=[*default_indicators(), recorder],
+        dtype=dtype,
+    )
+    run = Run(sink, recorder, monitor)
+    with monitor:
+        for step in range(steps):
+            index = slice(None) if batch is None else batch(step)
+            residual = setup.model(setup.inputs[index]) - setup.targets[index]
+            loss = setup.loss_weight * 0.5 * residual.square().sum()
+            optimizer.zero_grad()
+            loss.backward()
+            if after_backward is not None:
+                after_backward(step)
+            optimizer.step()
+            run.losses.append(loss.item())
+    return run
