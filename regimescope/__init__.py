@@ -23,12 +23,14 @@ _EXPORTS = {
     "MemorySink": "regimescope.sinks",
     "Probe": "regimescope.probe",
     "Record": "regimescope.record",
+    "RegimeWarning": "regimescope.alerts",
     "RegimeMonitor": "regimescope.monitor",
     "Sink": "regimescope.sinks",
     "TensorBoardSink": "regimescope.sinks",
     "Verdict": "regimescope.verdict",
     "conserved_quantities": "regimescope.conservation",
     "effective_rank": "regimescope.functional",
+    "forecast_regime": "regimescope.forecast",
     "empirical_ntk": "regimescope.ntk",
     "kernel_alignment": "regimescope.functional",
     "kernel_angle": "regimescope.functional",
@@ -41,7 +43,7 @@ _EXPORTS = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
-    from regimescope.alerts import Alert
+    from regimescope.alerts import Alert, RegimeWarning
     from regimescope.conservation import conserved_quantities
     from regimescope.functional import (
         effective_rank,
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
         norm_ratio,
         relative_change,
     )
+    from regimescope.forecast import forecast_regime
     from regimescope.monitor import RegimeMonitor
     from regimescope.ntk import Implementation, empirical_ntk
     from regimescope.probe import Probe
