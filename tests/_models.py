@@ -285,6 +285,30 @@ def functional_reuse_net() -> FunctionalReuseNet:
         return FunctionalReuseNet()
 
 
+class CenteredOutputs(nn.Module):
+    """Wraps a model and subtracts the mean over its last output dimension, so ``sum_o f_o(x)`` is identically 0.
+
+    A shortcut validated only on the gradient of the summed outputs sees nothing on such a model (nor on one
+    returning softmax probabilities).
+    """
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The wrapped outputs, centred over the last dimension."""
+        outputs = self.inner(*args, **kwargs)
+        return outputs - outputs.mean(dim=-1, keepdim=True)
+
+
+def _centered(builder: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    def build_centered() -> nn.Module:
+        return CenteredOutputs(builder())
+
+    return build_centered
+
+
 BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "mlp": mlp,
     "frozen_mlp": frozen_mlp,
@@ -298,12 +322,23 @@ BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "seq_first_net": seq_first_net,
     "query_projection_net": query_projection_net,
     "functional_reuse_net": functional_reuse_net,
+    "centered_seq_first_net": _centered(seq_first_net),
+    "centered_query_projection_net": _centered(query_projection_net),
+    "centered_functional_reuse_net": _centered(functional_reuse_net),
 }
 """Every zoo model by name."""
 
-LAYOUT_TRAP_NAMES: tuple[str, ...] = ("seq_first_net", "query_projection_net", "functional_reuse_net")
+LAYOUT_TRAP_NAMES: tuple[str, ...] = (
+    "seq_first_net",
+    "query_projection_net",
+    "functional_reuse_net",
+    "centered_seq_first_net",
+    "centered_query_projection_net",
+    "centered_functional_reuse_net",
+)
 """Models that defeat shortcuts assuming a layer's leading dimension is the batch, or that a layer's weight is used
-only in its own forward. With 4 probe inputs the leading dimensions coincide with the batch size."""
+only in its own forward. With 4 probe inputs the leading dimensions coincide with the batch size; the
+``centered_`` variants (:class:`CenteredOutputs`) also hide the traps from checks on the summed outputs."""
 
 MODEL_NAMES: tuple[str, ...] = tuple(name for name in BUILDERS if name not in LAYOUT_TRAP_NAMES)
 """The everyday zoo; :func:`build` and :func:`inputs_for` also accept :data:`LAYOUT_TRAP_NAMES`."""
@@ -334,6 +369,7 @@ def inputs_for(name: str, n: int, seed: int = 1) -> Any:
     Raises:
         KeyError: For an unknown name.
     """
+    name = name.removeprefix("centered_")
     g = torch.Generator().manual_seed(seed)
     shapes = {
         "mlp": (n, 5),

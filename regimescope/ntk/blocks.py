@@ -1,4 +1,4 @@
-"""Grouping a model's parameters into per-layer blocks, the unit the NTK is summed over."""
+"""Grouping a model's parameters into per-layer blocks, the unit the NTK is summed over, and where each is used."""
 
 from __future__ import annotations
 
@@ -7,46 +7,66 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from regimescope.ntk.rule import LayerRule, rule_for
+
 ROOT_NAME = "(root)"
 """Layer name of parameters owned directly by the root module."""
 
-_FACTORABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+@dataclass(frozen=True)
+class ParamUse:
+    """One module attribute holding a parameter (a tied parameter has several).
+
+    Attributes:
+        module_name: Qualified module name (``""`` for the root).
+        local_name: Attribute name on that module (``"weight"``, ``"bias"``, ...).
+    """
+
+    module_name: str
+    local_name: str
 
 
 @dataclass(frozen=True)
 class ParamBlock:
-    """The trainable parameters owned by one module: one term ``K_l`` of ``K = sum_l K_l``.
+    """The selected parameters owned by one module: one term ``K_l`` of ``K = sum_l K_l``.
 
     Attributes:
         name: The layer name (the module's qualified name, :data:`ROOT_NAME` for the root).
         module: The owning module.
         param_names: Qualified names, as ``model.named_parameters()`` gives them.
-        local_names: The attribute names on ``module`` (``"weight"``, ``"bias"``, ...), same order.
-        factorable: Whether the layer's block can come from its inputs and output gradients (see
-            :mod:`regimescope.ntk.factored`): a plain ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` with numeric
-            zero padding and one group, none of whose parameters is shared with another module.
+        local_names: The attribute names on ``module``, same order.
+        uses: For each parameter, every module attribute that holds it (first: the owner).
+        rules: The exact rule of each use's module, by module name (``None``: no rule covers it).
     """
 
     name: str
     module: nn.Module
     param_names: tuple[str, ...]
     local_names: tuple[str, ...]
-    factorable: bool
+    uses: tuple[tuple[ParamUse, ...], ...]
+    rules: tuple[tuple[str, LayerRule | None], ...]
 
+    @property
+    def covered(self) -> bool:
+        """Whether a layer rule covers every use of every parameter (the block can skip the generic path)."""
+        return all(rule is not None for _, rule in self.rules)
 
-def _plain_layer(module: nn.Module) -> bool:
-    if type(module).forward not in {cls.forward for cls in _FACTORABLE_TYPES}:
-        return False
-    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-        return module.groups == 1 and module.padding_mode == "zeros" and not isinstance(module.padding, str)
-    return True
+    @property
+    def exclusive(self) -> bool:
+        """Whether every parameter is used by the owning module only (the Gram form then applies)."""
+        return all(len(uses) == 1 for uses in self.uses)
+
+    @property
+    def use_modules(self) -> tuple[str, ...]:
+        """Names of the modules using the block's parameters."""
+        return tuple(name for name, _ in self.rules)
 
 
 def parameter_blocks(model: nn.Module, include_frozen: bool = False) -> list[ParamBlock]:
     """Group the parameters of ``model`` by the module that owns them.
 
     A parameter tied between modules is counted once, in the block of the first module that owns it
-    (``named_modules`` order), and neither owner is factorable (the factored rule would miss the other use).
+    (``named_modules`` order); its other holders are recorded as further uses.
 
     Args:
         model: The model.
@@ -56,38 +76,33 @@ def parameter_blocks(model: nn.Module, include_frozen: bool = False) -> list[Par
         The non-empty blocks in module order.
     """
     owners: dict[int, str] = {}
-    shared_modules: set[str] = set()
-    entries: dict[str, list[tuple[str, str]]] = {}
-    modules: dict[str, nn.Module] = {}
-    for module_name, module in model.named_modules():
+    uses: dict[int, list[ParamUse]] = {}
+    entries: dict[str, list[tuple[str, str, int]]] = {}
+    modules = dict(model.named_modules())
+    for module_name, module in modules.items():
         for local, param in module._parameters.items():
             if param is None:
                 continue
+            uses.setdefault(id(param), []).append(ParamUse(module_name, local))
             if id(param) in owners:
-                shared_modules.update({owners[id(param)], module_name})
                 continue
             owners[id(param)] = module_name
             if not (param.requires_grad or include_frozen):
                 continue
             full = f"{module_name}.{local}" if module_name else local
-            entries.setdefault(module_name, []).append((full, local))
-            modules[module_name] = module
+            entries.setdefault(module_name, []).append((full, local, id(param)))
     blocks = []
     for module_name, names in entries.items():
-        module = modules[module_name]
-        locals_ = tuple(local for _, local in names)
-        factorable = (
-            _plain_layer(module)
-            and module_name not in shared_modules
-            and set(locals_) <= {"weight", "bias"}
-        )
+        block_uses = tuple(tuple(uses[key]) for _, _, key in names)
+        use_modules = dict.fromkeys(use.module_name for group in block_uses for use in group)
         blocks.append(
             ParamBlock(
                 name=module_name or ROOT_NAME,
-                module=module,
-                param_names=tuple(full for full, _ in names),
-                local_names=locals_,
-                factorable=factorable,
+                module=modules[module_name],
+                param_names=tuple(full for full, _, _ in names),
+                local_names=tuple(local for _, local, _ in names),
+                uses=block_uses,
+                rules=tuple((name, rule_for(modules[name])) for name in use_modules),
             )
         )
     return blocks

@@ -1,132 +1,149 @@
-"""One forward and ``k`` backward passes that collect the factors of every factorable layer."""
+"""Collection passes: forwards over sample chunks and batched output backward passes that fill each layer's data."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from regimescope import batch
-from regimescope.ntk.blocks import ParamBlock
-from regimescope.ntk.factored import LayerFactors, input_tokens, output_tokens
+from regimescope.ntk.backward import output_gradients
 from regimescope.ntk.model_call import ModelCall
-
-logger = logging.getLogger(__name__)
-
-_CHECK_RTOL = 1e-3
-
-
-class _Recorder:
-    """Forward hooks recording each call's input tokens and (cloned) output of the watched layers."""
-
-    def __init__(self, blocks: list[ParamBlock]) -> None:
-        self.calls: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {b.name: [] for b in blocks}
-        self._handles = [
-            block.module.register_forward_hook(self._hook(block.name, block.module), with_kwargs=True)
-            for block in blocks
-        ]
-
-    def _hook(self, name: str, module: nn.Module) -> Any:
-        def hook(_: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor) -> torch.Tensor:
-            x = args[0] if args else next(iter(kwargs.values()))
-            tokens = input_tokens(module, x.detach().clone())
-            fresh = output.clone()
-            self.calls[name].append((tokens, output))
-            return fresh
-
-        return hook
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
+from regimescope.ntk.profile import SEED, LayerShape
+from regimescope.ntk.recorder import Recorder
+from regimescope.ntk.rule import LayerData, LayerRule
 
 
-def _check(
-    block: ParamBlock,
-    calls: list[tuple[torch.Tensor, torch.Tensor]],
-    z_grads: list[torch.Tensor],
-    param_grads: dict[str, torch.Tensor | None],
-) -> bool:
-    """Whether the layer's factors are exact, judged on the gradient of ``sum_o f_o(x_0)`` (example 0 alone).
+class LayoutChanged(RuntimeError):
+    """A watched layer stopped receiving batch-first inputs at the collection's chunk size."""
 
-    Two things must hold: the gradient reaches the layer outputs only in example 0's rows (the leading
-    dimension of the layer really is the batch, e.g. not a sequence dimension), and the factored weight
-    gradient ``sum_t g_0t a_0t^T`` equals autograd's parameter gradient (no use of the parameters outside the
-    layer's own forward).
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"layers {names} did not see the batch as leading dimension")
+        self.names = names
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A layer the collection passes record.
+
+    Attributes:
+        module: The layer.
+        rule: Its rule.
+        locals_: Parameter attribute names whose per-sample gradients are used.
+        per_sample: Keep per-sample gradients of ``locals_`` instead of the factors.
     """
-    if any(g[1:].abs().max().item() > 0 for g in z_grads if g.shape[0] > 1):
-        return False
-    if "weight" not in block.local_names:
-        return True
-    tokens = torch.cat([t[:1] for t, _ in calls], dim=1)
-    grads = torch.cat([output_tokens(block.module, g[:1]) for g in z_grads], dim=1)
-    expected = torch.einsum("itc,itd->cd", grads, tokens)
-    actual = param_grads[block.param_names[block.local_names.index("weight")]]
-    actual = torch.zeros_like(expected) if actual is None else actual.reshape(expected.shape)
-    scale = max(actual.norm().item(), expected.norm().item(), 1e-30)
-    return (actual - expected).norm().item() <= _CHECK_RTOL * scale
+
+    module: nn.Module
+    rule: LayerRule
+    locals_: tuple[str, ...]
+    per_sample: bool = False
 
 
-def collect_factors(
-    call: ModelCall, blocks: list[ParamBlock], inputs: batch.Inputs
-) -> tuple[dict[str, LayerFactors], list[ParamBlock]]:
-    """Run the model once on ``inputs`` and back-propagate each output to the watched layers' outputs.
+def _allocate(watched: dict[str, Watched], layers: dict[str, LayerShape], n: int, k: int, like: torch.Tensor,
+              records: dict[str, torch.Tensor]) -> dict[str, LayerData]:
+    """Buffers for all ``n`` examples and ``k`` outputs (used when the passes are chunked)."""
+    data = {}
+    for name, w in watched.items():
+        shape = layers[name]
+        if w.per_sample:
+            sizes = {local: getattr(w.module, local).numel() for local in w.locals_}
+            data[name] = LayerData(per_sample={local: like.new_empty(k, n, p) for local, p in sizes.items()})
+            continue
+        record = records[name]
+        if w.rule.channels_first:
+            grads = like.new_empty(k, n, shape.grad_width, shape.tokens).transpose(-1, -2)
+        else:
+            grads = like.new_empty(k, n, shape.tokens, shape.grad_width)
+        data[name] = LayerData(record=record.new_empty(n, *record.shape[1:]), grads=grads)
+    return data
 
-    Samples must be independent (eval mode): the gradient of ``sum_i f_o(x_i)`` at sample ``i`` is then the
-    gradient of ``f_o(x_i)`` alone.
+
+def _store(data: dict[str, LayerData], name: str, w: Watched, record: torch.Tensor, tokens: torch.Tensor,
+           rows: slice, cols: slice, whole: bool) -> None:
+    """Keep one chunk's gradients ``tokens`` ``(q, s, T, C)``: as they are when one chunk is everything, else copied
+    into the buffers (per-sample layers: reduced to per-sample gradients first)."""
+    if w.per_sample:
+        for local in w.locals_:
+            value = w.rule.per_sample(w.module, local, record, tokens)
+            if whole:
+                data[name].per_sample[local] = value
+            else:
+                data[name].per_sample[local][cols, rows] = value
+    elif whole:
+        data[name].grads = tokens
+    else:
+        data[name].grads[cols, rows] = tokens
+
+
+def collect(
+    call: ModelCall,
+    watched: dict[str, Watched],
+    leaf_names: list[str],
+    inputs: batch.Inputs,
+    layers: dict[str, LayerShape],
+    k: int,
+    sample_chunk: int,
+    output_chunk: int,
+) -> dict[str, LayerData]:
+    """Fill the data of the watched layers on all examples of ``inputs``.
+
+    For each chunk of ``sample_chunk`` examples: one forward pass with the recording hooks, then one batched
+    backward pass per ``output_chunk`` outputs (:func:`~regimescope.ntk.backward.output_gradients`). Memory:
+    the chunk's graph, ``output_chunk`` times its gradients, and the returned data.
 
     Args:
         call: The functional model.
-        blocks: Factorable blocks.
-        inputs: Prepared inputs of ``n`` examples.
+        watched: The layers to record.
+        leaf_names: Parameters to differentiate (so that the watched layers' outputs are in the graph).
+        inputs: Prepared inputs.
+        layers: The watched layers' sizes from the probe pass.
+        k: Outputs per example.
+        sample_chunk: Examples per forward pass.
+        output_chunk: Outputs per backward pass.
 
     Returns:
-        ``factors`` by layer name, and the blocks that cannot be factored after all (hook not called, batch
-        dimension not leading inside the model, or parameters used outside the layer's own forward): these must be
-        computed by a generic implementation.
+        ``name -> LayerData`` over all ``n`` examples and ``k`` outputs.
+
+    Raises:
+        LayoutChanged: When a layer's leading dimension is not the chunk's batch size.
     """
     n = batch.batch_size(inputs)
-    leaves = {name: call.params[name].detach().requires_grad_() for b in blocks for name in b.param_names}
-    recorder = _Recorder(blocks)
-    try:
-        outputs = call(leaves, inputs)
-    finally:
-        recorder.remove()
-    usable = [
-        b
-        for b in blocks
-        if recorder.calls[b.name] and all(t.shape[0] == n and z.shape[0] == n for t, z in recorder.calls[b.name])
-    ]
-    if not usable:
-        return {}, list(blocks)
-    zs = [z for b in usable for _, z in recorder.calls[b.name]]
-    names = [name for b in usable for name in b.param_names]
-    check = torch.autograd.grad(
-        outputs[0].sum(), zs + [leaves[name] for name in names], retain_graph=True, allow_unused=True
-    )
-    check_z = [torch.zeros_like(z) if g is None else g for z, g in zip(zs, check[: len(zs)])]
-    param_grads = dict(zip(names, check[len(zs) :]))
-    k = outputs.shape[1]
-    per_output = []
-    for o in range(k):
-        grads = torch.autograd.grad(outputs[:, o].sum(), zs, retain_graph=o < k - 1, allow_unused=True)
-        per_output.append([torch.zeros_like(z) if g is None else g for z, g in zip(zs, grads)])
-    factors: dict[str, LayerFactors] = {}
-    fallback = [b for b in blocks if b not in usable]
-    position = 0
-    for block in usable:
-        calls = recorder.calls[block.name]
-        span = range(position, position + len(calls))
-        position += len(calls)
-        if not _check(block, calls, [check_z[c] for c in span], param_grads):
-            logger.info("Layer %r cannot be factored (batch not leading, or parameters used elsewhere).", block.name)
-            fallback.append(block)
-            continue
-        tokens = torch.cat([t for t, _ in calls], dim=1)
-        grads = torch.stack([torch.cat([output_tokens(block.module, g[c]) for c in span], dim=1) for g in per_output])
-        factors[block.name] = LayerFactors(
-            tokens=tokens, grads=grads, has_weight="weight" in block.local_names, has_bias="bias" in block.local_names
-        )
-    return factors, fallback
+    whole = sample_chunk >= n and output_chunk >= k
+    names = list(watched)
+    recording = {name: (w.module, w.rule) for name, w in watched.items()}
+    data: dict[str, LayerData] = {name: LayerData() for name in names}
+    for start in range(0, n, sample_chunk):
+        rows = slice(start, min(start + sample_chunk, n))
+        leaves = {name: call.params[name].detach().requires_grad_() for name in leaf_names}
+        torch.manual_seed(SEED)
+        with Recorder(recording) as recorder:
+            outputs = call(leaves, batch.select(inputs, rows))
+        broken = [name for name in names if not recorder.batch_first(name, rows.stop - rows.start)]
+        if broken:
+            raise LayoutChanged(broken)
+        records = {name: recorder.records(name) for name in names}
+        if whole:
+            for name in names:
+                data[name].record = None if watched[name].per_sample else records[name]
+        else:
+            if start == 0:
+                data = _allocate(watched, layers, n, k, outputs, records)
+            for name in names:
+                if data[name].record is not None:
+                    data[name].record[rows] = records[name]
+        zs = recorder.outputs(names)
+        for o0 in range(0, k, output_chunk):
+            cols = slice(o0, min(o0 + output_chunk, k))
+            grads = output_gradients(outputs, zs, range(cols.start, cols.stop))
+            position = 0
+            for name in names:
+                w = watched[name]
+                count = len(recorder.calls[name])
+                parts = [w.rule.grad_tokens(w.module, g) for g in grads[position : position + count]]
+                position += count
+                tokens = parts[0] if count == 1 else torch.cat(parts, dim=2)
+                _store(data, name, w, records[name], tokens, rows, cols, whole)
+            del grads
+        del outputs, zs, recorder, records
+    return data

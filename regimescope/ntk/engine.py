@@ -1,73 +1,55 @@
-"""The public empirical-NTK function: per-layer exact kernels, chunked to a memory budget."""
+"""The public empirical-NTK functions: :func:`empirical_ntk` and :func:`plan_ntk`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal, TypeVar
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
 from regimescope import batch
 from regimescope.guards import no_autocast, preserved_modes, preserved_rng
-from regimescope.ntk.blocks import ParamBlock, block_size, parameter_blocks
-from regimescope.ntk.collect import collect_factors
-from regimescope.ntk.factored import LayerFactors, block_kernel, select_rows
-from regimescope.ntk.implementation import Implementation, parse_implementation
-from regimescope.ntk.jacobian import batch_jacobian, jacobian_kernel, per_sample_jacobian
-from regimescope.ntk.memory import default_budget, rows_per_chunk
+from regimescope.ntk.blocks import ParamBlock, parameter_blocks
+from regimescope.ntk.execute import Run, execute
+from regimescope.ntk.hooks import suspended_backward_hooks
+from regimescope.ntk.implementation import RULE_IMPLEMENTATIONS, Implementation, parse_implementation
+from regimescope.ntk.memory import NtkMemoryWarning, default_budget
 from regimescope.ntk.model_call import ModelCall
+from regimescope.ntk.output_map import OutputIndices, OutputMap
+from regimescope.ntk.pairwise import KernelSink
+from regimescope.ntk.plan import NtkPlan, PlanRequest, make_plan
+from regimescope.ntk.profile import SEED, profile_set
+from regimescope.ntk.rule import LayerRule
 from regimescope.outputs import OutputFn
 
 Kind = Literal["trace", "full"]
 Mode = Literal["eval", "train"]
-_Rows = TypeVar("_Rows")
 
-SEED = 0
-"""Torch seed set before every forward pass of one computation, so random layers agree across passes."""
+logger = logging.getLogger(__name__)
 
-
-def _transpose(kernel: torch.Tensor, full: bool) -> torch.Tensor:
-    return kernel.permute(1, 0, 3, 2) if full else kernel.T
+__all__ = ["SEED", "empirical_ntk", "plan_ntk"]
 
 
-def _pairwise(
-    n1: int,
-    n2: int,
-    chunk: int,
-    symmetric: bool,
-    rows_a: Callable[[slice], _Rows],
-    rows_b: Callable[[slice], _Rows],
-    pair: Callable[[_Rows, _Rows], torch.Tensor],
-    full: bool,
-) -> torch.Tensor:
-    """Assemble a kernel from chunk pairs; a symmetric kernel computes the upper triangle of chunks only."""
-    starts_a = list(range(0, n1, chunk))
-    starts_b = list(range(0, n2, chunk))
-    row_blocks = []
-    computed: dict[tuple[int, int], torch.Tensor] = {}
-    for ia, a0 in enumerate(starts_a):
-        sa = slice(a0, min(a0 + chunk, n1))
-        ra = rows_a(sa)
-        pieces = []
-        for ib, b0 in enumerate(starts_b):
-            if symmetric and ib < ia:
-                pieces.append(_transpose(computed[(ib, ia)], full))
-                continue
-            rb = ra if symmetric and ib == ia else rows_b(slice(b0, min(b0 + chunk, n2)))
-            computed[(ia, ib)] = pair(ra, rb)
-            pieces.append(computed[(ia, ib)])
-        row_blocks.append(torch.cat(pieces, dim=1))
-    return torch.cat(row_blocks, dim=0)
-
-
-def _validate(model: nn.Module, kind: str, mode: str, inputs: list[batch.Inputs]) -> torch.device:
+def _validate(model: nn.Module, kind: str, mode: str, inputs: list[batch.Inputs], sketch: int | None,
+              max_memory: int | None) -> torch.device:
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; received {type(model).__name__}.")
     if kind not in ("trace", "full"):
         raise ValueError(f"`kind` must be 'trace' or 'full'; received {kind!r}.")
     if mode not in ("eval", "train"):
         raise ValueError(f"`mode` must be 'eval' or 'train'; received {mode!r}.")
+    if sketch is not None and (isinstance(sketch, bool) or not isinstance(sketch, int) or sketch < 1):
+        raise ValueError(f"`sketch` must be a positive int (dimensions per parameter block) or None; received "
+                         f"{sketch!r}. Try sketch=4096.")
+    if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int)
+                                   or max_memory < 1):
+        raise ValueError(f"`max_memory` must be a positive number of bytes or None; received {max_memory!r}. "
+                         "For example max_memory=2 * 2**30 for 2 GiB.")
     params = list(model.parameters())
     if not params:
         raise ValueError("The model has no parameters, so its NTK is zero. Pass the model that is being trained.")
@@ -83,83 +65,103 @@ def _validate(model: nn.Module, kind: str, mode: str, inputs: list[batch.Inputs]
     return device
 
 
-class _Computation:
-    """State of one :func:`empirical_ntk` call."""
+@contextlib.contextmanager
+def _measuring(model: nn.Module, mode: str, device: torch.device) -> Iterator[None]:
+    """Mode switched, random state and backward hooks preserved, autocast off, gradients on."""
+    with (
+        preserved_modes(model, train=mode == "train"),
+        preserved_rng([device]),
+        no_autocast(device.type),
+        suspended_backward_hooks(model),
+        torch.enable_grad(),
+    ):
+        yield
 
-    def __init__(
-        self, call: ModelCall, full: bool, budget: int, sets: list[batch.Inputs], symmetric: bool, k: int
-    ) -> None:
-        self.call, self.full, self.budget, self.sets, self.symmetric, self.k = call, full, budget, sets, symmetric, k
-        self.n1 = batch.batch_size(sets[0])
-        self.n2 = batch.batch_size(sets[-1])
 
-    def from_factors(self, name: str, factors: list[dict[str, LayerFactors]]) -> torch.Tensor:
-        fa, fb = factors[0][name], factors[-1][name]
-        per_row = fa.grads[:, :1].numel() * fa.tokens.shape[2] * self.call.params_itemsize
-        chunk = rows_per_chunk(per_row, self.budget, max(self.n1, self.n2))
-        return _pairwise(
-            self.n1,
-            self.n2,
-            chunk,
-            self.symmetric,
-            lambda s: select_rows(fa, s),
-            lambda s: select_rows(fb, s),
-            lambda a, b: block_kernel(a, b, self.full),
-            self.full,
+@dataclass
+class _Prepared:
+    call: ModelCall
+    sets: list[batch.Inputs]
+    blocks: list[ParamBlock]
+    modules: dict[str, tuple[nn.Module, LayerRule]]
+    req: PlanRequest
+    plan: NtkPlan
+
+
+def _prepare(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, kind: str, per_layer: bool,
+             output_fn: OutputFn | None, mode: str, dtype: torch.dtype | None, implementation: str | Implementation,
+             include_frozen: bool, max_memory: int | None, outputs: OutputIndices | None,
+             output_projection: int | None, seed: int, sketch: int | None) -> _Prepared:
+    """Validate, snapshot the model, run the probe pass and plan (inside the measuring context)."""
+    implementation = parse_implementation(implementation)
+    if mode == "train" and implementation not in (Implementation.AUTO, Implementation.FULL_BATCH):
+        raise ValueError(
+            f"implementation={implementation.value!r} assumes independent examples, which train mode does not "
+            "give (BatchNorm batch statistics, dropout). Use implementation='auto' or 'full_batch', or mode='eval'."
         )
-
-    def from_jacobians(self, block: ParamBlock, per_sample: bool) -> torch.Tensor:
-        if not per_sample:
-            ja = self._seeded(batch_jacobian, block, self.sets[0])
-            jb = ja if self.symmetric else self._seeded(batch_jacobian, block, self.sets[-1])
-            return jacobian_kernel(ja, jb, self.full)
-        per_row = self.k * block_size(block, self.call.params) * self.call.params_itemsize
-        chunk = rows_per_chunk(per_row, self.budget, max(self.n1, self.n2))
-        return _pairwise(
-            self.n1,
-            self.n2,
-            chunk,
-            self.symmetric,
-            lambda s: per_sample_jacobian(self.call, block, batch.select(self.sets[0], s)),
-            lambda s: per_sample_jacobian(self.call, block, batch.select(self.sets[-1], s)),
-            lambda a, b: jacobian_kernel(a, b, self.full),
-            self.full,
+    if mode == "train":
+        implementation = Implementation.FULL_BATCH
+    blocks = parameter_blocks(model, include_frozen)
+    if not blocks:
+        raise ValueError(
+            "No trainable parameters: every parameter has requires_grad=False. Unfreeze some, or pass "
+            "include_frozen=True to differentiate the frozen ones."
         )
+    device = next(model.parameters()).device
+    budget = max_memory if max_memory is not None else default_budget(device)
+    output_map = OutputMap(outputs, output_projection, seed)
+    call = ModelCall.build(model, dtype or torch.float32, output_fn, None if output_map.identity else output_map)
+    sets = [call.prepare(x) for x in ([x1] if x2 is None else [x1, x2])]
+    submodules = dict(model.named_modules())
+    rules = implementation in RULE_IMPLEMENTATIONS
+    modules = {
+        name: (submodules[name], rule)
+        for b in blocks if rules and b.covered
+        for name, rule in b.rules
+    }
+    profiles = [profile_set(call, blocks, modules, x) for x in sets]
+    failed = set().union(*(p.failed for p in profiles))
+    covered = {b.name for b in blocks if rules and b.covered and b.name not in failed}
+    modules = {name: modules[name] for b in blocks if b.name in covered for name in b.use_modules}
+    req = PlanRequest(
+        blocks=blocks, covered=covered, profiles=(profiles[0], profiles[-1]),
+        params={name: p.numel() for name, p in call.params.items()}, full=kind == "full", per_layer=per_layer,
+        implementation=implementation, sketch=sketch, itemsize=call.params_itemsize, budget=budget,
+    )
+    plan = make_plan(req, {name: module for name, (module, _) in modules.items()})
+    return _Prepared(call, sets, blocks, modules, req, plan)
 
-    def _seeded(self, fn: Callable[..., torch.Tensor], *args: object) -> torch.Tensor:
-        torch.manual_seed(SEED)
-        return fn(self.call, *args)
 
+def plan_ntk(
+    model: nn.Module,
+    x1: batch.Inputs,
+    x2: batch.Inputs | None = None,
+    *,
+    kind: Kind = "trace",
+    per_layer: bool = False,
+    output_fn: OutputFn | None = None,
+    mode: Mode = "eval",
+    dtype: torch.dtype | None = None,
+    implementation: str | Implementation = "auto",
+    include_frozen: bool = False,
+    max_memory: int | None = None,
+    outputs: OutputIndices | None = None,
+    output_projection: int | None = None,
+    seed: int = 0,
+    sketch: int | None = None,
+) -> NtkPlan:
+    """The plan :func:`empirical_ntk` would follow with the same arguments: forms, chunks, passes, peak bytes.
 
-def _compute(
-    call: ModelCall,
-    blocks: list[ParamBlock],
-    sets: list[batch.Inputs],
-    full: bool,
-    implementation: Implementation,
-    budget: int,
-) -> dict[str, torch.Tensor]:
-    torch.manual_seed(SEED)
-    with torch.no_grad():
-        k = call({}, sets[0]).shape[1]
-    work = _Computation(call, full, budget, sets, symmetric=len(sets) == 1, k=k)
-    generic = blocks
-    kernels: dict[str, torch.Tensor] = {}
-    if implementation in (Implementation.AUTO, Implementation.FACTORED):
-        factorable = [b for b in blocks if b.factorable]
-        collected = []
-        for x in sets:
-            torch.manual_seed(SEED)
-            collected.append(collect_factors(call, factorable, x))
-        fallback = {b.name for _, rest in collected for b in rest}
-        factors = [f for f, _ in collected]
-        for block in factorable:
-            if block.name not in fallback:
-                kernels[block.name] = work.from_factors(block.name, factors)
-        generic = [b for b in blocks if b.name not in kernels]
-    for block in generic:
-        kernels[block.name] = work.from_jacobians(block, per_sample=implementation != Implementation.FULL_BATCH)
-    return {b.name: kernels[b.name] for b in blocks}
+    Runs only the probe pass (the model on at most two examples of each set). Leaves the model untouched.
+
+    Returns:
+        The :class:`~regimescope.ntk.plan.NtkPlan` (``plan.summary()`` prints it).
+    """
+    sets = [x1] if x2 is None else [x1, x2]
+    device = _validate(model, kind, mode, sets, sketch, max_memory)
+    with _measuring(model, mode, device):
+        return _prepare(model, x1, x2, kind, per_layer, output_fn, mode, dtype, implementation, include_frozen,
+                        max_memory, outputs, output_projection, seed, sketch).plan
 
 
 def empirical_ntk(
@@ -175,25 +177,33 @@ def empirical_ntk(
     implementation: str | Implementation = "auto",
     include_frozen: bool = False,
     max_memory: int | None = None,
+    outputs: OutputIndices | None = None,
+    output_projection: int | None = None,
+    seed: int = 0,
+    sketch: int | None = None,
 ) -> torch.Tensor | dict[str, torch.Tensor]:
-    """Exact empirical neural tangent kernel of ``model`` on ``x1`` (and ``x2``).
+    """Empirical neural tangent kernel of ``model`` on ``x1`` (and ``x2``), exact unless a sketch is asked for.
 
-    With ``J(x)`` the ``(k, P)`` Jacobian of the ``k`` outputs with respect to the ``P`` trainable parameters,
+    With ``J(x)`` the ``(k, P)`` Jacobian of the ``k`` outputs with respect to the ``P`` selected parameters,
 
         full:  K[i, j, o, q] = sum_p J(x1_i)[o, p] J(x2_j)[q, p]      shape (n1, n2, k, k)
         trace: K[i, j] = sum_o K[i, j, o, o]                            shape (n1, n2)
 
-    The kernel is additive over parameters, ``K = sum_l K_l``; it is computed layer by layer (never holding the
-    whole Jacobian) by the rule :class:`~regimescope.ntk.implementation.Implementation` names.
+    The kernel is additive over parameters, ``K = sum_l K_l``; it is computed block by block (one block per
+    module owning parameters), never holding the whole Jacobian. Linear, convolution, embedding and norm layers
+    use exact layer rules fed by one forward pass and batched output backward passes; other blocks use
+    ``torch.func`` per-sample Jacobians (see :class:`~regimescope.ntk.implementation.Implementation`). The
+    work is chunked over examples, outputs and layers to fit ``max_memory`` (see :func:`plan_ntk`).
 
     Args:
         model: The network. It is not modified: no parameter, buffer, ``.grad``, mode flag, hook or random
-            state is changed.
+            state is changed (backward hooks are detached during the computation and put back).
         x1: Inputs, batch first: a tensor (``model(x)``), a tuple (``model(*x)``) or a dict (``model(**x)``).
         x2: Second inputs for a cross kernel; ``None`` for the kernel of ``x1`` with itself.
         kind: ``"trace"`` (summed over outputs) or ``"full"``.
         per_layer: Return ``{layer name: kernel}`` (summing to the whole kernel) instead of the sum. Layers are
-            the modules owning parameters; the root's own parameters are under ``"(root)"``.
+            the modules owning parameters; the root's own parameters are under ``"(root)"``; a tied parameter
+            belongs to the first module holding it.
         output_fn: Maps the model's return value to the output tensor (default: a tensor as is, a mapping's
             ``"logits"``, a tuple's first element). Trailing dimensions are flattened into ``k``.
         mode: ``"eval"`` (default): modules in eval mode, examples independent. ``"train"``: train-mode
@@ -204,37 +214,47 @@ def empirical_ntk(
         implementation: See :class:`~regimescope.ntk.implementation.Implementation`; in train mode only
             ``"auto"`` and ``"full_batch"`` are valid.
         include_frozen: Also differentiate parameters with ``requires_grad=False``.
-        max_memory: Byte budget for the chunks the engine holds (default: a quarter of free memory, at most
-            4 GiB).
+        max_memory: Byte budget of the engine's working memory and result (default: a quarter of free memory,
+            at most 4 GiB). When even the smallest chunks exceed it, an :class:`NtkMemoryWarning` is issued and the
+            computation runs with them.
+        outputs: Indices (or a slice) into the flattened outputs: the kernel of those outputs only.
+        output_projection: ``m``: the kernel of ``m`` seeded random (Rademacher) combinations of the outputs;
+            its trace kernel is an unbiased estimate of the trace kernel of all outputs at the cost of ``m``
+            outputs (see :mod:`regimescope.ntk.output_map` for the variance). ``kind="full"`` then returns the
+            ``(n1, n2, m, m)`` kernel of the combinations.
+        seed: Seed of ``output_projection`` and ``sketch``.
+        sketch: ``m``: wherever a block's kernel is computed from per-sample gradients, project the gradient of
+            every parameter tensor with more than ``m`` entries by a seeded CountSketch to ``m`` dimensions:
+            unbiased, relative standard deviation at most ``sqrt(2/m)`` per diagonal entry (see
+            :mod:`regimescope.ntk.sketch`). With ``implementation="auto"`` a block is sketched only where that
+            is cheaper than its exact forms; the other implementations sketch every per-sample block.
 
     Returns:
         The kernel, or a dict of per-layer kernels when ``per_layer`` is true.
 
     Raises:
         ValueError: On an unknown ``kind``/``mode``/``implementation``, a model without parameters, inputs on
-            another device, or an implementation that cannot work in train mode.
+            another device, an implementation that cannot work in train mode, or invalid
+            ``outputs``/``output_projection``/``sketch``/``max_memory``.
     """
-    implementation = parse_implementation(implementation)
     sets = [x1] if x2 is None else [x1, x2]
-    device = _validate(model, kind, mode, sets)
-    if mode == "train" and implementation not in (Implementation.AUTO, Implementation.FULL_BATCH):
-        raise ValueError(
-            f"implementation={implementation.value!r} assumes independent examples, which train mode does not "
-            "give (BatchNorm batch statistics, dropout). Use implementation='auto' or 'full_batch', or mode='eval'."
-        )
-    if mode == "train":
-        implementation = Implementation.FULL_BATCH
-    blocks = parameter_blocks(model, include_frozen)
-    if not blocks:
-        raise ValueError(
-            "No trainable parameters: every parameter has requires_grad=False. Unfreeze some, or pass "
-            "include_frozen=True to differentiate the frozen ones."
-        )
-    budget = max_memory if max_memory is not None else default_budget(device)
-    with preserved_modes(model, train=mode == "train"), preserved_rng([device]), no_autocast(device.type):
-        call = ModelCall.build(model, dtype or torch.float32, output_fn)
-        prepared = [call.prepare(x) for x in sets]
-        kernels = _compute(call, blocks, prepared, kind == "full", implementation, budget)
-    if per_layer:
-        return kernels
-    return torch.stack(list(kernels.values())).sum(0)
+    device = _validate(model, kind, mode, sets, sketch, max_memory)
+    with _measuring(model, mode, device):
+        prepared = _prepare(model, x1, x2, kind, per_layer, output_fn, mode, dtype, implementation,
+                            include_frozen, max_memory, outputs, output_projection, seed, sketch)
+        plan, req = prepared.plan, prepared.req
+        if not plan.fits:
+            warnings.warn(
+                f"The NTK needs about {plan.peak_bytes / 2**20:.1f} MiB even with the smallest chunks, more than "
+                f"max_memory={req.budget / 2**20:.1f} MiB; running with them. Raise max_memory, or lower the cost "
+                "with per_layer=False, kind='trace', fewer examples, output_projection= or sketch=.",
+                NtkMemoryWarning,
+                stacklevel=2,
+            )
+        logger.debug("%s", plan.summary())
+        n1, n2 = req.n
+        shape = (n1, n2, req.k, req.k) if req.full else (n1, n2)
+        sink = KernelSink([b.name for b in prepared.blocks], shape, per_layer, prepared.call.dtype, device)
+        run = Run(prepared.call, prepared.sets, req, plan, prepared.modules, sink, seed)
+        execute(run, prepared.blocks)
+        return sink.result()

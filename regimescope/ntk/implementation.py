@@ -6,33 +6,44 @@ import enum
 
 
 class Implementation(enum.Enum):
-    """How the engine computes each parameter block's kernel. All members give the same kernel.
+    """How the engine computes each parameter block's kernel. All members give the same kernel (up to rounding).
 
-    Costs are for a block with ``P`` parameters, a probe of ``n`` inputs and ``k`` outputs.
+    Costs are for a block with ``P`` parameters, ``n`` examples, ``k`` outputs, and for a layer with ``T``
+    positions, input tokens of width ``D`` and outputs of width ``C``; ``k'`` is ``k`` for the trace kernel and
+    ``k^2`` for the full one. The layer rules (``nn.Linear``, ``nn.Conv1d/2d``, ``nn.Embedding``, norm layers'
+    affine parameters) need one forward pass and ``k`` backward passes (batched) for the whole model.
     """
 
     AUTO = "auto"
-    """Default. Eval mode: :attr:`FACTORED` for ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` whose parameters are
-    used only through their own forward, :attr:`PER_SAMPLE` for every other parameter. Train mode with
-    batch-coupled modules (BatchNorm in training): :attr:`FULL_BATCH`."""
+    """Default. Eval mode: every block covered by a layer rule in the cheapest exact form by the cost rule of
+    :func:`regimescope.ntk.costs.form_costs` (Gram-Hadamard form or per-sample gradients from the layer data),
+    and :attr:`PER_SAMPLE` for every other block. Train mode: :attr:`FULL_BATCH`."""
 
     FACTORED = "factored"
-    """One forward and ``k`` backward passes give each layer's inputs ``a`` and output gradients ``g``; the block
-    is ``sum_{t,s} <g_it, g_js><a_it, a_js>`` (Gram-Hadamard form, memory ``O(n^2 T^2)``) or the per-sample
-    gradient ``sum_t g_it a_it^T`` formed from them (memory ``O(n k P)``), whichever costs less. Linear and
-    convolution layers only; other blocks fall back to :attr:`PER_SAMPLE`."""
+    """Layer rules, in the Gram-Hadamard form wherever the rule has one (exclusive linear, convolution and
+    embedding layers): ``sum_{t,s} <g_it, g_js> <a_it, a_js>``, time ``O(n^2 T^2 (D + k' C))``, memory
+    ``O(n^2 T^2)`` per chunk, no per-sample gradient; per-sample gradients for norm layers and tied
+    parameters; :attr:`PER_SAMPLE` elsewhere."""
+
+    LAYER_PER_SAMPLE = "layer_per_sample"
+    """Layer rules, always through per-sample gradients formed from the layer data (``sum_t g_it a_it^T``):
+    time ``O(n k T C D + n^2 k' P)``, memory ``O(chunk k P)``; :attr:`PER_SAMPLE` elsewhere."""
 
     PER_SAMPLE = "per_sample"
-    """``torch.func.vmap(jacrev)`` per-sample Jacobians of each block, chunked over samples: memory
-    ``O(chunk k P)``, time ``O(n k P)`` plus the Gram ``O(n^2 k P)``. Needs samples to be independent."""
+    """``torch.func.vmap(jacrev)`` per-sample Jacobians of every block, chunked over examples and outputs:
+    memory ``O(chunk k P)``, time ``n k`` single-example backward passes plus the Gram ``O(n^2 k' P)``. Needs
+    examples to be independent (eval mode)."""
 
     FULL_BATCH = "full_batch"
-    """``torch.func.jacrev`` of the whole-batch function per block: exact when samples interact (BatchNorm in
-    train mode); memory ``O(n k P)``."""
+    """``torch.func.jacrev`` of the whole-batch function: exact when examples interact (BatchNorm in train
+    mode); memory ``O(chunk k P + n * activations * chunk k)``."""
 
 
 DEFAULT_IMPLEMENTATION = Implementation.AUTO
 """The engine's default choice."""
+
+RULE_IMPLEMENTATIONS = (Implementation.AUTO, Implementation.FACTORED, Implementation.LAYER_PER_SAMPLE)
+"""The implementations that use the layer rules (in eval mode)."""
 
 
 def parse_implementation(value: str | Implementation) -> Implementation:

@@ -1,4 +1,4 @@
-"""Generic exact Jacobians of a parameter block, through ``torch.func``."""
+"""Generic exact Jacobian rows of parameter blocks through ``torch.func``, and kernels of row chunks."""
 
 from __future__ import annotations
 
@@ -8,52 +8,91 @@ from torch.func import jacrev, vmap
 from regimescope import batch
 from regimescope.ntk.blocks import ParamBlock
 from regimescope.ntk.model_call import ModelCall
+from regimescope.ntk.profile import SEED
+
+BlockRows = dict[str, list[torch.Tensor]]
+"""``block name -> [(outputs, examples, P_p) for each parameter p of the block]`` Jacobian rows (kept apart: the
+kernel is a sum over parameters, so they are never concatenated)."""
 
 
-def _flatten(jac: dict[str, torch.Tensor], names: tuple[str, ...], lead: int) -> torch.Tensor:
-    first = jac[names[0]]
-    shape = first.shape[:lead]
-    return torch.cat([jac[name].reshape(*shape, -1) for name in names], dim=lead)
+def _by_block(jac: dict[str, torch.Tensor], blocks: list[ParamBlock], lead: tuple[int, int]) -> BlockRows:
+    """``(examples, outputs, *shape)`` Jacobians as output-major ``(outputs, examples, P)`` views."""
+    return {b.name: [jac[name].reshape(*lead, -1).transpose(0, 1) for name in b.param_names] for b in blocks}
 
 
-def per_sample_jacobian(call: ModelCall, block: ParamBlock, inputs: batch.Inputs) -> torch.Tensor:
-    """Per-sample Jacobian ``J[i, o, p] = d f_o(x_i) / d theta_p`` of the block, one example at a time.
+class PerSampleRows:
+    """``vmap`` over examples of ``jacrev`` of the single-example function, for a group of blocks at once.
 
-    ``vmap`` over examples of ``jacrev`` of the single-example function. Valid when examples are processed
-    independently (eval mode).
+    Valid when examples are processed independently (eval mode). One call for ``c`` examples and ``q`` outputs
+    costs ``c q`` vmapped backward passes of one example and holds ``c q (P_group + activations)``.
 
-    Returns:
-        ``(n, k, P)`` with the block's parameters flattened in ``block.param_names`` order.
+    Args:
+        call: The functional model.
+        blocks: The group's blocks.
+        inputs: Prepared inputs of one set.
     """
-    own = {name: call.params[name] for name in block.param_names}
 
-    def single(params: dict[str, torch.Tensor], example: batch.Inputs) -> torch.Tensor:
-        one = batch.map_tensors(example, lambda t: t.unsqueeze(0))
-        return call(params, one)[0]
+    def __init__(self, call: ModelCall, blocks: list[ParamBlock], inputs: batch.Inputs) -> None:
+        self.call, self.blocks, self.inputs = call, blocks, inputs
 
-    jac = vmap(jacrev(single), in_dims=(None, 0))(own, inputs)
-    return _flatten(jac, block.param_names, 2)
+    def __call__(self, rows: slice, outputs: slice) -> BlockRows:
+        """Rows ``(|outputs|, |rows|, P_p)`` per parameter of each block."""
+        own = {name: self.call.params[name] for b in self.blocks for name in b.param_names}
+
+        def single(params: dict[str, torch.Tensor], example: batch.Inputs) -> torch.Tensor:
+            one = batch.map_tensors(example, lambda t: t.unsqueeze(0))
+            return self.call(params, one)[0, outputs]
+
+        torch.manual_seed(SEED)
+        jac = vmap(jacrev(single), in_dims=(None, 0))(own, batch.select(self.inputs, rows))
+        count = rows.stop - rows.start
+        return _by_block(jac, self.blocks, (count, outputs.stop - outputs.start))
 
 
-def batch_jacobian(call: ModelCall, block: ParamBlock, inputs: batch.Inputs) -> torch.Tensor:
-    """Jacobian of the whole-batch function, ``J[i, o, p] = d f_o(x_i; X) / d theta_p``.
+class FullBatchRows:
+    """``jacrev`` of the whole-batch function, restricted to some examples' outputs.
 
-    Exact when examples interact (BatchNorm with batch statistics). Memory ``n k P``. Buffers enter as inputs
-    of the transformed function, so train-mode statistics updates land on fresh copies.
+    Exact when examples interact (BatchNorm with batch statistics in train mode). Every call runs the whole
+    batch forward (on fresh buffer copies, so statistics updates never carry over); memory
+    ``n * activations * c q`` for ``c`` examples and ``q`` outputs.
 
-    Returns:
-        ``(n, k, P)``.
+    Args:
+        call: The functional model.
+        blocks: The group's blocks.
+        inputs: Prepared inputs of one set (the whole batch).
     """
-    own = {name: call.params[name] for name in block.param_names}
-    jac = jacrev(lambda params, buffers: call(params, inputs, buffers))(own, call.fresh_buffers())
-    return _flatten(jac, block.param_names, 2)
+
+    def __init__(self, call: ModelCall, blocks: list[ParamBlock], inputs: batch.Inputs) -> None:
+        self.call, self.blocks, self.inputs = call, blocks, inputs
+
+    def __call__(self, rows: slice, outputs: slice) -> BlockRows:
+        """Rows ``(|outputs|, |rows|, P_p)`` per parameter of each block."""
+        own = {name: self.call.params[name] for b in self.blocks for name in b.param_names}
+
+        def chosen(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self.call(params, self.inputs, buffers)[rows, outputs]
+
+        torch.manual_seed(SEED)
+        jac = jacrev(chosen)(own, self.call.fresh_buffers())
+        first = jac[self.blocks[0].param_names[0]]
+        return _by_block(jac, self.blocks, (first.shape[0], first.shape[1]))
 
 
-def jacobian_kernel(ja: torch.Tensor, jb: torch.Tensor, full: bool) -> torch.Tensor:
-    """Kernel from Jacobians ``(n1, k, P)`` and ``(n2, k, P)``.
+def rows_kernel(ja: BlockRows, jb: BlockRows, full: bool) -> dict[str, torch.Tensor]:
+    """Kernel pieces from Jacobian rows ``(qa, ca, P_p)`` and ``(qb, cb, P_p)`` of each parameter of each block.
 
-    Trace: ``K[i, j] = sum_{o,p} J_a[i,o,p] J_b[j,o,p]``; full: ``K[i, j, o, q] = sum_p J_a[i,o,p] J_b[j,q,p]``.
+    Trace (``qa = qb``): ``K[i, j] = sum_p sum_o <J_a[o,i,p], J_b[o,j,p]>``, one batched product over outputs;
+    full: ``K[i, j, o, q] = sum_p <J_a[o,i,p], J_b[q,j,p]>``, one product over ``P_p``.
     """
-    if full:
-        return torch.einsum("iop,jqp->ijoq", ja, jb)
-    return torch.einsum("iop,jop->ij", ja, jb)
+    pieces = {}
+    for name, parts_a in ja.items():
+        total = None
+        for a, b in zip(parts_a, jb[name]):
+            if full:
+                flat = a.reshape(-1, a.shape[2]) @ b.reshape(-1, b.shape[2]).T
+                piece = flat.view(a.shape[0], a.shape[1], b.shape[0], b.shape[1]).permute(1, 3, 0, 2)
+            else:
+                piece = torch.bmm(a, b.transpose(1, 2)).sum(0)
+            total = piece if total is None else total + piece
+        pieces[name] = total
+    return pieces

@@ -13,6 +13,10 @@ DEFAULT_CAP = 4 * 2**30
 """Upper bound of the default budget, in bytes."""
 
 
+class NtkMemoryWarning(ResourceWarning):
+    """The smallest chunks the engine can use still exceed ``max_memory``; it runs with them anyway."""
+
+
 def free_memory(device: torch.device) -> int:
     """Bytes currently free on ``device`` (``MemAvailable`` on CPU, the CUDA allocator's view on GPU)."""
     if device.type == "cuda":
@@ -31,10 +35,3 @@ def free_memory(device: torch.device) -> int:
 def default_budget(device: torch.device) -> int:
     """``min(DEFAULT_FRACTION * free memory, DEFAULT_CAP)`` bytes."""
     return int(min(DEFAULT_FRACTION * free_memory(device), DEFAULT_CAP))
-
-
-def rows_per_chunk(bytes_per_row: int, budget: int, total: int) -> int:
-    """How many examples fit in a chunk when each costs ``bytes_per_row`` and two chunks live at once."""
-    if bytes_per_row <= 0:
-        return total
-    return max(1, min(total, budget // (2 * bytes_per_row)))

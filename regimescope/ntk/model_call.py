@@ -10,6 +10,7 @@ from torch import nn
 from torch.func import functional_call
 
 from regimescope import batch
+from regimescope.ntk.output_map import OutputMap
 from regimescope.outputs import OutputFn, flat_outputs
 
 
@@ -26,6 +27,7 @@ class ModelCall:
         buffers: ``name -> copied buffer`` (floating ones in the compute dtype).
         dtype: Compute dtype.
         output_fn: Maps the model's return value to the output tensor.
+        output_map: Output subset / random projection applied to the flattened outputs.
     """
 
     model: nn.Module
@@ -33,9 +35,12 @@ class ModelCall:
     buffers: dict[str, torch.Tensor]
     dtype: torch.dtype
     output_fn: OutputFn | None = None
+    output_map: OutputMap | None = None
 
     @classmethod
-    def build(cls, model: nn.Module, dtype: torch.dtype, output_fn: OutputFn | None = None) -> ModelCall:
+    def build(
+        cls, model: nn.Module, dtype: torch.dtype, output_fn: OutputFn | None = None, output_map: OutputMap | None = None
+    ) -> ModelCall:
         """Snapshot ``model``'s parameters and buffers in ``dtype``."""
         params = {
             name: p.detach().to(dtype) if p.is_floating_point() else p.detach()
@@ -45,7 +50,8 @@ class ModelCall:
             name: b.detach().to(dtype).clone() if b.is_floating_point() else b.detach().clone()
             for name, b in model.named_buffers()
         }
-        return cls(model=model, params=params, buffers=buffers, dtype=dtype, output_fn=output_fn)
+        return cls(model=model, params=params, buffers=buffers, dtype=dtype, output_fn=output_fn,
+                   output_map=output_map)
 
     @property
     def params_itemsize(self) -> int:
@@ -80,6 +86,7 @@ class ModelCall:
         inputs: batch.Inputs,
         buffers: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Outputs ``(n, k)`` with ``overrides`` replacing some parameters (prepared inputs)."""
+        """Outputs ``(n, k)`` with ``overrides`` replacing some parameters (prepared inputs), after the output map."""
         n = batch.batch_size(inputs)
-        return flat_outputs(self.raw(overrides, inputs, buffers), n, self.output_fn)
+        flat = flat_outputs(self.raw(overrides, inputs, buffers), n, self.output_fn)
+        return flat if self.output_map is None else self.output_map(flat)

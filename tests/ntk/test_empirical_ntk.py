@@ -66,6 +66,27 @@ def test_eval_mode_matches_reference(name: str, cross: bool, kind: str, per_laye
     assert_kernels_close(kernel, _reference(name, kind, per_layer, cross), RTOL[torch.float64])
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("name", "x1", "x2"),
+    [
+        ("seq_mlp", torch.randn(4, 5, 4, generator=torch.Generator().manual_seed(5)),
+         torch.randn(3, 2, 4, generator=torch.Generator().manual_seed(6))),
+        ("cnn_bn", torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(5)),
+         torch.randn(3, 3, 12, 10, generator=torch.Generator().manual_seed(6))),
+    ],
+    ids=["sequence_length", "image_size"],
+)
+def test_cross_kernel_between_inputs_of_different_sizes(name: str, x1: torch.Tensor, x2: torch.Tensor, kind: str,
+                                                        implementation: str) -> None:
+    """x1 and x2 may differ in every dimension but the batch: 5 vs 2 positions, 8x8 vs 12x10 images."""
+    model = build(name)
+    kernel = empirical_ntk(model, x1, x2, kind=kind, dtype=torch.float64, implementation=implementation)
+
+    assert_kernels_close(kernel, reference_ntk(model, x1, x2, kind=kind), RTOL[torch.float64])
+
+
 @pytest.mark.parametrize("implementation", TRAIN_IMPLEMENTATIONS)
 @pytest.mark.parametrize("per_layer", [False, True], ids=["whole", "per_layer"])
 @pytest.mark.parametrize("kind", KINDS)
