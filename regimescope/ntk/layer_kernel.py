@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from regimescope.ntk.blocks import ParamBlock
-from regimescope.ntk.rule import LayerData, LayerRule
+from regimescope.ntk.rule import GramRule, LayerData, LayerRule
 
 LayerRows = dict[str, LayerData]
 """``module name -> LayerData`` for a chunk of examples and outputs."""
@@ -34,8 +34,8 @@ def block_per_sample(block: ParamBlock, modules: dict[str, tuple[nn.Module, Laye
     return parts
 
 
-def block_gram(block: ParamBlock, rule: LayerRule, da: LayerData, db: LayerData, full: bool) -> torch.Tensor:
-    """The Gram-Hadamard form of an exclusive block of a rule with ``gram = True``.
+def block_gram(block: ParamBlock, rule: GramRule, da: LayerData, db: LayerData, full: bool) -> torch.Tensor:
+    """The Gram-Hadamard form of an exclusive block of a :class:`GramRule`.
 
     With input tokens ``a`` ``(c, T, D)`` and output gradients ``g`` ``(q, c, T, C)``,
 

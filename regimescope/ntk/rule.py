@@ -89,13 +89,19 @@ class LayerRule(abc.ABC):
             grads: ``(k, n, T, C)`` output gradients in token form.
         """
 
-    def input_gram(self, module: nn.Module, ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
-        """``(n1 T1, n2 T2)`` Gram of the input tokens of two batches (rules with ``gram = True``; may be boolean)."""
-        raise NotImplementedError(f"the {self.name} rule has no Gram form")
-
     def per_sample_flops(self, module: nn.Module, tokens: int, record_width: int, grad_width: int) -> int:
         """Multiply-adds of :meth:`per_sample` for one example and one output (all parameters of the layer)."""
         return tokens * grad_width * max(record_width, 1)
+
+
+class GramRule(LayerRule):
+    """A rule that also has the Gram-Hadamard form: its blocks need no per-sample gradient at all."""
+
+    gram: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def input_gram(self, module: nn.Module, ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
+        """``(n1 T1, n2 T2)`` Gram of the input tokens of two batches (may be boolean)."""
 
 
 def rule_for(module: nn.Module) -> LayerRule | None:

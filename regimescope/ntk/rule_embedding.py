@@ -15,17 +15,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from regimescope.ntk.rule import LayerRule
+from regimescope.ntk.rule import GramRule
 
 _PADDING = -1
 """Id recorded for positions that hold ``padding_idx``."""
 
 
-class EmbeddingRule(LayerRule):
+class EmbeddingRule(GramRule):
     """``nn.Embedding`` without ``max_norm`` and ``scale_grad_by_freq``."""
 
     name = "embedding"
-    gram = True
 
     def applies(self, module: nn.Module) -> bool:
         """Plain embedding forward, no renormalisation, no frequency scaling."""

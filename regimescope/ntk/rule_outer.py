@@ -9,13 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from regimescope.ntk.rule import LayerRule
+from regimescope.ntk.rule import GramRule
 
 
-class OuterProductRule(LayerRule):
+class OuterProductRule(GramRule):
     """A rule whose weight gradient is ``sum_t g_t a_t^T`` over positions ``t`` and whose bias gradient is ``sum_t g_t``."""
 
-    gram = True
 
     def per_sample(self, module: nn.Module, local: str, record: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         """``(k, n, C*D)`` weight gradients ``g^T a`` per output and example, or ``(k, n, C)`` bias gradients.
