@@ -16,6 +16,7 @@ from regimescope import batch
 from regimescope.guards import no_autocast, preserved_modes, preserved_rng
 from regimescope.ntk.blocks import ParamBlock, parameter_blocks
 from regimescope.ntk.execute import Run, execute
+from regimescope.progress import Progress
 from regimescope.ntk.hooks import suspended_backward_hooks
 from regimescope.ntk.implementation import RULE_IMPLEMENTATIONS, Implementation, parse_implementation
 from regimescope.ntk.memory import NtkMemoryWarning, default_budget
@@ -181,6 +182,7 @@ def empirical_ntk(
     output_projection: int | None = None,
     seed: int = 0,
     sketch: int | None = None,
+    progress: bool = False,
 ) -> torch.Tensor | dict[str, torch.Tensor]:
     """Empirical neural tangent kernel of ``model`` on ``x1`` (and ``x2``), exact unless a sketch is asked for.
 
@@ -228,6 +230,8 @@ def empirical_ntk(
             unbiased, relative standard deviation at most ``sqrt(2/m)`` per diagonal entry (see
             :mod:`regimescope.ntk.sketch`). With ``implementation="auto"`` a block is sketched only where that
             is cheaper than its exact forms; the other implementations sketch every per-sample block.
+        progress: Show a progress bar over the layer groups on standard error (for big kernels); it is drawn
+            only when standard error is a terminal and erased when done.
 
     Returns:
         The kernel, or a dict of per-layer kernels when ``per_layer`` is true.
@@ -256,5 +260,6 @@ def empirical_ntk(
         shape = (n1, n2, req.k, req.k) if req.full else (n1, n2)
         sink = KernelSink([b.name for b in prepared.blocks], shape, per_layer, prepared.call.dtype, device)
         run = Run(prepared.call, prepared.sets, req, plan, prepared.modules, sink, seed)
-        execute(run, prepared.blocks)
+        groups = len(plan.layer_groups) + len(plan.generic_groups)
+        execute(run, prepared.blocks, Progress(groups, "NTK", enabled=None if progress else False))
         return sink.result()

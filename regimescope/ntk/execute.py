@@ -20,6 +20,7 @@ from regimescope.ntk.pairwise import KernelSink, Layout, assemble
 from regimescope.ntk.plan import BlockPlan, NtkPlan, PlanRequest
 from regimescope.ntk.rule import LayerData, LayerRule
 from regimescope.ntk.sketch import CountSketch
+from regimescope.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -179,14 +180,20 @@ class Run:
         assemble(self.sink, layout, chunk, outputs, rows_a, rows_b, rows_kernel)
 
 
-def execute(run: Run, blocks: list[ParamBlock]) -> None:
-    """Compute every block of ``blocks`` into ``run.sink`` as ``run.plan`` says."""
+def execute(run: Run, blocks: list[ParamBlock], progress: Progress) -> None:
+    """Compute every block of ``blocks`` into ``run.sink`` as ``run.plan`` says, counting groups on ``progress``."""
+    with progress:
+        _execute(run, blocks, progress)
+
+
+def _execute(run: Run, blocks: list[ParamBlock], progress: Progress) -> None:
     by_name = {b.name: b for b in blocks}
     fallback: list[ParamBlock] = []
     for names in run.plan.layer_groups:
         group = [by_name[name] for name in names]
         try:
             run.layer_group(group)
+            progress.update(detail=names[0])
         except LayoutChanged as error:
             if run.plan.sample_blocks != run.req.n:
                 raise RuntimeError(
@@ -195,8 +202,10 @@ def execute(run: Run, blocks: list[ParamBlock]) -> None:
                 ) from error
             logger.info("Layers %s do not see the batch first at this chunk size; generic path.", error.names)
             fallback.extend(group)
+            progress.update(detail=names[0])
     form = Form.FULL_BATCH if any(bp.form == Form.FULL_BATCH.value for bp in run.plan.blocks) else Form.JACOBIAN
     for names in run.plan.generic_groups:
         run.generic_group([by_name[name] for name in names], form)
+        progress.update(detail=names[0])
     if fallback:
         run.generic_group(fallback, Form.JACOBIAN)
