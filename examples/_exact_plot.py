@@ -7,9 +7,11 @@ follows gradient flow at time ``t = steps * lr``, where the exact solution is ev
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -101,6 +103,20 @@ def train_with_monitor(
     )
 
 
+def exact_kernel_at(solution: Any, x: np.ndarray) -> Callable[[float], tuple[float, float, np.ndarray]]:
+    """``t -> (S(K_0, K_t), |K_t| / |K_0|, f_t on x)`` of an exact solution (``solution.at(t)`` with
+    ``.kernel(x)`` and ``.function(x)``), the ``exact_at`` that :func:`trajectory` takes."""
+    k_0 = solution.at(0.0).kernel(x)
+
+    def exact_at(t: float) -> tuple[float, float, np.ndarray]:
+        state = solution.at(t)
+        k_t = state.kernel(x)
+        distance = 1 - (k_0 * k_t).sum() / (np.linalg.norm(k_0) * np.linalg.norm(k_t))
+        return max(distance, 0.0), np.linalg.norm(k_t) / np.linalg.norm(k_0), state.function(x)
+
+    return exact_at
+
+
 def trajectory(
     label: str,
     measured: Measured,
@@ -179,3 +195,35 @@ def plot(trajectories: list[Trajectory], out: Path, title: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)
     plt.close(figure)
+
+
+def main(
+    argv: list[str] | None,
+    description: str,
+    default_out: str,
+    run: Callable[[bool], list[Trajectory]],
+    title: str,
+    label_width: int,
+) -> list[Trajectory]:
+    """An example's command line: run the comparison, save the plot, print the largest measured-vs-exact gaps.
+
+    Args:
+        argv: Command-line arguments (``--out``, ``--quick``).
+        description: The ``--help`` description.
+        default_out: PNG written when ``--out`` is not given.
+        run: ``quick -> trajectories``.
+        title: Plot title.
+        label_width: Column width of the labels in the printed gaps.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=Path(default_out), help="PNG to write")
+    parser.add_argument("--quick", action="store_true", help="4x coarser step (a few seconds)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    trajectories = run(args.quick)
+    plot(trajectories, args.out, title)
+    for item in trajectories:
+        gaps = ", ".join(f"{name} {gap:.2%}" for name, gap in item.worst_error().items())
+        print(f"{item.label:<{label_width}} largest gap to the exact solution: {gaps}")
+    print(f"plot written to {args.out}")
+    return trajectories

@@ -14,13 +14,12 @@ Run:  python examples/lambda_balanced.py --out lambda_balanced.png   (add --quic
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-from _exact_plot import Trajectory, plot, train_with_monitor, trajectory
+from _exact_plot import Trajectory, exact_kernel_at, train_with_monitor, trajectory
+from _exact_plot import main as example_main
 from torch import nn
 
 from regimescope.forecast import LambdaBalancedSolution, lambda_balanced_init
@@ -60,32 +59,20 @@ def run(quick: bool = False) -> list[Trajectory]:
         horizon = 0.9 * 15 / solution.max_rate
         lr = STEP["quick" if quick else "full"] / (abs(lam) + 2 * solution.max_rate)
         measured = train_with_monitor(model, inputs, targets, 1 / SAMPLES, lr, round(horizon / lr))
-        k_0 = solution.at(0.0).kernel(x)
-
-        def exact_at(t: float, solution: LambdaBalancedSolution = solution, k_0: np.ndarray = k_0):
-            state = solution.at(t)
-            k_t = state.kernel(x)
-            distance = 1 - (k_0 * k_t).sum() / (np.linalg.norm(k_0) * np.linalg.norm(k_t))
-            return max(distance, 0.0), np.linalg.norm(k_t) / np.linalg.norm(k_0), state.function(x)
-
-        trajectories.append(trajectory(label, measured, exact_at, y, horizon))
+        trajectories.append(trajectory(label, measured, exact_kernel_at(solution, x), y, horizon))
     return trajectories
 
 
 def main(argv: list[str] | None = None) -> list[Trajectory]:
     """Run the comparison, save the plot, print the largest measured-vs-exact gaps."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("lambda_balanced.png"), help="PNG to write")
-    parser.add_argument("--quick", action="store_true", help="4x coarser step (a few seconds)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    trajectories = run(args.quick)
-    plot(trajectories, args.out, "Lambda-balanced W_2 W_1 x: monitor (markers) vs exact gradient flow (lines)")
-    for item in trajectories:
-        gaps = ", ".join(f"{name} {gap:.2%}" for name, gap in item.worst_error().items())
-        print(f"{item.label:<13} largest gap to the exact solution: {gaps}")
-    print(f"plot written to {args.out}")
-    return trajectories
+    return example_main(
+        argv,
+        __doc__.splitlines()[0],
+        default_out="lambda_balanced.png",
+        run=run,
+        title="Lambda-balanced W_2 W_1 x: monitor (markers) vs exact gradient flow (lines)",
+        label_width=13,
+    )
 
 
 if __name__ == "__main__":

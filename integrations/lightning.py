@@ -18,9 +18,8 @@ except ImportError as error:
         f"({error}). Install it with `pip install 'regimescope[lightning]'`."
     ) from error
 
-from regimescope.integrations.options import monitor_options
+from regimescope.integrations.options import adapter_arguments
 from regimescope.integrations.probe_source import model_device, resolve_probe
-from regimescope.integrations.stopping import StopCondition
 from regimescope.monitor import RegimeMonitor
 from regimescope.probe import Probe
 
@@ -76,9 +75,9 @@ class RegimeCallback(Callback):
         probe_seed: int = 0,
         **options: Any,
     ) -> None:
-        self._options = monitor_options(type(self).__name__, options, _SUPPLIED)
-        self._stop = StopCondition.parse(stop_on, self._options.get("alert_rules"))
-        self._probe = probe if probe is None or isinstance(probe, Probe) else Probe(probe)
+        self._options, self._stop, self._probe = adapter_arguments(
+            type(self).__name__, options, _SUPPLIED, probe, stop_on
+        )
         self._every = every
         self._logdir_arg = logdir
         self._probe_size = probe_size

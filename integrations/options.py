@@ -6,7 +6,9 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
+from regimescope.integrations.stopping import StopCondition
 from regimescope.monitor import RegimeMonitor
+from regimescope.probe import Probe
 
 
 def monitor_options(adapter: str, options: dict[str, Any], supplied: Iterable[str]) -> dict[str, Any]:
@@ -30,3 +32,25 @@ def monitor_options(adapter: str, options: dict[str, Any], supplied: Iterable[st
             f"{sorted(supplied)} itself. Pass only {accepted}."
         )
     return dict(options)
+
+
+def adapter_arguments(
+    adapter: str,
+    options: dict[str, Any],
+    supplied: Iterable[str],
+    probe: Probe | Any | None,
+    stop_on: str | Iterable[str] | None,
+) -> tuple[dict[str, Any], StopCondition, Probe | None]:
+    """The arguments every adapter checks when it is built: its monitor options, stop condition and probe.
+
+    Returns:
+        ``options`` checked by :func:`monitor_options`; ``stop_on`` parsed against the options' ``alert_rules``;
+        ``probe`` as a :class:`Probe` (bare inputs wrapped in one), or ``None`` to draw one later.
+
+    Raises:
+        TypeError: As :func:`monitor_options`.
+        ValueError: For an unknown ``stop_on`` name.
+    """
+    options = monitor_options(adapter, options, supplied)
+    stop = StopCondition.parse(stop_on, options.get("alert_rules"))
+    return options, stop, probe if probe is None or isinstance(probe, Probe) else Probe(probe)

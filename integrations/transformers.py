@@ -19,10 +19,9 @@ except ImportError as error:
 
 from torch import nn
 
-from regimescope.integrations.options import monitor_options
+from regimescope.integrations.options import adapter_arguments
 from regimescope.integrations.probe_source import model_device, resolve_probe
 from regimescope.integrations.state_codec import decode_state, encode_state
-from regimescope.integrations.stopping import StopCondition
 from regimescope.monitor import RegimeMonitor
 from regimescope.probe import Probe
 
@@ -95,9 +94,9 @@ class RegimeTrainerCallback(TrainerCallback, ExportableState):
         implementation: str = "full_batch",
         **options: Any,
     ) -> None:
-        self._options = monitor_options(type(self).__name__, options, _SUPPLIED)
-        self._stop = StopCondition.parse(stop_on, self._options.get("alert_rules"))
-        self._probe = probe if probe is None or isinstance(probe, Probe) else Probe(probe)
+        self._options, self._stop, self._probe = adapter_arguments(
+            type(self).__name__, options, _SUPPLIED, probe, stop_on
+        )
         self._arguments = {
             "every": every,
             "stop_on": stop_on if stop_on is None or isinstance(stop_on, str) else list(stop_on),

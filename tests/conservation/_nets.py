@@ -48,6 +48,19 @@ def conv_linear(seed: int = 0) -> nn.Sequential:
     )
 
 
+class Branchy(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(3, 4)
+        self.b = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.a(x))
+        return self.b(h) if h.sum() > 0 else self.b(-h)
+
+
 class FunctionalNet(nn.Module):
     """Activations as functional calls: ``fc2(F.relu(fc1(x)))`` then ``out(torch.tanh(fc2(...)))``."""
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from regimescope.conservation import conserved_quantities, layer_pair
-from tests.conservation._nets import deep_mlp, two_layer
+from tests.conservation._nets import Branchy, deep_mlp, two_layer
 
 
 def test_one_entry_per_pair_with_the_plain_form_by_default() -> None:
@@ -62,19 +61,6 @@ def test_frozen_pair_is_reported_in_plain_form_and_not_conserved() -> None:
 
 def test_matrices_can_be_skipped() -> None:
     assert conserved_quantities(two_layer(), matrices=False)["0-2"].matrix is None
-
-
-class Branchy(nn.Module):
-    """Data-dependent control flow: torch.fx cannot trace it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(3, 4)
-        self.b = nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.a(x))
-        return self.b(h) if h.sum() > 0 else self.b(-h)
 
 
 def test_untraceable_model_needs_explicit_pairs() -> None:

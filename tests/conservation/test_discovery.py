@@ -9,6 +9,7 @@ from torch import nn
 
 from regimescope.conservation import Break, LayerPair, find_layer_pairs, layer_pair, outgoing_weights
 from tests.conservation._nets import (
+    Branchy,
     FunctionalNet,
     NormMLP,
     ResidualCNN,
@@ -321,21 +322,6 @@ def test_wrapped_model_names_keep_the_wrapper_prefix() -> None:
     pairs = find_layer_pairs(model)
     assert [pair.name for pair in pairs] == ["module.0-module.2"]
     assert pairs[0].in_weight in dict(model.named_parameters())
-
-
-class Branchy(nn.Module):
-    """Data-dependent control flow: not traceable by torch.fx."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(3, 4)
-        self.b = nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.a(x)
-        if h.sum() > 0:
-            h = F.relu(h)
-        return self.b(h)
 
 
 def test_untraceable_model_raises_with_the_way_out() -> None:

@@ -7,7 +7,6 @@ import logging
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from regimescope.capture.needs import Need
@@ -17,6 +16,7 @@ from regimescope.indicators.balance import BalanceIndicator, diagnosed_pairs
 from regimescope.indicators.base import Context, Reference
 from tests.conservation._nets import (
     AttentionNet,
+    Branchy,
     FunctionalNet,
     NormMLP,
     deep_mlp,
@@ -145,19 +145,6 @@ def test_not_applicable_without_conserved_pairs() -> None:
     indicator.setup(context)
     assert not indicator.applicable(context)
     assert indicator.compute(_snapshot(model, 0), None, context).scalars == {}
-
-
-class Branchy(nn.Module):
-    """Data-dependent control flow: torch.fx cannot trace it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(3, 4)
-        self.b = nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.a(x))
-        return self.b(h) if h.sum() > 0 else self.b(-h)
 
 
 def test_untraceable_model_fails_setup_and_explicit_pairs_work() -> None:
