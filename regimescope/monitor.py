@@ -28,6 +28,7 @@ from regimescope.alerts import (
 from regimescope.capture import CaptureConfig, Need, Snapshot, capture, merged_needs
 from regimescope.capture.layers import default_feature_layers, default_pattern_layers, resolve_layers
 from regimescope.conservation import DriftDiagnoser, diagnosis_markdown
+from regimescope.conservation.learning_rates import group_learning_rates
 from regimescope.distributed import check_not_sharded, from_main_process, is_main_process
 from regimescope.forecast import Forecast, forecast_regime
 from regimescope.indicators.balance import BalanceIndicator, diagnosed_pairs
@@ -56,14 +57,6 @@ _SNAPSHOT_FIELDS = {
     Need.ACTIVATION_PATTERNS: "activation_patterns",
     Need.KERNEL: "layer_kernels",
 }
-
-
-def learning_rates(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, float]:
-    """``parameter name -> lr`` of the optimizer's param groups (empty without an optimizer)."""
-    if optimizer is None:
-        return {}
-    by_id = {id(p): float(group["lr"]) for group in optimizer.param_groups for p in group["params"] if "lr" in group}
-    return {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
 
 
 def _retained(snapshot: Snapshot, needs: set[Need]) -> Snapshot:
@@ -143,8 +136,8 @@ class RegimeMonitor:
             probe = Probe(probe)
         if not isinstance(probe, Probe):
             raise TypeError(
-                f"`probe` must be a regimescope.Probe or model inputs (tensor, tuple or dict); received {type(probe).__name__}. "
-                "Build one with `rs.Probe(inputs, targets)` or `rs.Probe.from_loader(loader)`."
+                "`probe` must be a regimescope.Probe or model inputs (tensor, tuple or dict); received "
+                f"{type(probe).__name__}. Build one with `rs.Probe(inputs, targets)` or `rs.Probe.from_loader(loader)`."
             )
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"`optimizer` must be a torch.optim.Optimizer; received {type(optimizer).__name__}.")
@@ -237,7 +230,7 @@ class RegimeMonitor:
             self._forecast = forecast_regime(
                 self.model,
                 self.probe,
-                learning_rates=learning_rates(self.model, self.optimizer),
+                learning_rates=group_learning_rates(self.model, self.optimizer),
                 output_fn=self.config.output_fn,
                 mode=self.config.mode,
                 dtype=self.config.dtype,
@@ -265,7 +258,7 @@ class RegimeMonitor:
                 )
 
     def _setup_indicators(self) -> None:
-        self._context.learning_rates = learning_rates(self.model, self.optimizer)
+        self._context.learning_rates = group_learning_rates(self.model, self.optimizer)
         active = []
         for indicator in self.indicators:
             try:
@@ -317,7 +310,8 @@ class RegimeMonitor:
                 raise
             self._paused = True
             logger.exception("regimescope: measurement at step %d failed; measuring is paused, training goes on.", step)
-            note = Record(step, texts={ALERTS_TAG: f"**step {step}** · measurement failed ({type(error).__name__}: {error}); measuring paused."})
+            failure = f"measurement failed ({type(error).__name__}: {error}); measuring paused."
+            note = Record(step, texts={ALERTS_TAG: f"**step {step}** · {failure}"})
             self._write(note)
             return None
 
@@ -343,7 +337,7 @@ class RegimeMonitor:
     def _measure_here(self, step: int) -> tuple[Record, Verdict | None, list[Alert]]:
         """Capture, indicators, verdict and alert rules at ``step`` on this process (rank 0 in a distributed job)."""
         start = time.perf_counter()
-        self._context.learning_rates = learning_rates(self.model, self.optimizer)
+        self._context.learning_rates = group_learning_rates(self.model, self.optimizer)
         snapshot = capture(self.model, self.probe, self._needs, self.config, step)
         if self._init is None:
             self._init = _retained(snapshot, self._retain[Reference.INIT])

@@ -50,8 +50,19 @@ def _check_rate(name: str, value: object, source: str) -> float:
     return float(value)
 
 
+def group_learning_rates(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, float]:
+    """``parameter name -> lr`` of the optimizer's param groups, as they are (no checks; empty without optimizer).
+
+    The monitor reads this at every measurement, so learning-rate schedules (warm-up from 0 included) are followed.
+    """
+    if optimizer is None:
+        return {}
+    by_id = {id(p): float(group["lr"]) for group in optimizer.param_groups for p in group["params"] if "lr" in group}
+    return {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
+
+
 def learning_rates_from_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, float]:
-    """Map each of the model's parameters that the optimizer trains to its param group's ``lr``.
+    """Map each of the model's parameters that the optimizer trains to its param group's ``lr``, checked.
 
     Args:
         model: The model whose parameter names are used.
@@ -63,17 +74,15 @@ def learning_rates_from_optimizer(model: nn.Module, optimizer: torch.optim.Optim
     Raises:
         ValueError: When a group has no ``"lr"`` or a non-positive one.
     """
-    names = {id(param): name for name, param in model.named_parameters()}
-    rates: dict[str, float] = {}
     for index, group in enumerate(optimizer.param_groups):
         if "lr" not in group:
             raise ValueError(
                 f"Param group {index} of {type(optimizer).__name__} has no 'lr'; expected every group to carry one. "
                 "Pass lrs as a dict parameter name -> lr instead."
             )
-        for param in group["params"]:
-            if id(param) in names:
-                rates[names[id(param)]] = _check_rate(names[id(param)], group["lr"], f"param group {index}")
+    rates = group_learning_rates(model, optimizer)
+    for name, rate in rates.items():
+        _check_rate(name, rate, "its param group")
     return rates
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from regimescope.ntk.rule import LayerRule, rule_for
@@ -106,8 +105,3 @@ def parameter_blocks(model: nn.Module, include_frozen: bool = False) -> list[Par
             )
         )
     return blocks
-
-
-def block_size(block: ParamBlock, params: dict[str, torch.Tensor]) -> int:
-    """Number of scalar parameters in ``block``."""
-    return sum(params[name].numel() for name in block.param_names)

@@ -41,11 +41,6 @@ class LayerData:
             per_sample={name: g[outputs, rows] for name, g in self.per_sample.items()},
         )
 
-    def nbytes(self) -> int:
-        """Bytes held."""
-        tensors = [t for t in (self.record, self.grads) if t is not None] + list(self.per_sample.values())
-        return sum(t.numel() * t.element_size() for t in tensors)
-
 
 class LayerRule(abc.ABC):
     """An exact rule for the parameter gradients of one layer type.
