@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import torch
@@ -29,9 +30,12 @@ class Snapshot:
     activation_patterns: dict[str, torch.Tensor] = field(default_factory=dict)
     layer_kernels: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def kernel(self) -> torch.Tensor | None:
-        """The whole trace NTK ``K = sum_l K_l`` (``None`` when no kernel was captured)."""
+        """The whole trace NTK ``K = sum_l K_l`` (``None`` when no kernel was captured).
+
+        Summed once and cached: every kernel indicator reads it, and a snapshot is not changed after capture.
+        """
         if not self.layer_kernels:
             return None
         return torch.stack(list(self.layer_kernels.values())).sum(0)
