@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from torch import nn
@@ -105,3 +106,28 @@ def parameter_blocks(model: nn.Module, include_frozen: bool = False) -> list[Par
             )
         )
     return blocks
+
+
+def layer_names(model: nn.Module, include_frozen: bool = False) -> list[str]:
+    """The layer names of ``model``'s parameter blocks, in order: the keys of a ``per_layer`` kernel."""
+    return [block.name for block in parameter_blocks(model, include_frozen)]
+
+
+def select_blocks(blocks: list[ParamBlock], layers: Collection[str]) -> list[ParamBlock]:
+    """The blocks of ``blocks`` named in ``layers``, in model order.
+
+    Raises:
+        TypeError: When ``layers`` is a string rather than a collection of names.
+        ValueError: When a name is not a block of the model, or ``layers`` is empty.
+    """
+    if isinstance(layers, str):
+        raise TypeError(f"`layers` must be a collection of layer names, not a string; received {layers!r}. "
+                        f"Write layers=[{layers!r}].")
+    wanted = set(layers)
+    known = [block.name for block in blocks]
+    unknown = sorted(wanted - set(known))
+    if unknown or not wanted:
+        problem = f"names no parameter block: {unknown}" if unknown else "is empty"
+        raise ValueError(f"`layers` {problem}. The model's blocks are {known}; pick among them (a frozen layer "
+                         "has a block only with include_frozen=True).")
+    return [block for block in blocks if block.name in wanted]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +14,7 @@ from torch import nn
 
 from regimescope import batch
 from regimescope.guards import no_autocast, preserved_modes, preserved_rng
-from regimescope.ntk.blocks import ParamBlock, parameter_blocks
+from regimescope.ntk.blocks import ParamBlock, parameter_blocks, select_blocks
 from regimescope.ntk.execute import Run, execute
 from regimescope.progress import Progress
 from regimescope.ntk.hooks import suspended_backward_hooks
@@ -92,7 +92,8 @@ class _Prepared:
 def _prepare(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, kind: str, per_layer: bool,
              output_fn: OutputFn | None, mode: str, dtype: torch.dtype | None, implementation: str | Implementation,
              include_frozen: bool, max_memory: int | None, outputs: OutputIndices | None,
-             output_projection: int | None, seed: int, sketch: int | None) -> _Prepared:
+             output_projection: int | None, seed: int, sketch: int | None,
+             layers: Collection[str] | None) -> _Prepared:
     """Validate, snapshot the model, run the probe pass and plan (inside the measuring context)."""
     implementation = parse_implementation(implementation)
     if mode == "train" and implementation not in (Implementation.AUTO, Implementation.FULL_BATCH):
@@ -108,6 +109,8 @@ def _prepare(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, kind: 
             "No trainable parameters: every parameter has requires_grad=False. Unfreeze some, or pass "
             "include_frozen=True to differentiate the frozen ones."
         )
+    if layers is not None:
+        blocks = select_blocks(blocks, layers)
     device = next(model.parameters()).device
     budget = max_memory if max_memory is not None else default_budget(device)
     output_map = OutputMap(outputs, output_projection, seed)
@@ -150,6 +153,7 @@ def plan_ntk(
     output_projection: int | None = None,
     seed: int = 0,
     sketch: int | None = None,
+    layers: Collection[str] | None = None,
 ) -> NtkPlan:
     """The plan :func:`empirical_ntk` would follow with the same arguments: forms, chunks, passes, peak bytes.
 
@@ -162,7 +166,7 @@ def plan_ntk(
     device = _validate(model, kind, mode, sets, sketch, max_memory)
     with _measuring(model, mode, device):
         return _prepare(model, x1, x2, kind, per_layer, output_fn, mode, dtype, implementation, include_frozen,
-                        max_memory, outputs, output_projection, seed, sketch).plan
+                        max_memory, outputs, output_projection, seed, sketch, layers).plan
 
 
 def empirical_ntk(
@@ -182,6 +186,7 @@ def empirical_ntk(
     output_projection: int | None = None,
     seed: int = 0,
     sketch: int | None = None,
+    layers: Collection[str] | None = None,
     progress: bool = False,
 ) -> torch.Tensor | dict[str, torch.Tensor]:
     """Empirical neural tangent kernel of ``model`` on ``x1`` (and ``x2``), exact unless a sketch is asked for.
@@ -230,6 +235,10 @@ def empirical_ntk(
             unbiased, relative standard deviation at most ``sqrt(2/m)`` per diagonal entry (see
             :mod:`regimescope.ntk.sketch`). With ``implementation="auto"`` a block is sketched only where that
             is cheaper than its exact forms; the other implementations sketch every per-sample block.
+        layers: Only the blocks of these layers (names as the ``per_layer`` keys, see
+            :func:`~regimescope.ntk.blocks.layer_names`): the kernel of their parameters alone, the other
+            parameters held fixed. The kernels of disjoint layer sets sum to the kernel of their union, which is how
+            distributed ranks share the work.
         progress: Show a progress bar over the layer groups on standard error (for big kernels); it is drawn
             only when standard error is a terminal and erased when done.
 
@@ -239,13 +248,14 @@ def empirical_ntk(
     Raises:
         ValueError: On an unknown ``kind``/``mode``/``implementation``, a model without parameters, inputs on
             another device, an implementation that cannot work in train mode, or invalid
-            ``outputs``/``output_projection``/``sketch``/``max_memory``.
+            ``outputs``/``output_projection``/``sketch``/``max_memory``, or ``layers`` naming no block of the
+            model.
     """
     sets = [x1] if x2 is None else [x1, x2]
     device = _validate(model, kind, mode, sets, sketch, max_memory)
     with _measuring(model, mode, device):
         prepared = _prepare(model, x1, x2, kind, per_layer, output_fn, mode, dtype, implementation,
-                            include_frozen, max_memory, outputs, output_projection, seed, sketch)
+                            include_frozen, max_memory, outputs, output_projection, seed, sketch, layers)
         plan, req = prepared.plan, prepared.req
         if not plan.fits:
             warnings.warn(
