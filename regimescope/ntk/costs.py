@@ -9,7 +9,8 @@ kernel of ``x1`` with itself).
 =========== ========================================================== ==========================================
 form        multiply-adds                                              working memory (chunks ``c`` x ``q``)
 =========== ========================================================== ==========================================
-gram        ``pairs T1 T2 (D + k' C)``                                 ``c^2 T1 T2`` (times ``q^2`` for full)
+gram        ``pairs T1 T2 (D + k' C)``                                 ``2 c^2 T1 T2`` (full: ``(q^2 + 1) c^2 T1 T2``
+                                                                       ``+ c^2 q^2`` when ``T1 T2 > 1``)
 per_sample  ``k (n1 + n2) f + pairs k' P``                             ``4 c q P``
 sketch      ``k (n1 + n2) (f + 4 P) + pairs k' m``                     ``3 c q P + (n1 + n2) k m``
 =========== ========================================================== ==========================================
@@ -109,7 +110,8 @@ def form_bytes(form: Form, g: Geometry, chunk: int, outputs: int, sketch_dim: in
     b = g.itemsize
     if form is Form.GRAM:
         square = chunk * chunk * t1 * t2
-        grams = square * (outputs * outputs + 1 if g.full else 2)
+        summed = chunk * chunk * outputs * outputs if g.full and t1 * t2 > 1 else 0
+        grams = square * (outputs * outputs + 1 if g.full else 2) + summed
         return b * (grams + chunk * (t1 + t2) * outputs * g.grad_width)
     if form is Form.PER_SAMPLE:
         return b * 4 * chunk * outputs * g.params

@@ -21,15 +21,20 @@ def block_per_sample(block: ParamBlock, modules: dict[str, tuple[nn.Module, Laye
     """
     parts = []
     for index in range(len(block.local_names)):
-        total = None
+        total, owned = None, False
         for use in block.uses[index]:
             module, rule = modules[use.module_name]
             d = data[use.module_name]
-            if use.local_name in d.per_sample:
-                part = d.per_sample[use.local_name]
+            stored = use.local_name in d.per_sample
+            part = d.per_sample[use.local_name] if stored else rule.per_sample(module, use.local_name, d.record,
+                                                                               d.grads)
+            if total is None:
+                total, owned = part, not stored
+            elif owned:
+                total.add_(part)
             else:
-                part = rule.per_sample(module, use.local_name, d.record, d.grads)
-            total = part if total is None else total + part
+                total, owned = total + part, True
+            del part
         parts.append(total)
     return parts
 
@@ -58,8 +63,10 @@ def block_gram(block: ParamBlock, rule: GramRule, da: LayerData, db: LayerData, 
         gram = ga.reshape(-1, c) @ gb.reshape(-1, c).T
         gram = gram.view(qa, ca, ta, qb, cb, tb)
         if factor is not None:
-            gram = gram * factor.view(1, ca, ta, 1, cb, tb)
-        return gram.sum((2, 5)).permute(1, 3, 0, 2)
+            gram.mul_(factor.view(1, ca, ta, 1, cb, tb))
+        if ta > 1 or tb > 1:
+            gram = gram.sum((2, 5))
+        return gram.view(qa, ca, qb, cb).permute(1, 3, 0, 2)
     gram = ga.new_zeros(ca * ta, cb * tb)
     for o in range(qa):
         gram.addmm_(ga[o].reshape(ca * ta, c), gb[o].reshape(cb * tb, c).T)

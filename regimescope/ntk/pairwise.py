@@ -131,6 +131,7 @@ def assemble(
     current: tuple[int, Any] | None = None
     for ua, ub in pairs:
         if current is None or current[0] != ua:
+            current = None  # released before the next rows are formed: two sets of rows alive at most
             current = (ua, rows_a(*units_a[ua]))
             calls += 1
         if layout.symmetric and ua == ub:
@@ -140,6 +141,8 @@ def assemble(
             calls += 1
         (sa, oa), (sb, ob) = units_a[ua], units_b[ub]
         pieces = pair(current[1], rb, layout.full)
+        del rb
         transpose_too = layout.mirror or (layout.symmetric and ua != ub)
         _place(sink, layout, pieces, sa, sb, oa, ob, transpose_too)
+        del pieces
     return calls
