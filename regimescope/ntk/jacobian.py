@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch.func import jacrev, vmap
 
@@ -9,6 +11,8 @@ from regimescope import batch
 from regimescope.ntk.blocks import ParamBlock
 from regimescope.ntk.model_call import ModelCall
 from regimescope.ntk.profile import SEED
+
+logger = logging.getLogger(__name__)
 
 BlockRows = dict[str, list[torch.Tensor]]
 """``block name -> [(outputs, examples, P_p) for each parameter p of the block]`` Jacobian rows (kept apart: the
@@ -24,7 +28,11 @@ class PerSampleRows:
     """``vmap`` over examples of ``jacrev`` of the single-example function, for a group of blocks at once.
 
     Valid when examples are processed independently (eval mode). One call for ``c`` examples and ``q`` outputs
-    costs ``c q`` vmapped backward passes of one example and holds ``c q (P_group + activations)``.
+    costs ``c q`` vmapped backward passes of one example and holds ``c q (P_group + activations)``. A model whose
+    forward branches on its inputs' values cannot run under ``vmap`` (Hugging Face models check their attention
+    masks with ``mask.all()``); the rows are then computed example by example, each with ``jacrev`` alone (its
+    ``vmap`` is over output cotangents in the backward pass, which such branches do not reach): the same rows,
+    without the batching over examples.
 
     Args:
         call: The functional model.
@@ -34,6 +42,7 @@ class PerSampleRows:
 
     def __init__(self, call: ModelCall, blocks: list[ParamBlock], inputs: batch.Inputs) -> None:
         self.call, self.blocks, self.inputs = call, blocks, inputs
+        self.example_by_example = False
 
     def __call__(self, rows: slice, outputs: slice) -> BlockRows:
         """Rows ``(|outputs|, |rows|, P_p)`` per parameter of each block."""
@@ -43,8 +52,24 @@ class PerSampleRows:
             one = batch.map_tensors(example, lambda t: t.unsqueeze(0))
             return self.call(params, one)[0, outputs]
 
+        chunk = batch.select(self.inputs, rows)
         torch.manual_seed(SEED)
-        jac = vmap(jacrev(single), in_dims=(None, 0))(own, batch.select(self.inputs, rows))
+        if not self.example_by_example:
+            try:
+                jac = vmap(jacrev(single), in_dims=(None, 0))(own, chunk)
+            except RuntimeError as error:
+                if "vmap" not in str(error):
+                    raise
+                logger.info("The model cannot run under vmap (%s); Jacobian rows example by example.",
+                            str(error).split(".")[0])
+                self.example_by_example = True
+        if self.example_by_example:
+            per_example = []
+            for i in range(rows.stop - rows.start):
+                torch.manual_seed(SEED)
+                example = batch.map_tensors(batch.select(chunk, slice(i, i + 1)), lambda t: t.squeeze(0))
+                per_example.append(jacrev(single)(own, example))
+            jac = {name: torch.stack([j[name] for j in per_example]) for name in own}
         count = rows.stop - rows.start
         return _by_block(jac, self.blocks, (count, outputs.stop - outputs.start))
 
