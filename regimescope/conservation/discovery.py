@@ -19,8 +19,9 @@ from typing import Literal
 
 from torch import fx, nn
 
-from regimescope.conservation.ops import CAUSES, OpInfo, OpKind, classify
+from regimescope.conservation.ops import NOT_HOMOGENEOUS, CAUSES, OpInfo, OpKind, classify
 from regimescope.conservation.pairs import LAST_AXIS_NORMS, LAYER_TYPES, Break, LayerPair, affine_norm, layer_pair
+from regimescope.conservation.transformer_layers import TRANSFORMER_LAYERS, activation_label
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,8 @@ def find_layer_pairs(model: nn.Module) -> list[LayerPair]:
     with ``requires_grad=False`` are reported with ``conserved=False`` (see
     :func:`~regimescope.conservation.pairs.layer_pair`). Wrapped models (DDP, ``DataParallel``, ``torch.compile``)
     are traced through; names keep the wrapper's prefix so that they match ``model.named_parameters()``. Tensors
-    are assumed batch-first. Attention heads are found by
+    are assumed batch-first. ``nn.TransformerEncoderLayer``/``DecoderLayer`` (fx leaves) give their feed-forward
+    pair ``linear1-linear2``. Attention heads are found by
     :func:`~regimescope.conservation.attention.find_attention_pairs`.
 
     Args:
@@ -249,6 +251,16 @@ def find_layer_pairs(model: nn.Module) -> list[LayerPair]:
         if not pending:
             pending = [(n, p) for n, p in norms.items() if n not in seen]
     order = {node.target: index for index, node in enumerate(module_nodes)}
+    for node in module_nodes:  # torch's transformer layers are fx leaves: their feed-forward pair, by name
+        layer = modules[str(node.target)]
+        if isinstance(layer, TRANSFORMER_LAYERS):
+            first, second = f"{node.target}.linear1", f"{node.target}.linear2"
+            label = activation_label(layer)
+            breaks = () if label is None else ((label, NOT_HOMOGENEOUS),)
+            shared = [str(node.target)] if calls[str(node.target)] > 1 else []
+            reasons = _reasons(prefix + first, prefix + second, breaks, shared)
+            found[(first, second)] = _Found(reasons, _causes(breaks, shared), False)
+            order[first] = order[node.target]
     pairs = []
     for (in_target, out_target), merged in sorted(found.items(), key=lambda item: order[item[0][0]]):
         pairs.append(

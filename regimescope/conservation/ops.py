@@ -71,7 +71,8 @@ class OpInfo:
         return CAUSES.get(self.explanation)
 
 
-_NOT_HOMOGENEOUS = "is not positively homogeneous: delta_k has no conservation meaning"
+NOT_HOMOGENEOUS = "is not positively homogeneous: delta_k has no conservation meaning"
+"""Why a non-homogeneous op (tanh, GELU, ...) breaks a pair."""
 _MIXES_UNITS = "normalises across units: delta_k has no conservation meaning"
 _NORM = (
     "makes the incoming weights scale-invariant, so the unit's in/out balance is lost (the conserved pair is the "
@@ -81,7 +82,7 @@ _RESIDUAL = "mixes a second input into each unit (residual addition): delta_k is
 _CONSTANT_SHIFT = "shifts each unit by a constant, which breaks positive homogeneity: delta_k is not conserved"
 _GATING = "multiplies or divides each unit by another tensor (gating/normalisation): delta_k is not conserved"
 CAUSES = {
-    _NOT_HOMOGENEOUS: Break.NON_HOMOGENEOUS,
+    NOT_HOMOGENEOUS: Break.NON_HOMOGENEOUS,
     _MIXES_UNITS: Break.MIXES_UNITS,
     _NORM: Break.NORMALISATION,
     _RESIDUAL: Break.RESIDUAL,
@@ -269,7 +270,7 @@ def _arithmetic_info(node: fx.Node, source: fx.Node, label: str, family: str) ->
     if other is source:
         if family == "add":
             return OpInfo(OpKind.HOMOGENEOUS, label, linear=True)
-        return OpInfo(OpKind.BREAKS, label, _NOT_HOMOGENEOUS)
+        return OpInfo(OpKind.BREAKS, label, NOT_HOMOGENEOUS)
     constant_number = isinstance(other, (int, float)) and not isinstance(other, bool)
     constant_tensor = isinstance(other, fx.Node) and other.op == "get_attr"
     if family == "add":
@@ -277,7 +278,7 @@ def _arithmetic_info(node: fx.Node, source: fx.Node, label: str, family: str) ->
             return OpInfo(OpKind.BREAKS, label, _CONSTANT_SHIFT)
         return OpInfo(OpKind.RESIDUAL, label, _RESIDUAL)
     if family == "div" and operands[0] is not source:
-        return OpInfo(OpKind.BREAKS, label, _NOT_HOMOGENEOUS)
+        return OpInfo(OpKind.BREAKS, label, NOT_HOMOGENEOUS)
     if constant_number:
         return OpInfo(OpKind.HOMOGENEOUS, label, linear=True)
     if constant_tensor:
@@ -300,7 +301,7 @@ def _module_info(node: fx.Node, module: nn.Module) -> OpInfo:
     if isinstance(module, nn.Flatten):
         return OpInfo(OpKind.RESHAPE, label, linear=True) if module.start_dim == 1 else OpInfo(OpKind.UNKNOWN, label)
     if isinstance(module, _NON_HOMOGENEOUS_MODULES):
-        return OpInfo(OpKind.BREAKS, label, _NOT_HOMOGENEOUS)
+        return OpInfo(OpKind.BREAKS, label, NOT_HOMOGENEOUS)
     if isinstance(module, _SOFTMAX_MODULES):
         return OpInfo(OpKind.BREAKS, label, _MIXES_UNITS)
     if isinstance(module, _NORM_MODULES):
@@ -334,7 +335,7 @@ def _function_info(node: fx.Node, source: fx.Node) -> OpInfo:
     if target in _REDUCE_FUNCTIONS:
         return _reduce_info(node, label, _REDUCE_FUNCTIONS[target])
     if target in _NON_HOMOGENEOUS_FUNCTIONS:
-        return OpInfo(OpKind.BREAKS, label, _NOT_HOMOGENEOUS)
+        return OpInfo(OpKind.BREAKS, label, NOT_HOMOGENEOUS)
     if target in _SOFTMAX_FUNCTIONS:
         return OpInfo(OpKind.BREAKS, label, _MIXES_UNITS)
     if target in _NORM_FUNCTIONS:
@@ -364,7 +365,7 @@ def _method_info(node: fx.Node, source: fx.Node) -> OpInfo:
     if name in _REDUCE_METHODS:
         return _reduce_info(node, label, _REDUCE_METHODS[name])
     if name in _NON_HOMOGENEOUS_METHODS:
-        return OpInfo(OpKind.BREAKS, label, _NOT_HOMOGENEOUS)
+        return OpInfo(OpKind.BREAKS, label, NOT_HOMOGENEOUS)
     if name in _SOFTMAX_METHODS:
         return OpInfo(OpKind.BREAKS, label, _MIXES_UNITS)
     return OpInfo(OpKind.UNKNOWN, label)

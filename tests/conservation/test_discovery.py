@@ -103,6 +103,18 @@ def groupnorm_cnn() -> nn.Sequential:
     )
 
 
+class EncoderNet(nn.Module):
+    """``nn.TransformerEncoderLayer`` (an fx leaf) on ``(n, 5, 8)`` tokens, mean-pooled into a Linear head."""
+
+    def __init__(self, activation: str = "relu") -> None:
+        super().__init__()
+        self.enc = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation=activation, batch_first=True)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.enc(x).mean(1))
+
+
 CONSERVED = {
     "mlp": (lambda: two_layer(), (4,), ["0-2"]),
     "deep_mlp": (deep_mlp, (4,), ["0-2", "2-4", "4-6"]),
@@ -118,6 +130,7 @@ CONSERVED = {
     "prenorm": (lambda: seeded(PreNorm), (4,), ["norm-fc1", "fc1-fc2"]),
     "batchnorm1d_affine": (batchnorm_mlp, (4,), ["1-3"]),
     "groupnorm_affine": (groupnorm_cnn, (2, 8, 8), ["1-4"]),
+    "torch_encoder_layer": (lambda: seeded(EncoderNet).eval(), (5, 8), ["enc.linear1-enc.linear2"]),
 }
 
 
@@ -381,3 +394,9 @@ def test_layer_pair_accepts_a_norm_as_incoming_layer_only() -> None:
     assert (pair.in_kind, pair.units, pair.layout) == ("norm", 6, "block")
     with pytest.raises(ValueError, match=r"The outgoing layer '1' is a BatchNorm1d; expected one of \['Linear'"):
         layer_pair(model, "0", "1")
+
+
+def test_a_gelu_encoder_layer_gives_its_feed_forward_pair_as_not_conserved() -> None:
+    pair = _by_name(seeded(lambda: EncoderNet("gelu")))["enc.linear1-enc.linear2"]
+    assert not pair.conserved and pair.breaks == {Break.NON_HOMOGENEOUS}
+    assert pair.reason.startswith("the activation gelu between enc.linear1 and enc.linear2 is not positively")
