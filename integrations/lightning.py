@@ -33,9 +33,9 @@ class RegimeCallback(Callback):
     """Measures the training regime of a Lightning run and writes it next to the run's own logs.
 
     * ``setup`` (stage ``"fit"``) validates: the strategy must keep a whole model on every rank (DDP, single
-      device; not FSDP or model parallelism), a given probe must run through the module, and the log folder is
-      resolved. The monitor itself is built in ``on_train_start``: only then is the module on its device,
-      restored from the checkpoint, and the training DataLoader (the probe's source) ready.
+      device; not Lightning's FSDP or model-parallel strategies), a given probe must run through the module, and
+      the log folder is resolved. The monitor itself is built in ``on_train_start``: only then is the module on
+      its device, restored from the checkpoint, and the training DataLoader (the probe's source) ready.
     * It measures on ``trainer.global_step``, which moves once per optimizer step, so under gradient accumulation
       each step is measured once; sanity checking and validation are never measured.
     * It writes only on global rank zero, into the folder of the run's ``TensorBoardLogger`` (the regimescope
@@ -54,7 +54,8 @@ class RegimeCallback(Callback):
         probe_size: Examples drawn from the training data when ``probe`` is not given.
         probe_seed: Seed of that draw.
         **options: Other :class:`regimescope.RegimeMonitor` arguments (``indicators``, ``alert_rules``,
-            ``on_alert``, ``mode``, ``dtype``, ``output_fn``, ``layers``, ``implementation``, ``sinks``, ...).
+            ``on_alert``, ``mode``, ``dtype``, ``output_fn``, ``layers``, ``implementation``, ``sinks``,
+            ``distributed="split_layers"`` to share the kernel's layer blocks among the DDP ranks, ...).
 
     Attributes:
         monitor: The :class:`regimescope.RegimeMonitor` of the current (or last) fit, ``None`` before training.
@@ -97,10 +98,11 @@ class RegimeCallback(Callback):
             return
         if isinstance(trainer.strategy, _SHARDED_STRATEGIES):
             raise ValueError(
-                f"RegimeCallback cannot measure under {type(trainer.strategy).__name__}: it shards the model across "
-                "ranks, and regimescope measures a whole replica on rank 0 (summing the kernel from shards needs "
-                "NTK engine support that does not exist yet). Use strategy='ddp' (or a single device), or remove "
-                "the callback."
+                f"RegimeCallback cannot measure under {type(trainer.strategy).__name__}: FSDPStrategy wraps the "
+                "model in FullyShardedDataParallel (FSDP1), whose flat parameters regimescope cannot read, and "
+                "ModelParallelStrategy may add tensor parallelism, which it does not measure (RegimeMonitor "
+                "measures models sharded by fully_shard alone, in a plain training loop). Use strategy='ddp' (or a "
+                "single device), or remove the callback."
             )
         if self._probe is not None and next(pl_module.parameters(), None) is not None:
             output_fn = self._options.get("output_fn")

@@ -9,10 +9,14 @@ from typing import Any
 from regimescope.integrations.stopping import StopCondition
 from regimescope.monitor import RegimeMonitor
 from regimescope.probe import Probe
+from regimescope.split_kernel import parse_sharing
 
 
 def monitor_options(adapter: str, options: dict[str, Any], supplied: Iterable[str]) -> dict[str, Any]:
     """Return ``options`` after checking that each is a ``RegimeMonitor`` argument the adapter does not supply.
+
+    The ``distributed`` value is checked too, so that a misspelt one fails when the adapter is built rather than
+    when training starts.
 
     Args:
         adapter: The adapter's class name, for the message.
@@ -22,6 +26,7 @@ def monitor_options(adapter: str, options: dict[str, Any], supplied: Iterable[st
     Raises:
         TypeError: For a name that ``RegimeMonitor`` does not take or that the adapter supplies, listing the
             names that may be passed.
+        ValueError: For a ``distributed`` value that is not one of the allowed ones.
     """
     supplied = set(supplied)
     accepted = sorted(set(inspect.signature(RegimeMonitor).parameters) - supplied)
@@ -31,6 +36,8 @@ def monitor_options(adapter: str, options: dict[str, Any], supplied: Iterable[st
             f"{adapter} got keyword arguments {wrong} that it cannot pass to RegimeMonitor: the adapter fills in "
             f"{sorted(supplied)} itself. Pass only {accepted}."
         )
+    if "distributed" in options:
+        parse_sharing(options["distributed"])
     return dict(options)
 
 

@@ -71,7 +71,8 @@ class RegimeTrainerCallback(TrainerCallback, ExportableState):
             Hugging Face models build their attention masks with data-dependent branches, which the per-example
             ``torch.func.vmap`` path of ``"auto"`` cannot trace.
         **options: Other :class:`regimescope.RegimeMonitor` arguments (``indicators``, ``alert_rules``,
-            ``on_alert``, ``mode``, ``dtype``, ``output_fn``, ``layers``, ``sinks``, ...).
+            ``on_alert``, ``mode``, ``dtype``, ``output_fn``, ``layers``, ``sinks``, ``distributed="split_layers"``
+            to share the kernel's layer blocks among the ranks, ...).
 
     Attributes:
         monitor: The :class:`regimescope.RegimeMonitor` of the current (or last) run, ``None`` before training.

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch.distributed as dist
-from torch import nn
 
 T = TypeVar("T")
 
@@ -78,29 +77,3 @@ def from_main_process(fn: Callable[[], T]) -> T:
         raise MainProcessError(f"The measurement on rank 0 failed ({message}); see rank 0's log for the traceback.")
     return result
 
-
-def check_not_sharded(model: nn.Module) -> None:
-    """Refuse, on every rank alike, a model whose parameters are sharded across ranks.
-
-    Measuring is done on rank 0 on a full replica of the model; under FSDP (``fully_shard`` or
-    ``FullyShardedDataParallel``) or tensor parallelism no rank holds one, and running the model on rank 0 alone
-    would start all-gathers that the other ranks never join.
-
-    Raises:
-        ValueError: When a parameter is a ``DTensor`` or a module is ``FullyShardedDataParallel``, with what to do.
-    """
-    if not dist.is_available():
-        return
-    from torch.distributed.fsdp import FullyShardedDataParallel
-    from torch.distributed.tensor import DTensor
-
-    sharded = [name for name, p in model.named_parameters() if isinstance(p, DTensor)]
-    wrapped = [name or "<root>" for name, m in model.named_modules() if isinstance(m, FullyShardedDataParallel)]
-    if sharded or wrapped:
-        where = f"parameters {sharded[:3]}" if sharded else f"FullyShardedDataParallel modules {wrapped[:3]}"
-        raise ValueError(
-            f"The model is sharded across ranks ({where}, from FSDP or tensor parallelism), and regimescope "
-            "cannot measure a sharded model yet: the kernel would have to be summed from every rank's shards, "
-            "which the NTK engine does not compute. Train with DistributedDataParallel (every rank holds the "
-            "whole model and rank 0 measures it), or attach the monitor to an unsharded copy of the model."
-        )

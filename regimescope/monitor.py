@@ -29,7 +29,7 @@ from regimescope.capture import CaptureConfig, Need, Snapshot, capture, merged_n
 from regimescope.capture.layers import default_feature_layers, default_pattern_layers, resolve_layers
 from regimescope.conservation import DriftDiagnoser, diagnosis_markdown
 from regimescope.conservation.learning_rates import group_learning_rates
-from regimescope.distributed import check_not_sharded, from_main_process, is_main_process
+from regimescope.distributed import from_main_process, is_main_process, world_size
 from regimescope.forecast import Forecast, forecast_regime
 from regimescope.indicators.balance import BalanceIndicator, diagnosed_pairs
 from regimescope.indicators.base import Context, Indicator, Reference
@@ -39,7 +39,15 @@ from regimescope.outputs import OutputFn
 from regimescope.probe import Probe
 from regimescope.record import TAG_ROOT, Record, tag
 from regimescope.schedule import LogThenEvery, Schedule
+from regimescope.sharded import ShardedReplica, check_sharding
 from regimescope.sinks import JsonlSink, Sink, TensorBoardSink
+from regimescope.split_kernel import (
+    DEFAULT_SHARING,
+    KernelSharing,
+    layer_assignment,
+    parse_sharing,
+    split_layer_kernels,
+)
 from regimescope.unwrap import unwrap_model
 from regimescope.verdict import EXPLANATION_TAG, Verdict, explain, next_label, richness_evidence, richness_score
 
@@ -79,8 +87,14 @@ class RegimeMonitor:
     and hooks are left as they were. An error inside a measurement is reported once and measuring pauses;
     training goes on (unless ``strict=True``).
 
+    In a distributed job every rank calls the monitor at the same steps (the optimizer hook does). Under DDP every
+    rank holds the whole model; a model sharded with ``fully_shard`` (FSDP2) is measured through an unsharded replica
+    that every rank gathers at each measurement (:mod:`regimescope.sharded`). ``distributed`` chooses who computes
+    the kernel; rank 0 does the rest of the measurement, its results reach every rank, and only rank 0 writes.
+
     Args:
-        model: The model being trained (DDP / DataParallel / ``torch.compile`` wrappers are unwrapped).
+        model: The model being trained (DDP / DataParallel / ``torch.compile`` wrappers are unwrapped; FSDP2 models
+            are measured through a replica, see above).
         probe: A :class:`Probe` on the model's device, or bare inputs (tensor, tuple or dict) to wrap in one.
         optimizer: The optimizer; :meth:`attach` then measures automatically after each ``optimizer.step()``,
             and its param groups' learning rates weight the conserved quantities.
@@ -102,6 +116,13 @@ class RegimeMonitor:
         implementation: NTK implementation (see :class:`~regimescope.ntk.Implementation`).
         max_memory: NTK byte budget.
         heatmap_every: Log the kernel heatmap image every this many measurements.
+        distributed: Who computes the per-layer kernel in a distributed job (see
+            :class:`~regimescope.split_kernel.KernelSharing`): ``"rank0"`` (default) or ``"split_layers"`` (every
+            rank computes a balanced share of the layer blocks and one all-reduce sums them: the same kernel,
+            faster). Outside a distributed job both compute it in the one process.
+
+    Attributes:
+        model: The module measured: the unwrapped model, or the replica of an FSDP2 model.
 
     Raises:
         TypeError / ValueError: At construction, for arguments of the wrong type or value, with the fix.
@@ -129,6 +150,7 @@ class RegimeMonitor:
         implementation: str = "auto",
         max_memory: int | None = None,
         heatmap_every: int = 10,
+        distributed: str = DEFAULT_SHARING.value,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module; received {type(model).__name__}.")
@@ -147,8 +169,11 @@ class RegimeMonitor:
             raise ValueError(f"`dtype` must be torch.float32 or torch.float64; received {dtype}.")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"`schedule` must be a callable step -> bool; received {type(schedule).__name__}.")
-        self.model = unwrap_model(model)
-        check_not_sharded(self.model)
+        self._sharing = parse_sharing(distributed)
+        self._trained = unwrap_model(model)
+        self._replica = ShardedReplica(self._trained) if check_sharding(self._trained) else None
+        self.model = self._trained if self._replica is None else self._replica.module
+        self._owners: dict[str, int] | None = None
         self.probe = probe
         self.optimizer = optimizer
         self.logdir = Path(logdir) if logdir is not None else None
@@ -200,13 +225,16 @@ class RegimeMonitor:
         """
         if self._attached:
             return self
+        if self._replica is not None:
+            self._replica.refresh()
         self._validate_model()
         self.probe.check(self.model, self.config.output_fn)
         resolve_layers(self.model, self.config.feature_layers, "layers")
         self._setup_indicators()
         self._needs = merged_needs(self.indicators)
         self._diagnoser = DriftDiagnoser(diagnosed_pairs(self._context))
-        tracked = self._context.extras.get(BalanceIndicator.name, ()) if self.optimizer is not None else ()
+        steps_readable = self.optimizer is not None and self._replica is None  # FSDP2: each rank has a gradient shard
+        tracked = self._context.extras.get(BalanceIndicator.name, ()) if steps_readable else ()
         self._explained = ExplainedDrift([(item.pair, item.rates) for item in tracked])
         self._explained.start(self.model)
         if self._explained_state is not None:
@@ -230,7 +258,7 @@ class RegimeMonitor:
             self._forecast = forecast_regime(
                 self.model,
                 self.probe,
-                learning_rates=group_learning_rates(self.model, self.optimizer),
+                learning_rates=group_learning_rates(self._trained, self.optimizer),
                 output_fn=self.config.output_fn,
                 mode=self.config.mode,
                 dtype=self.config.dtype,
@@ -250,7 +278,7 @@ class RegimeMonitor:
                 "regime to monitor. Attach the monitor to the model being trained."
             )
         if self.optimizer is not None:
-            ids = {id(p) for p in self.model.parameters()}
+            ids = {id(p) for p in self._trained.parameters()}
             if not any(id(p) in ids for group in self.optimizer.param_groups for p in group["params"]):
                 raise ValueError(
                     "None of the optimizer's parameters belongs to the model: pass the optimizer that trains this "
@@ -258,7 +286,7 @@ class RegimeMonitor:
                 )
 
     def _setup_indicators(self) -> None:
-        self._context.learning_rates = group_learning_rates(self.model, self.optimizer)
+        self._context.learning_rates = group_learning_rates(self._trained, self.optimizer)
         active = []
         for indicator in self.indicators:
             try:
@@ -318,12 +346,17 @@ class RegimeMonitor:
     def measure(self, step: int) -> Verdict | None:
         """Measure now, whatever the schedule says, and return the verdict (``None`` without kernel evidence).
 
-        In a distributed job every rank calls it (:meth:`step` and the optimizer hook do): rank 0 measures, and its
-        record, verdict and alerts reach every rank, so all ranks keep the same history and verdict, deliver the
-        same alerts (``on_alert`` callables run on every rank) and agree on :attr:`stop_requested`. Only rank 0
-        holds the step-0 references and writes.
+        In a distributed job every rank calls it (:meth:`step` and the optimizer hook do): every rank first takes
+        part in the collective steps (gathering an FSDP2 model's replica; with ``distributed="split_layers"`` its
+        share of the kernel blocks and their all-reduce), then rank 0 measures, and its record, verdict and alerts
+        reach every rank, so all ranks keep the same history and verdict, deliver the same alerts (``on_alert``
+        callables run on every rank) and agree on :attr:`stop_requested`. Only rank 0 holds the step-0 references
+        and writes.
         """
-        record, verdict, alerts = from_main_process(lambda: self._measure_here(step))
+        start = time.perf_counter()
+        kernels = self._collective_part()
+        shared = time.perf_counter() - start
+        record, verdict, alerts = from_main_process(lambda: self._measure_here(step, kernels, shared))
         if not is_main_process():
             if verdict is not None:
                 self._verdict = verdict
@@ -334,11 +367,37 @@ class RegimeMonitor:
         self._write(record)
         return verdict
 
-    def _measure_here(self, step: int) -> tuple[Record, Verdict | None, list[Alert]]:
-        """Capture, indicators, verdict and alert rules at ``step`` on this process (rank 0 in a distributed job)."""
-        start = time.perf_counter()
-        self._context.learning_rates = group_learning_rates(self.model, self.optimizer)
-        snapshot = capture(self.model, self.probe, self._needs, self.config, step)
+    def _collective_part(self) -> dict[str, torch.Tensor] | None:
+        """The part of a measurement every rank takes part in, in the same order on every rank.
+
+        Refreshes an FSDP2 model's replica; with ``distributed="split_layers"`` in a distributed job, computes this
+        rank's share of the kernel blocks and all-reduces them (the assignment is made once, by rank 0).
+
+        Returns:
+            The whole per-layer kernel when the ranks shared it, else ``None`` (rank 0's capture computes it).
+        """
+        if self._replica is not None:
+            self._replica.refresh()
+        split = self._sharing is KernelSharing.SPLIT_LAYERS and world_size() > 1
+        if not split or Need.KERNEL not in self._needs:
+            return None
+        if self._owners is None:
+            self._owners = layer_assignment(self.model, self.probe, self.config)
+        return split_layer_kernels(self.model, self.probe, self.config, self._owners)
+
+    def _measure_here(
+        self, step: int, kernels: dict[str, torch.Tensor] | None = None, shared_seconds: float = 0.0
+    ) -> tuple[Record, Verdict | None, list[Alert]]:
+        """Capture, indicators, verdict and alert rules at ``step`` on this process (rank 0 in a distributed job).
+
+        Args:
+            step: The global step.
+            kernels: The per-layer kernel the ranks computed together, or ``None`` to compute it here.
+            shared_seconds: Time the collective part took (:meth:`_collective_part`), counted in the cost.
+        """
+        start = time.perf_counter() - shared_seconds
+        self._context.learning_rates = group_learning_rates(self._trained, self.optimizer)
+        snapshot = capture(self.model, self.probe, self._needs, self.config, step, kernels)
         if self._init is None:
             self._init = _retained(snapshot, self._retain[Reference.INIT])
         references = {Reference.INIT: self._init, Reference.PREVIOUS: self._previous, Reference.NONE: None}
@@ -364,7 +423,7 @@ class RegimeMonitor:
         prefix = tag("balance_explained", "")
         explained = {name[len(prefix):]: v for name, v in record.scalars.items() if name.startswith(prefix)}
         found = self._diagnoser.diagnose(
-            self._init.weights, snapshot.weights, steps=record.step, optimizer=self.optimizer, model=self.model,
+            self._init.weights, snapshot.weights, steps=record.step, optimizer=self.optimizer, model=self._trained,
             explained=explained,
         )
         if found:
@@ -449,6 +508,11 @@ class RegimeMonitor:
     def stop_reason(self) -> Alert | None:
         """The alert that asked training to stop, or ``None``."""
         return self._alerts.stop_reason
+
+    @property
+    def distributed(self) -> KernelSharing:
+        """Who computes the per-layer kernel in a distributed job (the ``distributed`` argument)."""
+        return self._sharing
 
     @property
     def paused(self) -> bool:

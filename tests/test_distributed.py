@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from regimescope import distributed
+from tests.integrations._spawn import process_group, run_ranks
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed")
 
@@ -21,16 +21,12 @@ def test_outside_a_job() -> None:
 
 
 def _report(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with process_group(rank, world, init_file):
         answer = f"{distributed.world_size()} {distributed.rank()} {distributed.is_main_process()}"
         (Path(out_dir) / f"rank{rank}.txt").write_text(answer)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
 
 
 def test_two_process_job(tmp_path: Path) -> None:
-    mp.spawn(_report, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    run_ranks(_report, 2, tmp_path, str(tmp_path))
     assert (tmp_path / "rank0.txt").read_text() == "2 0 True"
     assert (tmp_path / "rank1.txt").read_text() == "2 1 False"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -63,7 +63,41 @@ def _forward_views(model: nn.Module, probe: Probe, config: CaptureConfig, needs:
     }
 
 
-def capture(model: nn.Module, probe: Probe, needs: Iterable[Need], config: CaptureConfig, step: int) -> Snapshot:
+def layer_kernels(
+    model: nn.Module, probe: Probe, config: CaptureConfig, layers: Collection[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """The per-layer trace NTK blocks ``K_l`` of ``model`` on the probe, on the model's device.
+
+    Args:
+        model: The model (unwrapped).
+        probe: The probe, on the model's device.
+        config: Capture settings (mode, dtype, output map, implementation, memory budget).
+        layers: Only these blocks (names from :func:`regimescope.ntk.layer_names`); ``None``: every block.
+
+    Returns:
+        ``layer name -> (n, n)`` kernel block; the blocks of all layers sum to the whole kernel.
+    """
+    return empirical_ntk(  # type: ignore[return-value]  # per_layer=True gives the dict
+        model,
+        probe.inputs,
+        per_layer=True,
+        output_fn=config.output_fn,
+        mode=config.mode,
+        dtype=config.dtype,
+        implementation=config.implementation,
+        max_memory=config.max_memory,
+        layers=layers,
+    )
+
+
+def capture(
+    model: nn.Module,
+    probe: Probe,
+    needs: Iterable[Need],
+    config: CaptureConfig,
+    step: int,
+    kernels: Mapping[str, torch.Tensor] | None = None,
+) -> Snapshot:
     """Measure the model on the probe: only what ``needs`` asks for, the NTK at most once.
 
     The model is left exactly as it was (parameters, buffers, ``.grad``, mode flags, hooks, random state).
@@ -74,6 +108,8 @@ def capture(model: nn.Module, probe: Probe, needs: Iterable[Need], config: Captu
         needs: Union of the active indicators' needs.
         config: Capture settings.
         step: Global step recorded in the snapshot.
+        kernels: The per-layer kernel blocks when they were computed already (by every rank of a distributed job
+            for its share of the layers, see :mod:`regimescope.split_kernel`); ``None`` computes them here.
 
     Returns:
         The snapshot, tensors on CPU.
@@ -88,17 +124,8 @@ def capture(model: nn.Module, probe: Probe, needs: Iterable[Need], config: Captu
         snapshot.features = views["features"]
         snapshot.activation_patterns = views["activation_patterns"]
     if Need.KERNEL in needs:
-        kernels = empirical_ntk(
-            model,
-            probe.inputs,
-            per_layer=True,
-            output_fn=config.output_fn,
-            mode=config.mode,
-            dtype=config.dtype,
-            implementation=config.implementation,
-            max_memory=config.max_memory,
-        )
-        snapshot.layer_kernels = {name: _cpu(k) for name, k in kernels.items()}
+        computed = layer_kernels(model, probe, config) if kernels is None else kernels
+        snapshot.layer_kernels = {name: _cpu(k) for name, k in computed.items()}
     return snapshot
 
 

@@ -50,9 +50,10 @@ def test_hf_tiny_bert(tmp_path: Path) -> None:
     assert _score_steps(tmp_path / "regimescope") == [0, 1, 2, 4]
 
 
-def test_ddp_under_torchrun_with_two_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sharing", [[], ["--split-layers"]], ids=["rank0", "split_layers"])
+def test_ddp_under_torchrun_with_two_processes(tmp_path: Path, sharing: list[str]) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(EXAMPLES / "ddp.py"), "--quick", "--logdir", str(tmp_path / "run")]
+               str(EXAMPLES / "ddp.py"), "--quick", "--logdir", str(tmp_path / "run"), *sharing]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, check=False)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -33,6 +34,7 @@ def process_group(rank: int, world: int, init_file: str) -> Iterator[None]:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+        gc.collect()  # free gloo's finished work now: left to interpreter shutdown, torch 2.13 can abort (SIGABRT)
 
 
 def run_ranks(fn: Callable[..., None], world: int, workdir: Path, *args: object, timeout: float = 180.0) -> None:

@@ -1,4 +1,7 @@
-"""RegimeMonitor under DistributedDataParallel (two gloo processes): rank 0 measures, every rank agrees, one writer."""
+"""RegimeMonitor under DistributedDataParallel (two gloo processes): every rank agrees, one writer, no hang.
+
+By default rank 0 measures; with ``distributed="split_layers"`` every rank computes a share of the kernel blocks.
+"""
 
 from __future__ import annotations
 
@@ -12,50 +15,24 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import regimescope as rs
+from regimescope.split_kernel import SplitKernelError, layer_assignment, split_layer_kernels
 from tests.integrations._spawn import process_group, run_ranks
+from tests.integrations._task import MEASURED_STEPS, net, probe, task, train
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed")
 
-STEPS = 20
 
-
-def _task() -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 5, generator=generator)
-    return x, (x[:, :3] > 0).long().sum(1) % 3
-
-
-def _net() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(5, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 3))
-
-
-def _train(rank: int, world: int, monitor_options: dict | None) -> tuple[nn.Module, rs.RegimeMonitor | None, list]:
-    """Train a DDP model ``STEPS`` steps on this rank's shard, with a monitor when options are given."""
-    x, y = _task()
-    model = _net()
-    ddp = DistributedDataParallel(model)
-    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.2)
-    alerts: list = []
-    monitor = None
-    if monitor_options is not None:
-        probe = rs.Probe(x[:16], y[:16])
-        monitor = rs.RegimeMonitor(ddp, probe, optimizer=optimizer, on_alert=alerts.append, **monitor_options)
-        monitor.attach()
-    for _ in range(STEPS):
-        loss = nn.functional.cross_entropy(ddp(x[rank::world]), y[rank::world])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+def _run(rank: int, world: int, options: dict | None) -> tuple[nn.Module, rs.RegimeMonitor | None, list]:
+    """Train a fresh DDP model; return the inner model, the monitor and its alerts."""
+    model = net()
+    monitor, alerts = train(rank, world, DistributedDataParallel(model), options)
     return model, monitor, alerts
 
 
 def _agreement_worker(rank: int, world: int, init_file: str, out: str) -> None:
     with process_group(rank, world, init_file):
-        plain, _, _ = _train(rank, world, None)
-        model, monitor, alerts = _train(rank, world, {"logdir": Path(out) / "run", "every": 5})
-        monitor.close()
-        x, _ = _task()
+        plain, _, _ = _run(rank, world, None)
+        model, monitor, alerts = _run(rank, world, {"logdir": Path(out) / "run", "every": 5})
         torch.save(
             {
                 "plain": [p.detach() for p in plain.parameters()],
@@ -64,7 +41,7 @@ def _agreement_worker(rank: int, world: int, init_file: str, out: str) -> None:
                 "verdict": asdict(monitor.regime),
                 "alerts": [(alert.step, alert.kind) for alert in alerts],
                 "measured_kernel": (monitor.state_dict()["previous"] or {}).get("layer_kernels"),
-                "replica_kernel": rs.empirical_ntk(model, x[:16], per_layer=True),
+                "replica_kernel": rs.empirical_ntk(model, probe().inputs, per_layer=True),
             },
             Path(out) / f"rank{rank}.pt",
         )
@@ -76,7 +53,7 @@ def test_every_rank_gets_the_same_verdict_history_and_alerts_and_only_rank0_writ
     for results in (rank0, rank1):
         for plain, monitored in zip(results["plain"], results["monitored"]):
             assert torch.equal(plain, monitored)  # measuring left DDP training bit for bit unchanged
-    assert [r["step"] for r in rank0["history"]] == [0, 1, 2, 4, 5, 10, 15, 20]
+    assert [r["step"] for r in rank0["history"]] == MEASURED_STEPS
     assert rank1["history"] == rank0["history"]
     assert rank1["verdict"] == rank0["verdict"]
     assert rank1["alerts"] == rank0["alerts"]
@@ -90,10 +67,10 @@ def test_every_rank_gets_the_same_verdict_history_and_alerts_and_only_rank0_writ
 
 def _failure_worker(rank: int, world: int, init_file: str, out: str) -> None:
     with process_group(rank, world, init_file):
-        x, y = _task()
-        ddp = DistributedDataParallel(_net())
+        x, y = task()
+        ddp = DistributedDataParallel(net())
         optimizer = torch.optim.SGD(ddp.parameters(), lr=0.2)
-        monitor = rs.RegimeMonitor(ddp, rs.Probe(x[:16], y[:16]), optimizer=optimizer, every=2).attach()
+        monitor = rs.RegimeMonitor(ddp, probe(), optimizer=optimizer, every=2).attach()
         if rank == 0:
             monitor.probe = rs.Probe(torch.randn(16, 7))  # measuring now fails on rank 0 only
         for _ in range(4):
@@ -110,27 +87,74 @@ def test_a_failure_on_rank0_pauses_every_rank_without_a_hang(tmp_path: Path) -> 
     assert (tmp_path / "rank1.txt").read_text() == "True [0]"
 
 
-def _fsdp_worker(rank: int, world: int, init_file: str, out: str) -> None:
+def _split_worker(rank: int, world: int, init_file: str, out: str) -> None:
     with process_group(rank, world, init_file):
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
+        results: dict = {}
+        for sharing in ("rank0", "split_layers"):
+            options = {"logdir": Path(out) / sharing, "every": 5, "distributed": sharing}
+            model, monitor, _ = _run(rank, world, options)
+            results[sharing] = {
+                "history": [record.to_json() for record in monitor.history],
+                "verdict": asdict(monitor.regime),
+                "kernel": (monitor.state_dict()["previous"] or {}).get("layer_kernels"),
+            }
+        owners = layer_assignment(model, probe(), monitor.config)
+        results["owners"] = owners
+        results["split_kernel"] = split_layer_kernels(model, probe(), monitor.config, owners)
+        results["replica_kernel"] = rs.empirical_ntk(model, probe().inputs, per_layer=True)
+        torch.save(results, Path(out) / f"rank{rank}.pt")
 
-        model = _net()
-        mesh = init_device_mesh("cpu", (world,))
-        for layer in (model[0], model[2], model[4]):
-            fully_shard(layer, mesh=mesh)
-        fully_shard(model, mesh=mesh)
-        x, _ = _task()
+
+def _measured(record: dict) -> dict[str, float]:
+    """A record's scalars without the timings."""
+    return {name: value for name, value in record["scalars"].items() if "/cost/" not in name}
+
+
+def test_split_layers_gives_every_rank_the_kernel_and_rank0s_verdict(tmp_path: Path) -> None:
+    run_ranks(_split_worker, 2, tmp_path, str(tmp_path))
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert rank0["owners"] == rank1["owners"]  # one assignment, every block exactly once
+    assert list(rank0["owners"]) == list(rank0["replica_kernel"]) and set(rank0["owners"].values()) == {0, 1}
+    for name, kernel in rank0["replica_kernel"].items():
+        assert torch.equal(rank0["split_kernel"][name], rank1["split_kernel"][name])
+        torch.testing.assert_close(rank0["split_kernel"][name], kernel, rtol=1e-5, atol=1e-6)
+    split, alone = rank0["split_layers"], rank0["rank0"]
+    for name, kernel in alone["kernel"].items():  # the kernel rank 0 measured alone, to float tolerance
+        torch.testing.assert_close(split["kernel"][name], kernel, rtol=1e-5, atol=1e-6)
+    assert [r["step"] for r in split["history"]] == MEASURED_STEPS
+    for with_split, without in zip(split["history"], alone["history"]):
+        measured = _measured(with_split)
+        assert measured.keys() == _measured(without).keys()
+        for name, value in _measured(without).items():
+            assert measured[name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+        assert with_split["scalars"]["regimescope/cost/seconds"] > 0
+    assert split["verdict"]["label"] == alone["verdict"]["label"]
+    assert split["verdict"]["score"] == pytest.approx(alone["verdict"]["score"], abs=1e-5)
+    assert rank1["split_layers"]["history"] == split["history"] and rank1["split_layers"]["verdict"] == split["verdict"]
+    assert rank1["split_layers"]["kernel"] is None  # rank 0 alone keeps references ...
+    written = sorted(p.name.split(".")[0] for p in (tmp_path / "split_layers").iterdir())
+    assert written == ["events", "regimescope"]  # ... and writes
+
+
+def _share_failure_worker(rank: int, world: int, init_file: str, out: str) -> None:
+    with process_group(rank, world, init_file):
+        monitor = rs.RegimeMonitor(DistributedDataParallel(net()), probe(), distributed="split_layers", strict=True)
+        monitor.attach()
+        if rank == 1:
+            monitor.probe = rs.Probe(torch.randn(16, 7))  # rank 1's share of the blocks now fails
         try:
-            rs.RegimeMonitor(model, rs.Probe(x[:16]))
-            answer = "accepted"
-        except ValueError as error:
-            answer = str(error)
-        (Path(out) / f"rank{rank}.txt").write_text(answer)
+            monitor.measure(1)
+            raised = "nothing"
+        except SplitKernelError as error:
+            raised = str(error)
+        monitor.strict = False
+        monitor.step(2)
+        (Path(out) / f"rank{rank}.txt").write_text(f"{monitor.paused}\n{raised}")
 
 
-def test_fsdp_sharded_model_is_refused_on_every_rank_with_the_reason(tmp_path: Path) -> None:
-    run_ranks(_fsdp_worker, 2, tmp_path, str(tmp_path))
+def test_a_failure_in_one_ranks_share_raises_on_every_rank_without_a_hang(tmp_path: Path) -> None:
+    run_ranks(_share_failure_worker, 2, tmp_path, str(tmp_path))
     for rank in (0, 1):
-        message = (tmp_path / f"rank{rank}.txt").read_text()
-        assert "sharded across ranks" in message and "DistributedDataParallel" in message
+        paused, raised = (tmp_path / f"rank{rank}.txt").read_text().split("\n", 1)
+        assert paused == "True"  # and without strict=True measuring pauses on every rank
+        assert "failed (rank 1: " in raised and "rank 0:" not in raised

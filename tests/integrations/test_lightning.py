@@ -110,10 +110,11 @@ def test_gradient_accumulation_measures_each_optimizer_step_once(tmp_path: Path)
 
 
 def test_without_a_tensorboard_logger_it_writes_its_own_sub_run(tmp_path: Path) -> None:
-    callback = RegimeCallback(every=2, probe_size=16)
+    callback = RegimeCallback(every=2, probe_size=16, distributed="split_layers")  # one process: as "rank0"
     trainer = _trainer(tmp_path, max_steps=2, logger=False, callbacks=[callback], enable_checkpointing=False)
     trainer.fit(Regressor(), _loader())
     assert [e.step for e in _events(tmp_path / "regimescope").Scalars(SCORE)] == [0, 1, 2]
+    assert callback.monitor.distributed.value == "split_layers"
 
 
 def test_resumed_fit_keeps_step0_references_and_continues_the_same_curves(tmp_path: Path) -> None:
@@ -170,3 +171,5 @@ def test_wrong_arguments_fail_at_construction() -> None:
         RegimeCallback(stop_on="rch")
     with pytest.raises(TypeError, match=r"\['optimizer'\]"):
         RegimeCallback(optimizer=None)
+    with pytest.raises(ValueError, match="`distributed` must be one of 'rank0', 'split_layers'; received 'all'"):
+        RegimeCallback(distributed="all")

@@ -65,7 +65,7 @@ def _curves(history: list) -> list[dict[str, float]]:
 
 
 def test_train_writes_the_tags_to_logging_dir_regimescope(tmp_path: Path) -> None:
-    callback = RegimeTrainerCallback(every=2, probe_size=16)
+    callback = RegimeTrainerCallback(every=2, probe_size=16, distributed="split_layers")  # one process: as "rank0"
     trainer = _train(tmp_path, [callback], max_steps=4)
     assert callback.logdir == logging_dir(trainer.args) / "regimescope"
     events = EventAccumulator(str(callback.logdir), size_guidance={"scalars": 0})
@@ -75,6 +75,7 @@ def test_train_writes_the_tags_to_logging_dir_regimescope(tmp_path: Path) -> Non
     probe = callback.monitor.probe
     assert sorted(probe.inputs) == ["attention_mask", "input_ids"]
     assert probe.targets.shape == (16,)
+    assert callback.monitor.distributed.value == "split_layers"
 
 
 class StopAt(transformers.TrainerCallback):
@@ -114,6 +115,8 @@ def test_stop_on_sets_should_training_stop(tmp_path: Path) -> None:
     assert trainer.state.global_step == 1
 
 
-def test_unknown_stop_on_fails_at_construction() -> None:
+def test_unknown_stop_on_or_distributed_fails_at_construction() -> None:
     with pytest.raises(ValueError, match="neither regime labels"):
         RegimeTrainerCallback(stop_on="lazzy")
+    with pytest.raises(ValueError, match="`distributed` must be one of 'rank0', 'split_layers'; received 'split'"):
+        RegimeTrainerCallback(distributed="split")
