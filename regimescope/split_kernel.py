@@ -130,16 +130,7 @@ def layer_assignment(model: nn.Module, probe: Probe, config: CaptureConfig) -> d
     """
 
     def assign() -> dict[str, int]:
-        plan = plan_ntk(
-            model,
-            probe.inputs,
-            per_layer=True,
-            output_fn=config.output_fn,
-            mode=config.mode,
-            dtype=config.dtype,
-            implementation=config.implementation,
-            max_memory=config.max_memory,
-        )
+        plan = plan_ntk(model, probe.inputs, **config.kernel_options())
         return assign_blocks(block_costs(plan, probe.size), world_size())
 
     return from_main_process(assign)

@@ -77,17 +77,7 @@ def layer_kernels(
     Returns:
         ``layer name -> (n, n)`` kernel block; the blocks of all layers sum to the whole kernel.
     """
-    return empirical_ntk(  # type: ignore[return-value]  # per_layer=True gives the dict
-        model,
-        probe.inputs,
-        per_layer=True,
-        output_fn=config.output_fn,
-        mode=config.mode,
-        dtype=config.dtype,
-        implementation=config.implementation,
-        max_memory=config.max_memory,
-        layers=layers,
-    )
+    return empirical_ntk(model, probe.inputs, layers=layers, **config.kernel_options())  # type: ignore[return-value]
 
 
 def capture(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -31,3 +32,8 @@ class CaptureConfig:
     max_memory: int | None = None
     feature_layers: list[str] = field(default_factory=list)
     pattern_layers: list[str] = field(default_factory=list)
+
+    def kernel_options(self) -> dict[str, Any]:
+        """The keyword arguments of the per-layer kernel these settings ask for (``empirical_ntk``/``plan_ntk``)."""
+        return dict(per_layer=True, output_fn=self.output_fn, mode=self.mode, dtype=self.dtype,
+                    implementation=self.implementation, max_memory=self.max_memory)
