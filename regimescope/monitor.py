@@ -520,7 +520,8 @@ class RegimeMonitor:
         return self._paused
 
     def state_dict(self) -> dict[str, Any]:
-        """The monitor's state for checkpoints: step-0 references, previous measurement, verdict, history."""
+        """The monitor's state for checkpoints: step-0 references, previous measurement, verdict, history, the alert
+        rules' and noise estimates' running state and the step-0 forecast (plain containers and tensors)."""
         return {
             "version": STATE_VERSION,
             "init": None if self._init is None else self._init.to_state(),
@@ -530,6 +531,9 @@ class RegimeMonitor:
             "optimizer_steps": self._optimizer_steps,
             "last_measured": self._last_measured,
             "explained_drift": self._explained.state_dict(),
+            "alert_rules": self._watch.state_dict(),
+            "noise": self._noise.state_dict(),
+            "forecast": None if self._forecast is None else self._forecast.to_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -550,6 +554,11 @@ class RegimeMonitor:
         self._optimizer_steps = int(state["optimizer_steps"])
         self._last_measured = state["last_measured"]
         self._explained_state = state.get("explained_drift")
+        if state.get("alert_rules") is not None:
+            self._watch.load_state_dict(state["alert_rules"])
+        self._noise.load_state_dict(state.get("noise", {}))
+        if state.get("forecast") is not None:
+            self._forecast = Forecast.from_state(state["forecast"])
 
     # --------------------------------------------------------------------------------------------- closing
     def close(self) -> None:

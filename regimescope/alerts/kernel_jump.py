@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
+from typing import Any
 
 from regimescope.alerts.noise import VELOCITY_TAG
 from regimescope.alerts.observation import Observation
@@ -92,6 +93,16 @@ class KernelJump(AlertRule):
             f"kernel velocity {velocity:.3g} rad/step is {ratio} its running median {median:.3g} (noise {noise:.2g})"
         )
         return [Finding(key="kernel", message=message, tag=VELOCITY_TAG, layer=layer, value=velocity, reference=median)]
+
+    def _own_state(self) -> dict[str, Any]:
+        """The velocity history, the last per-layer distances and the last step."""
+        return {"velocities": list(self._velocities), "layer_distances": dict(self._layer_distances),
+                "last_step": self._last_step}
+
+    def _load_own_state(self, state: dict[str, Any]) -> None:
+        self._velocities = deque(state["velocities"], maxlen=self.window)
+        self._layer_distances = dict(state["layer_distances"])
+        self._last_step = state["last_step"]
 
     def _fastest_layer(self, observation: Observation) -> str | None:
         """The layer whose kernel distance from init grew most since the previous measurement."""

@@ -94,6 +94,14 @@ class ProbeHalfNoise:
         a, b = (float(fn(_block(reference, h), _block(kernel, h))) for h in halves)
         return abs(a - b) / 2
 
+    def state_dict(self) -> dict[str, list[float]]:
+        """The recent estimates per tag (plain lists), so a resumed run smooths over the same window."""
+        return {name: list(values) for name, values in self._recent.items()}
+
+    def load_state_dict(self, state: dict[str, list[float]]) -> None:
+        """Restore :meth:`state_dict` output."""
+        self._recent = {name: deque(values, maxlen=self.window) for name, values in state.items()}
+
     def _smoothed(self, name: str, value: float) -> float:
         recent = self._recent.setdefault(name, deque(maxlen=self.window))
         recent.append(value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
 from regimescope.alerts.observation import Observation
 from regimescope.alerts.rule import AlertRule, Finding
 from regimescope.record import tag
@@ -71,3 +74,15 @@ class RegimeShift(AlertRule):
     def fired(self, finding: Finding) -> None:
         """The label of this finding is now the announced one."""
         self._announced = self._pending
+
+    def _own_state(self) -> dict[str, Any]:
+        """The announced and pending verdicts."""
+        return {"announced": _plain(self._announced), "pending": _plain(self._pending)}
+
+    def _load_own_state(self, state: dict[str, Any]) -> None:
+        self._announced = None if state["announced"] is None else Verdict(**state["announced"])
+        self._pending = None if state["pending"] is None else Verdict(**state["pending"])
+
+
+def _plain(verdict: Verdict | None) -> dict[str, Any] | None:
+    return None if verdict is None else asdict(verdict)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Any
 
 from regimescope.alerts.alert import Alert
 from regimescope.alerts.observation import Observation
@@ -104,6 +105,32 @@ class AlertRule(abc.ABC):
             self.fired(finding)
             alerts.append(self._alert(observation.step, finding))
         return alerts
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rule's running state (patience streaks, episodes, cool-downs and the subclass's history) as plain
+        containers, for checkpoints: a resumed run alerts exactly as an uninterrupted one."""
+        return {
+            "streaks": dict(self._streaks),
+            "fired": sorted(self._fired_in_episode),
+            "last_alert": dict(self._last_alert),
+            "measurements": self._measurements,
+            "own": self._own_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
+        self._streaks = dict(state["streaks"])
+        self._fired_in_episode = set(state["fired"])
+        self._last_alert = dict(state["last_alert"])
+        self._measurements = int(state["measurements"])
+        self._load_own_state(state["own"])
+
+    def _own_state(self) -> dict[str, Any]:
+        """The subclass's history (plain containers); rules without one keep the default, ``{}``."""
+        return {}
+
+    def _load_own_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook, empty by default
+        """Restore :meth:`_own_state` output."""
 
     def fired(self, finding: Finding) -> None:  # noqa: B027 - optional hook, empty by default
         """Called when ``finding`` becomes an alert (rules that track what they announced override it)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from regimescope.alerts.alert import Alert
 from regimescope.alerts.observation import Observation
@@ -36,6 +37,25 @@ class AlertWatch:
                 )
         self.strict = strict
         self._off: set[int] = set()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Each rule's running state (by position, with its class name) and which rules are switched off."""
+        return {
+            "rules": [{"rule": type(rule).__name__, "state": rule.state_dict()} for rule in self.rules],
+            "off": sorted(self._off),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output when the rules are the same kinds in the same order; otherwise the
+        rules start afresh (logged), since a rule's history means nothing to another rule."""
+        saved = [entry["rule"] for entry in state["rules"]]
+        if saved != [type(rule).__name__ for rule in self.rules]:
+            logger.warning("regimescope: the alert rules differ from the checkpoint's (%s); they start afresh.",
+                           ", ".join(saved))
+            return
+        for rule, entry in zip(self.rules, state["rules"]):
+            rule.load_state_dict(entry["state"])
+        self._off = set(state["off"])
 
     def evaluate(self, observation: Observation) -> list[Alert]:
         """The alerts every active rule raises at this observation."""

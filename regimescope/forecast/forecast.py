@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from regimescope import batch
-from regimescope.forecast.geometry import InitGeometry, init_geometry
+from regimescope.forecast.geometry import InitGeometry, PairGeometry, init_geometry
 from regimescope.forecast.lazy_ratio import LazyRatio, lazy_ratios
 from regimescope.forecast.residual import target_residual
 from regimescope.guards import preserved_rng
@@ -53,6 +54,26 @@ class Forecast:
     full: LazyRatio | None
     geometry: InitGeometry
     reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_state(self) -> dict[str, Any]:
+        """The forecast as plain containers (for checkpoints loaded with ``weights_only=True``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Forecast:
+        """Inverse of :meth:`to_state`."""
+        geometry = state["geometry"]
+        return cls(
+            label=state["label"],
+            fast=None if state["fast"] is None else LazyRatio(**state["fast"]),
+            full=None if state["full"] is None else LazyRatio(**state["full"]),
+            geometry=InitGeometry(
+                pairs=tuple(PairGeometry(**pair) for pair in geometry["pairs"]),
+                traced=geometry["traced"],
+                output_scale=geometry["output_scale"],
+            ),
+            reasons=tuple(state["reasons"]),
+        )
 
     def markdown(self) -> str:
         """The forecast and its reasons as markdown (for TensorBoard text and logs)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 
 import pytest
 import torch
@@ -121,14 +122,21 @@ def test_label_change_is_an_alert_everywhere(tmp_path, caplog: pytest.LogCapture
     monitor.close()
 
 
-def test_resume_keeps_step0_references() -> None:
+def _reloaded(state: dict) -> dict:
+    """``state`` after ``torch.save`` and a ``weights_only`` load, as the framework callbacks reload it."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def test_resume_continues_every_curve_alert_and_the_forecast() -> None:
     model, optimizer, probe, x, y = _setup()
     full = rs.RegimeMonitor(model, probe, optimizer=optimizer, every=5).attach()
     _train(model, optimizer, x, y, 10)
-    state = full.state_dict()
+    state = _reloaded(full.state_dict())
     checkpoint = copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict()})
-    _train(model, optimizer, x, y, 10)
-    uninterrupted = [r.scalars["regimescope/kernel/distance_from_init"] for r in full.history]
+    _train(model, optimizer, x, y, 15)
     full.close()
 
     resumed_model, resumed_opt, _, _, _ = _setup(seed=1)
@@ -137,10 +145,16 @@ def test_resume_keeps_step0_references() -> None:
     monitor = rs.RegimeMonitor(resumed_model, probe, optimizer=resumed_opt, every=5)
     monitor.load_state_dict(state)
     monitor.attach()
-    _train(resumed_model, resumed_opt, x, y, 10)
-    resumed = [r.scalars["regimescope/kernel/distance_from_init"] for r in monitor.history]
+    _train(resumed_model, resumed_opt, x, y, 15)
     assert [r.step for r in monitor.history] == [r.step for r in full.history]
-    assert resumed == pytest.approx(uninterrupted, rel=1e-5, abs=1e-7)
+    assert monitor.forecast == full.forecast and monitor.forecast is not None
+    for resumed, uninterrupted in zip(monitor.history[-3:], full.history[-3:]):
+        curves = {name for name in uninterrupted.scalars if not name.startswith("regimescope/cost/")}
+        assert curves == {name for name in resumed.scalars if not name.startswith("regimescope/cost/")}
+        assert any(name.startswith("regimescope/noise/") for name in curves)
+        for name in curves:
+            assert resumed.scalars[name] == pytest.approx(uninterrupted.scalars[name], rel=1e-5, abs=1e-7), name
+        assert resumed.texts.get("regimescope/alerts") == uninterrupted.texts.get("regimescope/alerts")
     monitor.close()
 
 
