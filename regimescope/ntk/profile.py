@@ -171,7 +171,8 @@ def profile_set(
     expected = torch.autograd.grad((single[0] * signs).sum(), [leaves[name] for name in names], allow_unused=True)
     expected_by_name = dict(zip(names, expected))
     rtol = CHECK_RTOL.get(call.dtype, CHECK_RTOL[torch.float32])
-    floor = rtol * torch.stack([g.norm() for g in expected if g is not None]).norm().item() if names else 0.0
+    norms = [g.norm() for g in expected if g is not None]
+    floor = rtol * torch.stack(norms).norm().item() if norms else 0.0
     for block in candidates:
         exact = not any(name in leaking for name in block.use_modules)
         for index, name in enumerate(block.param_names):
