@@ -2,8 +2,8 @@
 
 Trains the same network twice from the same seed (the issue's MLP and CNN, on synthetic data, SGD,
 a measurement every ``--every`` steps), once with ``RegimeMonitor(implementation="auto")`` (the engine's layer
-rules) and once with ``implementation="per_sample"`` (``vmap(jacrev)`` per-sample Jacobians for every block, the
-PyTorch tutorial's Jacobian contraction), and prints the monitor's own log, ``regimescope/cost/seconds`` per
+rules) and once with ``implementation="per_sample"`` (``vmap(jacrev)`` per-sample Jacobians for every block: the
+method of the PyTorch tutorial's Jacobian contraction, chunked by the engine), and prints the monitor's own log, ``regimescope/cost/seconds`` per
 measurement and ``regimescope/cost/fraction`` of the run's wall time, side by side, with the ratio. Both runs give
 the same verdicts (checked).
 

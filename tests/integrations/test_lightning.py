@@ -18,6 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from regimescope.integrations.lightning import RegimeCallback  # noqa: E402
 from regimescope.sinks import read_jsonl  # noqa: E402
+from tests.integrations._resume import assert_resumed_like  # noqa: E402
 
 SCORE = "regimescope/regime/score"
 
@@ -77,13 +78,6 @@ def _events(folder: Path) -> EventAccumulator:
     return events
 
 
-def _curves(history: list) -> list[dict[str, float]]:
-    """The indicator and verdict scalars of every record: not the monitor's own timing, which differs between runs,
-    nor the alert rules' noise estimates, whose running window is not part of the monitor's state."""
-    skipped = ("regimescope/cost/", "regimescope/noise/")
-    return [{k: v for k, v in r.scalars.items() if not k.startswith(skipped)} for r in history]
-
-
 def test_fit_writes_the_tags_into_the_runs_tensorboard_logger(tmp_path: Path) -> None:
     callback = RegimeCallback(every=4, probe_size=16)
     logger = TensorBoardLogger(tmp_path, name="run")
@@ -130,14 +124,7 @@ def test_resumed_fit_keeps_step0_references_and_continues_the_same_curves(tmp_pa
     fit(tmp_path / "b", epochs=1)
     resumed = fit(tmp_path / "b", epochs=3, ckpt_path=tmp_path / "b" / "ckpt" / "last.ckpt")
 
-    steps = [r.step for r in uninterrupted.monitor.history]
-    assert steps == [0, 1, 2, 4, 6, 8, 10, 12]
-    assert [r.step for r in resumed.monitor.history] == steps
-    original, restored = uninterrupted.monitor.state_dict()["init"], resumed.monitor.state_dict()["init"]
-    for name, kernel in original["layer_kernels"].items():
-        torch.testing.assert_close(restored["layer_kernels"][name], kernel, rtol=0, atol=0)
-    for expected, got in zip(_curves(uninterrupted.monitor.history), _curves(resumed.monitor.history)):
-        assert got == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    assert_resumed_like(uninterrupted.monitor, resumed.monitor, [0, 1, 2, 4, 6, 8, 10, 12], rel=1e-5, abs=1e-7)
     second_run = Path(resumed.monitor.logdir)
     assert [r.step for r in read_jsonl(second_run / "regimescope.jsonl")] == [6, 8, 10, 12]
 

@@ -15,6 +15,7 @@ pytest.importorskip("accelerate", reason="the `transformers` extra is not instal
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 from regimescope.integrations.transformers import STATE_ATTRIBUTE, RegimeTrainerCallback, logging_dir  # noqa: E402
+from tests.integrations._resume import assert_resumed_like  # noqa: E402
 
 SCORE = "regimescope/regime/score"
 VOCAB, LENGTH = 40, 8
@@ -58,12 +59,6 @@ def _train(output_dir: Path, callbacks: list, resume: Path | None = None, **argu
     return trainer
 
 
-def _curves(history: list) -> list[dict[str, float]]:
-    """The indicator and verdict scalars of every record (not timings, nor the alert rules' noise window)."""
-    skipped = ("regimescope/cost/", "regimescope/noise/")
-    return [{k: v for k, v in r.scalars.items() if not k.startswith(skipped)} for r in history]
-
-
 def test_train_writes_the_tags_to_logging_dir_regimescope(tmp_path: Path) -> None:
     callback = RegimeTrainerCallback(every=2, probe_size=16, distributed="split_layers")  # one process: as "rank0"
     trainer = _train(tmp_path, [callback], max_steps=4)
@@ -98,14 +93,7 @@ def test_resumed_train_keeps_step0_references_and_continues_the_same_curves(tmp_
     resumed = RegimeTrainerCallback(every=2, probe_size=16)
     _train(tmp_path / "b", [resumed], resume=tmp_path / "b" / "checkpoint-4", **run)
 
-    steps = [r.step for r in uninterrupted.monitor.history]
-    assert steps == [0, 1, 2, 4, 6, 8]
-    assert [r.step for r in resumed.monitor.history] == steps
-    original, restored = uninterrupted.monitor.state_dict()["init"], resumed.monitor.state_dict()["init"]
-    for name, kernel in original["layer_kernels"].items():
-        torch.testing.assert_close(restored["layer_kernels"][name], kernel, rtol=0, atol=0)
-    for expected, got in zip(_curves(uninterrupted.monitor.history), _curves(resumed.monitor.history)):
-        assert got == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    assert_resumed_like(uninterrupted.monitor, resumed.monitor, [0, 1, 2, 4, 6, 8], rel=1e-4, abs=1e-6)
 
 
 def test_stop_on_sets_should_training_stop(tmp_path: Path) -> None:
