@@ -155,6 +155,18 @@ class RegimeCallback(Callback):
             self.monitor.close()
 
     # -------------------------------------------------------------------------------------------- state
+    @property
+    def state_key(self) -> str:
+        """The key of this callback's state in Lightning checkpoints: its class, log folder and schedule, so that two
+        callbacks (e.g. two probes written to two folders) keep their own step-0 references."""
+        return self._generate_state_key(
+            logdir=None if self._logdir_arg is None else str(self._logdir_arg),
+            every=self._every,
+            probe_size=self._probe_size,
+            probe_seed=self._probe_seed,
+            options=sorted(self._options),
+        )
+
     def state_dict(self) -> dict[str, Any]:
         """The monitor's state (step-0 references, verdict, history) for Lightning checkpoints."""
         if self.monitor is not None:

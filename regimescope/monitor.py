@@ -1,11 +1,11 @@
-"""The regime monitor: measures on a schedule, turns measurements into a verdict, alerts and sink writes."""
+"""The regime monitor: schedules measurements, runs the stages (capture, indicators, verdict, alerts), writes."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -13,31 +13,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from regimescope.alerts import (
-    Alert,
-    AlertDispatcher,
-    AlertRule,
-    AlertWatch,
-    ExplainedDrift,
-    Observation,
-    ProbeHalfNoise,
-    default_rules,
-    noise_tag,
-    non_finite_values,
-)
-from regimescope.capture import CaptureConfig, Need, Snapshot, capture, merged_needs
+from regimescope.alerts import Alert, AlertDispatcher, AlertRule, AlertWatch, Observation, default_rules
+from regimescope.capture import CaptureConfig, Snapshot, capture
 from regimescope.capture.layers import default_feature_layers, default_pattern_layers, resolve_layers
-from regimescope.conservation import DriftDiagnoser, diagnosis_markdown
+from regimescope.budget import DEFAULT_MAX_OVERHEAD, OverheadBudget
+from regimescope.capture.needs import Need
 from regimescope.conservation.learning_rates import group_learning_rates
 from regimescope.distributed import from_main_process, is_main_process, world_size
-from regimescope.forecast import Forecast, forecast_regime
-from regimescope.indicators.balance import BalanceIndicator, diagnosed_pairs
+from regimescope.fingerprint import fingerprint, mismatch
+from regimescope.forecast import Forecast
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.indicators.defaults import default_indicators
+from regimescope.indicators.suite import IndicatorSuite
+from regimescope.ntk import layer_names
 from regimescope.ntk.implementation import parse_implementation
 from regimescope.outputs import OutputFn
 from regimescope.probe import Probe
-from regimescope.record import TAG_ROOT, Record, tag
+from regimescope.record import Record
 from regimescope.schedule import LogThenEvery, Schedule
 from regimescope.sharded import ShardedReplica, check_sharding
 from regimescope.sinks import JsonlSink, Sink, TensorBoardSink
@@ -48,31 +40,16 @@ from regimescope.split_kernel import (
     parse_sharing,
     split_layer_kernels,
 )
+from regimescope.tags import ALERTS, COST_BUDGET_DEFERRED, COST_FRACTION, COST_NOTES, COST_SECONDS
 from regimescope.unwrap import unwrap_model
-from regimescope.verdict import EXPLANATION_TAG, Verdict, explain, next_label, richness_evidence, richness_score
+from regimescope.verdict import RegimeJudge, Verdict, evidence_sources
 
 logger = logging.getLogger(__name__)
 
-ALERTS_TAG = f"{TAG_ROOT}/alerts"
-DIAGNOSIS_TAG = tag("conservation", "diagnosis")
-FORECAST_TAG = tag("regime", "forecast")
-STATE_VERSION = 1
-
-_SNAPSHOT_FIELDS = {
-    Need.WEIGHTS: "weights",
-    Need.OUTPUTS: "outputs",
-    Need.FEATURES: "features",
-    Need.ACTIVATION_PATTERNS: "activation_patterns",
-    Need.KERNEL: "layer_kernels",
-}
-
-
-def _retained(snapshot: Snapshot, needs: set[Need]) -> Snapshot:
-    """A copy of ``snapshot`` holding only the fields named by ``needs`` (what later comparisons read)."""
-    kept = Snapshot(step=snapshot.step)
-    for need in needs:
-        setattr(kept, _SNAPSHOT_FIELDS[need], getattr(snapshot, _SNAPSHOT_FIELDS[need]))
-    return kept
+STATE_VERSION = 2
+"""Format version of :meth:`RegimeMonitor.state_dict`."""
+DEFAULT_HISTORY = 1000
+"""Measurements :attr:`RegimeMonitor.history` keeps in memory (the JSONL file keeps every one)."""
 
 
 class RegimeMonitor:
@@ -80,12 +57,13 @@ class RegimeMonitor:
 
     At the steps the schedule picks, one capture measures on the fixed probe everything the indicators need (the
     per-layer NTK once), the indicators compare it with the step-0 and previous measurements, the verdict
-    turns kernel movement into a richness score and a label, label changes become alerts, and everything goes
-    to the sinks (TensorBoard and JSONL under ``logdir``).
+    turns kernel movement into a richness score and a label, alert rules turn measurements into alerts, and
+    everything goes to the sinks (TensorBoard and JSONL under ``logdir``). The monitor itself only schedules,
+    runs these stages in order, writes and keeps their state; what is measured is declared by the indicators.
 
     Measuring never changes training: parameters, gradients, optimizer state, buffers, random state, mode flags
-    and hooks are left as they were. An error inside a measurement is reported once and measuring pauses;
-    training goes on (unless ``strict=True``).
+    and hooks are left as they were. An error inside a measurement (or the schedule, or a per-step observation)
+    is reported once and measuring pauses; training goes on (unless ``strict=True``).
 
     In a distributed job every rank calls the monitor at the same steps (the optimizer hook does). Under DDP every
     rank holds the whole model; a model sharded with ``fully_shard`` (FSDP2) is measured through an unsharded replica
@@ -120,6 +98,11 @@ class RegimeMonitor:
             :class:`~regimescope.split_kernel.KernelSharing`): ``"rank0"`` (default) or ``"split_layers"`` (every
             rank computes a balanced share of the layer blocks and one all-reduce sums them: the same kernel,
             faster). Outside a distributed job both compute it in the one process.
+        max_overhead: The largest share of wall time the monitor may use (:mod:`regimescope.budget`): scheduled
+            measurements that would exceed it are deferred until training has earned them, so the interval
+            stretches when measurements are expensive. ``None``: the fixed schedule, whatever it costs.
+        history_size: Measurements :attr:`history` keeps in memory (scalars and texts; images and histograms go
+            to the sinks only). The JSONL file under ``logdir`` keeps every measurement.
 
     Attributes:
         model: The module measured: the unwrapped model, or the replica of an FSDP2 model.
@@ -151,6 +134,8 @@ class RegimeMonitor:
         max_memory: int | None = None,
         heatmap_every: int = 10,
         distributed: str = DEFAULT_SHARING.value,
+        max_overhead: float | None = DEFAULT_MAX_OVERHEAD,
+        history_size: int = DEFAULT_HISTORY,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module; received {type(model).__name__}.")
@@ -169,6 +154,8 @@ class RegimeMonitor:
             raise ValueError(f"`dtype` must be torch.float32 or torch.float64; received {dtype}.")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"`schedule` must be a callable step -> bool; received {type(schedule).__name__}.")
+        if isinstance(history_size, bool) or not isinstance(history_size, int) or history_size < 1:
+            raise ValueError(f"`history_size` must be a positive number of measurements; received {history_size!r}.")
         self._sharing = parse_sharing(distributed)
         self._trained = unwrap_model(model)
         self._replica = ShardedReplica(self._trained) if check_sharding(self._trained) else None
@@ -179,15 +166,17 @@ class RegimeMonitor:
         self.logdir = Path(logdir) if logdir is not None else None
         self.schedule = schedule if schedule is not None else LogThenEvery(every)
         self.strict = strict
-        self.indicators = list(indicators) if indicators is not None else default_indicators(heatmap_every)
-        self._user_indicators = indicators is not None
+        self._suite = IndicatorSuite(
+            default_indicators(heatmap_every) if indicators is None else indicators, user_given=indicators is not None
+        )
         callbacks = [on_alert] if callable(on_alert) else list(on_alert or [])
         self._alerts = AlertDispatcher(callbacks, stop_on=stop_on)
         self._watch = AlertWatch(default_rules() if alert_rules is None else alert_rules, strict=strict)
-        self._noise = ProbeHalfNoise()
-        self._explained = ExplainedDrift(())
-        self._diagnoser = DriftDiagnoser()
-        self._explained_state: dict[str, Any] | None = None
+        self._judge = RegimeJudge({}, strict=strict)
+        self._budget = OverheadBudget(max_overhead)
+        self._deferred_from: int | None = None
+        self._told_deferral = False
+        self._attach_step = 0
         self._extra_sinks = list(sinks or [])
         self._sinks: list[Sink] = []
         self.config = CaptureConfig(
@@ -199,30 +188,37 @@ class RegimeMonitor:
             feature_layers=list(layers) if layers is not None else default_feature_layers(self.model),
             pattern_layers=default_pattern_layers(self.model),
         )
-        self._context = Context(model=self.model, probe=probe)
+        self._context = Context(
+            model=self.model, probe=probe, optimizer=optimizer, trained=self._trained,
+            gradients_readable=self._replica is None,
+        )
         self._init: Snapshot | None = None
         self._previous: Snapshot | None = None
-        self._verdict: Verdict | None = None
-        self._forecast: Forecast | None = None
-        self._history: list[Record] = []
+        self._loaded: dict[str, Any] | None = None
+        self._history: deque[Record] = deque(maxlen=history_size)
         self._optimizer_steps = 0
         self._last_measured: int | None = None
         self._hook: Any = None
         self._attached = False
+        self._closed = False
         self._paused = False
-        self._time_measuring = 0.0
-        self._started = time.perf_counter()
 
     # ----------------------------------------------------------------------------------------------- set-up
     def attach(self) -> RegimeMonitor:
-        """Validate the model and probe, set up indicators and sinks, measure step 0, hook the optimizer.
+        """Validate the model and probe, set up the stages and sinks, measure step 0, hook the optimizer.
+
+        A state given to :meth:`load_state_dict` is checked against this model and probe and restored here.
 
         Returns:
             ``self``, so ``monitor = RegimeMonitor(...).attach()`` works.
 
         Raises:
-            ValueError: When the model cannot be measured on this probe (the message says how to fix it).
+            ValueError: When the model cannot be measured on this probe, or a loaded state belongs to another run
+                (the message says how to fix it).
+            RuntimeError: After :meth:`close`.
         """
+        if self._closed:
+            raise RuntimeError("This monitor is closed; build a new RegimeMonitor to monitor another run.")
         if self._attached:
             return self
         if self._replica is not None:
@@ -230,45 +226,26 @@ class RegimeMonitor:
         self._validate_model()
         self.probe.check(self.model, self.config.output_fn)
         resolve_layers(self.model, self.config.feature_layers, "layers")
-        self._setup_indicators()
-        self._needs = merged_needs(self.indicators)
-        self._diagnoser = DriftDiagnoser(diagnosed_pairs(self._context))
-        steps_readable = self.optimizer is not None and self._replica is None  # FSDP2: each rank has a gradient shard
-        tracked = self._context.extras.get(BalanceIndicator.name, ()) if steps_readable else ()
-        self._explained = ExplainedDrift([(item.pair, item.rates) for item in tracked])
-        self._explained.start(self.model)
-        if self._explained_state is not None:
-            self._explained.load_state_dict(self._explained_state)
+        self._context.learning_rates = group_learning_rates(self._trained, self.optimizer)
+        self._suite.setup(self._context)
+        self._judge = RegimeJudge(evidence_sources(self._suite.indicators), strict=self.strict)
+        if self._loaded is not None:
+            self._restore(self._loaded)
+            self._loaded = None
+        if self.config.kernel_layers is None:
+            self.config.kernel_layers = tuple(layer_names(self.model))
         if is_main_process():
             self._sinks = self._make_sinks()
         if self.optimizer is not None:
             self._hook = self.optimizer.register_step_post_hook(self._after_optimizer_step)
         self._attached = True
-        self._started = time.perf_counter()
+        self._budget.start(time.perf_counter())
+        self._attach_step = self._optimizer_steps
         if self._init is None:
-            self._make_forecast()
+            if is_main_process():
+                self._judge.make_forecast(self._context, self.config)
             self._safe_measure(0)
         return self
-
-    def _make_forecast(self) -> None:
-        """Forecast the regime from the initialisation (rank 0) and log it; the first verdict's record carries it."""
-        if not is_main_process():
-            return
-        try:
-            self._forecast = forecast_regime(
-                self.model,
-                self.probe,
-                learning_rates=group_learning_rates(self._trained, self.optimizer),
-                output_fn=self.config.output_fn,
-                mode=self.config.mode,
-                dtype=self.config.dtype,
-            )
-        except Exception:
-            if self.strict:
-                raise
-            logger.exception("regimescope: the step-0 forecast failed; monitoring goes on without it.")
-            return
-        logger.info("regimescope %s", self._forecast.markdown())
 
     def _validate_model(self) -> None:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -285,25 +262,6 @@ class RegimeMonitor:
                     "model (or the model it optimises)."
                 )
 
-    def _setup_indicators(self) -> None:
-        self._context.learning_rates = group_learning_rates(self._trained, self.optimizer)
-        active = []
-        for indicator in self.indicators:
-            try:
-                indicator.setup(self._context)
-            except ValueError as error:
-                if self._user_indicators:
-                    raise
-                logger.warning("regimescope: indicator %r is off for this model: %s", indicator.name, error)
-                continue
-            if indicator.applicable(self._context):
-                active.append(indicator)
-        self.indicators = active
-        self._retain = {
-            reference: merged_needs(i for i in active if i.reference == reference)
-            for reference in (Reference.INIT, Reference.PREVIOUS)
-        }
-
     def _make_sinks(self) -> list[Sink]:
         sinks = list(self._extra_sinks)
         if self.logdir is not None:
@@ -314,34 +272,86 @@ class RegimeMonitor:
     # ------------------------------------------------------------------------------------------- measuring
     def _after_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self._optimizer_steps += 1
-        self._explained.observe(optimizer)
+        if self._paused:
+            return
+        start = time.perf_counter()
+        try:
+            self._suite.observe_step(optimizer)
+        except Exception as error:
+            self._fail(self._optimizer_steps, "reading the optimizer step", error)
+            return
+        finally:
+            self._budget.spend(time.perf_counter() - start)
         self.step(self._optimizer_steps)
 
     def step(self, global_step: int | None = None) -> Verdict | None:
         """Measure if the schedule says so at ``global_step`` (default: the count of optimizer steps seen).
 
         Returns:
-            The verdict when a measurement happened, else ``None``.
+            The verdict when a measurement happened, else ``None`` (also after :meth:`close`).
+
+        Raises:
+            RuntimeError: Before :meth:`attach`.
         """
+        if self._closed:
+            return None
         if not self._attached:
             raise RuntimeError("Call `monitor.attach()` before `monitor.step()` (it validates and measures step 0).")
         step = self._optimizer_steps if global_step is None else int(global_step)
-        if self._paused or step == self._last_measured or not self.schedule(step):
+        if self._paused or step == self._last_measured:
             return None
+        try:
+            due = bool(self.schedule(step))
+        except Exception as error:
+            self._fail(step, "the schedule", error)
+            return None
+        if not due and self._deferred_from is None:
+            return None
+        if not from_main_process(lambda: self._budget.allows(time.perf_counter())):  # one decision for all ranks
+            self._defer(step, due)
+            return None
+        self._deferred_from = None
         return self._safe_measure(step)
+
+    def _defer(self, step: int, due: bool) -> None:
+        """Keep a scheduled measurement for a later step; say once, with the interval the budget allows, why."""
+        if due:
+            self._budget.deferred += 1
+        if self._deferred_from is None:
+            self._deferred_from = step
+        if self._told_deferral or not is_main_process():
+            return
+        self._told_deferral = True
+        steps = max(1, step - self._attach_step)
+        seconds_per_step = max(0.0, time.perf_counter() - self._budget.started - self._budget.spent) / steps
+        interval = self._budget.steady_interval(seconds_per_step)
+        about = f" (at the current cost, about every {interval} steps)" if interval else ""
+        note = (
+            f"**step {step}** · the measurement scheduled now is deferred to keep the monitor within "
+            f"{self._budget.max_overhead:.0%} of training time: one measurement costs "
+            f"{self._budget.predicted_cost:.3g} s, so measurements happen when training has earned them{about}. "
+            "Pass `max_overhead=None` for the fixed schedule, a larger share, or a cheaper measurement."
+        )
+        logger.info("regimescope: %s", note.replace("**", ""))
+        self._write(Record(step, scalars={COST_BUDGET_DEFERRED: float(self._budget.deferred)}, texts={COST_NOTES: note}))
 
     def _safe_measure(self, step: int) -> Verdict | None:
         try:
             return self.measure(step)
         except Exception as error:
-            if self.strict:
-                raise
-            self._paused = True
-            logger.exception("regimescope: measurement at step %d failed; measuring is paused, training goes on.", step)
-            failure = f"measurement failed ({type(error).__name__}: {error}); measuring paused."
-            note = Record(step, texts={ALERTS_TAG: f"**step {step}** · {failure}"})
-            self._write(note)
+            self._fail(step, "measurement", error)
             return None
+
+    def _fail(self, step: int, what: str, error: Exception) -> None:
+        """Report a failure once (log with traceback, TensorBoard text) and pause measuring; raise when strict."""
+        if self.strict:
+            raise error
+        self._paused = True
+        logger.error(
+            "regimescope: %s at step %d failed; measuring is paused, training goes on.", what, step, exc_info=error
+        )
+        note = f"**step {step}** · {what} failed ({type(error).__name__}: {error}); measuring paused."
+        self._write(Record(step, texts={ALERTS: note}))
 
     def measure(self, step: int) -> Verdict | None:
         """Measure now, whatever the schedule says, and return the verdict (``None`` without kernel evidence).
@@ -352,18 +362,25 @@ class RegimeMonitor:
         reach every rank, so all ranks keep the same history and verdict, deliver the same alerts (``on_alert``
         callables run on every rank) and agree on :attr:`stop_requested`. Only rank 0 holds the step-0 references
         and writes.
+
+        Raises:
+            RuntimeError: Before :meth:`attach` or after :meth:`close`.
         """
+        if self._closed or not self._attached:
+            state = "closed" if self._closed else "not attached"
+            raise RuntimeError(f"This monitor is {state}: `measure()` needs an attached monitor.")
         start = time.perf_counter()
-        kernels = self._collective_part()
-        shared = time.perf_counter() - start
-        record, verdict, alerts = from_main_process(lambda: self._measure_here(step, kernels, shared))
+        with torch.inference_mode(False), torch.enable_grad():
+            kernels = self._collective_part()
+            shared = time.perf_counter() - start
+            record, verdict, alerts = from_main_process(lambda: self._measure_here(step, kernels, shared))
         if not is_main_process():
             if verdict is not None:
-                self._verdict = verdict
+                self._judge.adopt(verdict)
             for alert in alerts:
                 self._alerts.dispatch(alert)
         self._last_measured = step
-        self._history.append(record)
+        self._history.append(Record(record.step, scalars=dict(record.scalars), texts=dict(record.texts)))
         self._write(record)
         return verdict
 
@@ -379,7 +396,7 @@ class RegimeMonitor:
         if self._replica is not None:
             self._replica.refresh()
         split = self._sharing is KernelSharing.SPLIT_LAYERS and world_size() > 1
-        if not split or Need.KERNEL not in self._needs:
+        if not split or Need.KERNEL not in self._suite.needs:
             return None
         if self._owners is None:
             self._owners = layer_assignment(self.model, self.probe, self.config)
@@ -397,70 +414,25 @@ class RegimeMonitor:
         """
         start = time.perf_counter() - shared_seconds
         self._context.learning_rates = group_learning_rates(self._trained, self.optimizer)
-        snapshot = capture(self.model, self.probe, self._needs, self.config, step, kernels)
+        snapshot = capture(self.model, self.probe, self._suite.needs, self.config, step, kernels)
         if self._init is None:
-            self._init = _retained(snapshot, self._retain[Reference.INIT])
+            self._init = self._suite.retained(snapshot, Reference.INIT)
         references = {Reference.INIT: self._init, Reference.PREVIOUS: self._previous, Reference.NONE: None}
-        record = Record(step, scalars=non_finite_values(snapshot))
-        finite = not record.scalars  # a diverged model: report what is not finite, skip indicators and verdict
-        for indicator in self.indicators if finite else ():
-            record.merge(indicator.compute(snapshot, references[indicator.reference], self._context))
-        verdict = self._judge(record)
-        alerts = self._alert(record, snapshot, verdict)
-        if finite and step > 0:
-            self._diagnose(record, snapshot)
-        if finite:
-            self._previous = _retained(snapshot, self._retain[Reference.PREVIOUS])
-        elapsed = time.perf_counter() - start
-        self._time_measuring += elapsed
-        wall = max(time.perf_counter() - self._started, elapsed)
-        record.scalars[tag("cost", "seconds")] = elapsed
-        record.scalars[tag("cost", "fraction")] = self._time_measuring / wall
-        return record, verdict, alerts
-
-    def _diagnose(self, record: Record, snapshot: Snapshot) -> None:
-        """Name what moved each pair's balance since step 0, as text under ``regimescope/conservation/diagnosis``."""
-        prefix = tag("balance_explained", "")
-        explained = {name[len(prefix):]: v for name, v in record.scalars.items() if name.startswith(prefix)}
-        found = self._diagnoser.diagnose(
-            self._init.weights, snapshot.weights, steps=record.step, optimizer=self.optimizer, model=self._trained,
-            explained=explained,
-        )
-        if found:
-            record.texts[DIAGNOSIS_TAG] = diagnosis_markdown(found, record.step)
-
-    def _judge(self, record: Record) -> Verdict | None:
-        score = richness_score(record.scalars)
-        if score is None:
-            return None
-        previous = self._verdict
-        label = next_label(previous.label if previous else None, score)
-        verdict = Verdict(step=record.step, score=score, label=label, evidence=richness_evidence(record.scalars))
-        record.scalars[tag("regime", "score")] = score
-        record.scalars[tag("regime", "label")] = float(verdict.label_index)
-        record.texts[EXPLANATION_TAG] = explain(verdict, record.scalars, self._forecast_line())
-        if previous is None and self._forecast is not None:
-            record.texts[FORECAST_TAG] = self._forecast.markdown()
-        self._verdict = verdict
-        return verdict
-
-    def _forecast_line(self) -> str | None:
-        if self._forecast is None or self._forecast.label is None:
-            return None
-        return f"Forecast at step 0: {self._forecast.label} ({self._forecast.reasons[0]})"
-
-    def _alert(self, record: Record, snapshot: Snapshot, verdict: Verdict | None) -> list[Alert]:
-        """Add noise estimates and explained drifts to ``record``, run the alert rules, deliver and return the alerts."""
-        noise = self._noise.estimate(snapshot, self._init, self._previous)
-        noise.update(self._explained.noise(snapshot.weights))
-        record.scalars.update(self._explained.scalars())
-        record.scalars.update({noise_tag(name): value for name, value in noise.items()})
-        alerts = self._watch.evaluate(Observation(record.step, dict(record.scalars), noise, verdict))
+        record, usable = self._suite.compute(snapshot, references, self._context)
+        verdict = self._judge.judge(record) if usable else None
+        alerts = self._watch.evaluate(Observation.of(record.step, record.scalars, verdict))
         if alerts:
-            record.texts[ALERTS_TAG] = "\n\n".join(alert.markdown() for alert in alerts)
+            record.texts[ALERTS] = "\n\n".join(alert.markdown() for alert in alerts)
         for alert in alerts:
             self._alerts.dispatch(alert)
-        return alerts
+        if usable:
+            self._previous = self._suite.retained(snapshot, Reference.PREVIOUS)
+        elapsed = time.perf_counter() - start
+        self._budget.spend(elapsed, measurement=True)
+        record.scalars[COST_SECONDS] = elapsed
+        record.scalars[COST_FRACTION] = self._budget.share(time.perf_counter())
+        record.scalars[COST_BUDGET_DEFERRED] = float(self._budget.deferred)
+        return record, verdict, alerts
 
     def _write(self, record: Record) -> None:
         for sink in self._sinks:
@@ -473,15 +445,20 @@ class RegimeMonitor:
 
     # ----------------------------------------------------------------------------------------------- state
     @property
+    def indicators(self) -> list[Indicator]:
+        """The indicators (after :meth:`attach`, the ones that apply to this model)."""
+        return list(self._suite.indicators)
+
+    @property
     def regime(self) -> Verdict | None:
         """The latest verdict (label, score, step); ``None`` before the first kernel measurement."""
-        return self._verdict
+        return self._judge.verdict
 
     @property
     def forecast(self) -> Forecast | None:
         """The step-0 forecast (lazy / rich / delayed-rich and its reasons); ``None`` before :meth:`attach`, after a
-        failure, on ranks other than 0, and in a run resumed from a checkpoint (it is made at initialisation)."""
-        return self._forecast
+        failure and on ranks other than 0 (a resumed run keeps the forecast made at initialisation)."""
+        return self._judge.forecast
 
     def explain(self) -> str:
         """Which indicators drove the current label, as short markdown.
@@ -491,12 +468,12 @@ class RegimeMonitor:
         theory.md 5.5; a layer that turned but carries little of the kernel; flipped activation patterns), and the
         step-0 forecast. The same text is written at every measurement as ``regimescope/regime/explanation``.
         """
-        scalars = next((r.scalars for r in reversed(self._history) if tag("regime", "score") in r.scalars), {})
-        return explain(self._verdict, scalars, self._forecast_line())
+        return self._judge.explain()
 
     @property
     def history(self) -> list[Record]:
-        """Every record of this run, in order (images included for this process's measurements)."""
+        """The last ``history_size`` records of this process, in order (scalars and texts; images and histograms
+        go to the sinks). A resumed monitor's history starts at the resume; the JSONL file holds the whole run."""
         return list(self._history)
 
     @property
@@ -520,49 +497,76 @@ class RegimeMonitor:
         return self._paused
 
     def state_dict(self) -> dict[str, Any]:
-        """The monitor's state for checkpoints: step-0 references, previous measurement, verdict, history, the alert
-        rules' and noise estimates' running state and the step-0 forecast (plain containers and tensors)."""
+        """The monitor's state for checkpoints, as tensors and plain containers (``torch.load(weights_only=True)``
+        reads it): the step-0 and previous references, each stage's running state (indicators, verdict and
+        forecast, alert rules), the step counters, and a fingerprint of this run (model layout, probe, weights
+        now) that :meth:`attach` checks when the state is resumed. The history is not included (the JSONL file
+        keeps it), so the state's size does not grow with the run.
+
+        Before :meth:`attach`, a state given to :meth:`load_state_dict` is returned as it was given.
+        """
+        if self._loaded is not None:
+            return dict(self._loaded)
+        saved = fingerprint(self.model, self.probe)
+        if self._replica is not None:
+            del saved["weights"]  # a replica's weights are as fresh as the last measurement only
         return {
             "version": STATE_VERSION,
+            "fingerprint": saved,
             "init": None if self._init is None else self._init.to_state(),
             "previous": None if self._previous is None else self._previous.to_state(),
-            "verdict": None if self._verdict is None else asdict(self._verdict),
-            "history": [record.to_json() for record in self._history],
             "optimizer_steps": self._optimizer_steps,
             "last_measured": self._last_measured,
-            "explained_drift": self._explained.state_dict(),
+            "indicators": self._suite.state_dict(),
+            "judge": self._judge.state_dict(),
             "alert_rules": self._watch.state_dict(),
-            "noise": self._noise.state_dict(),
-            "forecast": None if self._forecast is None else self._forecast.to_state(),
+            "budget": self._budget.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output, so a resumed run compares against the original initialisation.
+        """Resume from :meth:`state_dict` output, so the run keeps comparing against its original initialisation.
+
+        Call it before :meth:`attach` (after loading the model weights saved with it); :meth:`attach` checks that the
+        state belongs to this run (same model layout, same probe, the weights it was saved with) and restores it.
 
         Raises:
-            ValueError: For a state of another format version.
+            ValueError: For a state of another format version; on an attached monitor, for a state of another run.
         """
         if state.get("version") != STATE_VERSION:
             raise ValueError(
                 f"This monitor state has version {state.get('version')!r}; this regimescope reads version "
-                f"{STATE_VERSION}. Resume with the regimescope version that wrote the checkpoint."
+                f"{STATE_VERSION}. Resume with the regimescope version that wrote the checkpoint, or start the "
+                "monitor afresh without `load_state_dict`."
+            )
+        if self._attached:
+            self._restore(state)
+        else:
+            self._loaded = dict(state)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Check that ``state`` belongs to this run, then restore every stage from it (after set-up)."""
+        saved = state["fingerprint"]
+        problem = mismatch(saved, self.model, self.probe)
+        if problem is not None:
+            raise ValueError(
+                f"This monitor state cannot be resumed here: {problem}. Load the model weights saved with it (the "
+                "same checkpoint) before `attach()`, with the same probe; or start the monitor afresh without "
+                "`load_state_dict` (its step-0 references are then the model as it is now)."
             )
         self._init = None if state["init"] is None else Snapshot.from_state(state["init"])
         self._previous = None if state["previous"] is None else Snapshot.from_state(state["previous"])
-        self._verdict = None if state["verdict"] is None else Verdict(**state["verdict"])
-        self._history = [Record.from_json(r) for r in state["history"]]
         self._optimizer_steps = int(state["optimizer_steps"])
         self._last_measured = state["last_measured"]
-        self._explained_state = state.get("explained_drift")
-        if state.get("alert_rules") is not None:
-            self._watch.load_state_dict(state["alert_rules"])
-        self._noise.load_state_dict(state.get("noise", {}))
-        if state.get("forecast") is not None:
-            self._forecast = Forecast.from_state(state["forecast"])
+        if self._init is not None and self._init.layer_kernels:
+            self.config.kernel_layers = tuple(self._init.layer_kernels)
+        self._suite.load_state_dict(state["indicators"])
+        self._judge.load_state_dict(state["judge"])
+        self._watch.load_state_dict(state["alert_rules"])
+        self._budget.load_state_dict(state["budget"])
 
     # --------------------------------------------------------------------------------------------- closing
     def close(self) -> None:
-        """Remove the optimizer hook and close the sinks. Safe to call twice."""
+        """Remove the optimizer hook and close the sinks. Safe to call twice; the monitor cannot measure again."""
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
@@ -570,6 +574,7 @@ class RegimeMonitor:
             sink.close()
         self._sinks = []
         self._attached = False
+        self._closed = True
 
     def __enter__(self) -> RegimeMonitor:
         return self.attach()

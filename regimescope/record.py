@@ -6,24 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-TAG_ROOT = "regimescope"
+from regimescope.tags import ROOT as TAG_ROOT
+from regimescope.tags import tag
 
-
-def tag(family: str, metric: str, layer: str | None = None) -> str:
-    """Build a TensorBoard tag ``regimescope/<family>/<metric>[/<layer>]``.
-
-    Args:
-        family: Panel group, e.g. ``"kernel"``.
-        metric: Metric name inside the family, e.g. ``"distance_from_init"``.
-        layer: Optional layer (or layer pair) name appended as the last part.
-
-    Returns:
-        The tag string. Layer names keep their dots (``"features.0"``).
-    """
-    parts = [TAG_ROOT, family, metric]
-    if layer is not None:
-        parts.append(layer)
-    return "/".join(parts)
+__all__ = ["TAG_ROOT", "Record", "tag"]
 
 
 @dataclass

@@ -8,10 +8,8 @@ from regimescope.alerts.alert import Alert
 from regimescope.alerts.conservation_broken import ConservationBroken
 from regimescope.alerts.defaults import default_rules
 from regimescope.alerts.dispatch import AlertDispatcher
-from regimescope.alerts.explained_drift import ExplainedDrift
 from regimescope.alerts.kernel_jump import KernelJump
-from regimescope.alerts.noise import ProbeHalfNoise, noise_tag
-from regimescope.alerts.non_finite import NonFinite, non_finite_values
+from regimescope.alerts.non_finite import NonFinite
 from regimescope.alerts.observation import Observation
 from regimescope.alerts.regime_shift import RegimeShift
 from regimescope.alerts.rule import AlertRule, Finding
@@ -25,16 +23,12 @@ __all__ = [
     "AlertRule",
     "AlertWatch",
     "ConservationBroken",
-    "ExplainedDrift",
     "Finding",
     "KernelJump",
     "NonFinite",
     "Observation",
-    "ProbeHalfNoise",
     "RegimeShift",
     "RegimeWarning",
     "Threshold",
     "default_rules",
-    "noise_tag",
-    "non_finite_values",
 ]

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from regimescope.alerts.explained_drift import explained_tag
 from regimescope.alerts.observation import Observation
 from regimescope.alerts.rule import AlertRule, Finding, check_positive
-from regimescope.record import tag
-
-DRIFT_PREFIX = tag("balance_drift", "")
+from regimescope.tags import BALANCE_DRIFT, BALANCE_EXPLAINED, by_layer, layer_tag
 
 
 class ConservationBroken(AlertRule):
     """Alerts when ``regimescope/balance_drift/<pair>`` exceeds the drift finite gradient steps explain.
 
     The explained drift ``regimescope/balance_explained/<pair>`` is an upper bound for plain gradient descent
-    (see :class:`~regimescope.alerts.explained_drift.ExplainedDrift`); the rule holds when
+    (see :class:`~regimescope.conservation.explained_drift.ExplainedDrift`); the rule holds when
     ``drift > tolerance * explained + sigmas * noise`` and ``drift > minimum``, ``noise`` being the rounding
     floor of the measured drift. Pairs without an explained drift (no optimizer attached) are not judged.
 
@@ -52,11 +49,10 @@ class ConservationBroken(AlertRule):
     def findings(self, observation: Observation) -> list[Finding]:
         """A finding per pair whose drift is beyond the explained bound."""
         found = []
-        for name, drift in observation.scalars.items():
-            if not name.startswith(DRIFT_PREFIX):
-                continue
-            pair = name[len(DRIFT_PREFIX) :]
-            explained = observation.scalars.get(explained_tag(pair))
+        explained_by_pair = by_layer(observation.scalars, BALANCE_EXPLAINED)
+        for pair, drift in by_layer(observation.scalars, BALANCE_DRIFT).items():
+            name = layer_tag(BALANCE_DRIFT, pair)
+            explained = explained_by_pair.get(pair)
             if explained is None or not drift == drift:
                 continue
             allowed = self.tolerance * explained + self.sigmas * observation.noise_of(name)

@@ -1,4 +1,4 @@
-"""Delivering alerts: logging, a warnings category, user callables and stop requests; never breaking training."""
+"""Delivering alerts: a warnings category, logging, user callables and stop requests; never breaking training."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ AlertCallback = Callable[[Alert], None]
 
 
 class AlertDispatcher:
-    """Sends each alert to ``logging`` (warning level), ``warnings`` (:class:`RegimeWarning`) and user callables.
+    """Sends each alert to ``warnings`` (:class:`RegimeWarning`), ``logging`` and user callables.
+
+    A user sees each alert once: as a :class:`RegimeWarning` (shown by Python's default warning filters), with the
+    ``regimescope.alerts`` log record at INFO level for log files; with ``warn=False`` the log record is at WARNING
+    level instead, so it is the one shown.
 
     A callable that raises is reported once through ``logging`` and then skipped; training goes on. An alert whose
     ``kind`` is in ``stop_on`` sets :attr:`stop_requested`, which the framework adapters turn into a graceful stop
@@ -56,7 +60,8 @@ class AlertDispatcher:
 
     def dispatch(self, alert: Alert) -> None:
         """Deliver ``alert`` to every destination."""
-        logger.warning("regimescope [%s]: %s", alert.kind, alert.message)
+        level = logging.INFO if self.warn else logging.WARNING
+        logger.log(level, "regimescope [%s]: %s", alert.kind, alert.message)
         for index, callback in enumerate(self.callbacks):
             if index in self._broken:
                 continue

@@ -6,12 +6,9 @@ import statistics
 from collections import deque
 from typing import Any
 
-from regimescope.alerts.noise import VELOCITY_TAG
 from regimescope.alerts.observation import Observation
 from regimescope.alerts.rule import AlertRule, Finding, check_count, check_positive
-from regimescope.record import tag
-
-LAYER_DISTANCE_PREFIX = tag("kernel", "distance_from_init") + "/"
+from regimescope.tags import KERNEL_DISTANCE, KERNEL_VELOCITY, by_layer
 
 
 class KernelJump(AlertRule):
@@ -21,7 +18,7 @@ class KernelJump(AlertRule):
     median ``m`` of its previous ``window`` values. The rule holds when ``v_t > factor * m``, when the kernel
     turned by a material angle since the previous measurement (``v_t * dt > min_angle``), and, so that
     measurement noise alone never triggers it, when ``v_t - m > sigmas * noise`` (``noise`` from
-    :class:`~regimescope.alerts.noise.ProbeHalfNoise`). The alert names the layer whose own kernel moved most
+    :mod:`regimescope.indicators.noise`). The alert names the layer whose own kernel moved most
     since the previous measurement (``regimescope/kernel/distance_from_init/<layer>``).
 
     Args:
@@ -73,7 +70,7 @@ class KernelJump(AlertRule):
         layer = self._fastest_layer(observation)
         interval = observation.step - self._last_step if self._last_step is not None else 0
         self._last_step = observation.step
-        velocity = observation.scalars.get(VELOCITY_TAG)
+        velocity = observation.scalars.get(KERNEL_VELOCITY)
         if velocity is None or velocity != velocity:
             return []
         history = list(self._velocities)
@@ -81,7 +78,7 @@ class KernelJump(AlertRule):
         if len(history) < self.min_history:
             return []
         median = statistics.median(history)
-        noise = observation.noise_of(VELOCITY_TAG)
+        noise = observation.noise_of(KERNEL_VELOCITY)
         if (
             velocity <= self.factor * median
             or velocity * interval <= self.min_angle
@@ -92,7 +89,7 @@ class KernelJump(AlertRule):
         message = (
             f"kernel velocity {velocity:.3g} rad/step is {ratio} its running median {median:.3g} (noise {noise:.2g})"
         )
-        return [Finding(key="kernel", message=message, tag=VELOCITY_TAG, layer=layer, value=velocity, reference=median)]
+        return [Finding(key="kernel", message=message, tag=KERNEL_VELOCITY, layer=layer, value=velocity, reference=median)]
 
     def _own_state(self) -> dict[str, Any]:
         """The velocity history, the last per-layer distances and the last step."""
@@ -106,11 +103,7 @@ class KernelJump(AlertRule):
 
     def _fastest_layer(self, observation: Observation) -> str | None:
         """The layer whose kernel distance from init grew most since the previous measurement."""
-        current = {
-            name[len(LAYER_DISTANCE_PREFIX) :]: value
-            for name, value in observation.scalars.items()
-            if name.startswith(LAYER_DISTANCE_PREFIX)
-        }
+        current = by_layer(observation.scalars, KERNEL_DISTANCE)
         growth = {layer: value - self._layer_distances.get(layer, 0.0) for layer, value in current.items()}
         self._layer_distances = current
         finite = {layer: g for layer, g in growth.items() if g == g}

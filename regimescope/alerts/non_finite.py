@@ -4,46 +4,30 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from regimescope.alerts.observation import Observation
 from regimescope.alerts.rule import AlertRule, Finding
-from regimescope.capture.snapshot import Snapshot
-from regimescope.record import TAG_ROOT, tag
+from regimescope.tags import KERNEL_BLOCK_VALUE, OUTPUTS_VALUE, ROOT, WEIGHTS_VALUE
 
 SHOWN = 3
 """Tags named in the message; the rest are counted."""
 
-
-def _first_bad(values: torch.Tensor) -> float:
-    return float(values[~torch.isfinite(values)].reshape(-1)[0])
-
-
-def non_finite_values(snapshot: Snapshot) -> dict[str, float]:
-    """The non-finite parts of a capture, as scalars the :class:`NonFinite` rule reports.
-
-    A diverged model has NaN or infinite weights, outputs or kernel blocks; the indicators cannot be computed on
-    them (a singular value decomposition of a NaN kernel fails), so the monitor records these markers instead:
-    ``regimescope/weights/value/<parameter>``, ``regimescope/outputs/value`` and ``regimescope/kernel/block/<layer>``,
-    each holding the first non-finite value found.
-
-    Returns:
-        ``tag -> nan or +-inf``; empty when everything is finite.
-    """
-    parts = {tag("weights", "value", name): w for name, w in snapshot.weights.items()}
-    if snapshot.outputs is not None:
-        parts[tag("outputs", "value")] = snapshot.outputs
-    parts.update({tag("kernel", "block", layer): k for layer, k in snapshot.layer_kernels.items()})
-    return {name: _first_bad(values) for name, values in parts.items() if not bool(torch.isfinite(values).all())}
+MARKERS = (f"{WEIGHTS_VALUE}/", OUTPUTS_VALUE, f"{KERNEL_BLOCK_VALUE}/")
+"""Prefixes of the markers :class:`~regimescope.indicators.non_finite.NonFiniteValues` writes for non-finite weights,
+outputs and kernel blocks."""
 
 
 def _layer(name: str) -> str | None:
     parts = name.split("/")
-    return parts[3] if len(parts) > 3 and parts[0] == TAG_ROOT else None
+    return parts[3] if len(parts) > 3 and parts[0] == ROOT else None
 
 
 class NonFinite(AlertRule):
-    """Alerts when any measured scalar is NaN or infinite (one alert per episode, naming the tags).
+    """Alerts when the model's weights, outputs or kernel hold NaN or infinite values (one alert per episode, naming
+    the tags).
+
+    It reads the markers :class:`~regimescope.indicators.non_finite.NonFiniteValues` writes, not every scalar: a
+    ratio that is undefined on a healthy model (the relative change of a layer that starts at zero) is not
+    divergence, and indicators leave such values out.
 
     Args:
         patience: Consecutive measurements with a non-finite value before the alert.
@@ -57,8 +41,12 @@ class NonFinite(AlertRule):
     )
 
     def findings(self, observation: Observation) -> list[Finding]:
-        """One finding when at least one scalar is not finite."""
-        bad = sorted(name for name, value in observation.scalars.items() if not math.isfinite(value))
+        """One finding when at least one marker holds a non-finite value."""
+        bad = sorted(
+            name
+            for name, value in observation.scalars.items()
+            if name.startswith(MARKERS) and not math.isfinite(value)
+        )
         if not bad:
             return []
         shown = ", ".join(f"{name} = {observation.scalars[name]}" for name in bad[:SHOWN])

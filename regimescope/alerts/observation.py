@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from regimescope.tags import noise_of
 from regimescope.verdict.labeler import Verdict
 
 
@@ -16,8 +17,7 @@ class Observation:
         step: Global step of the measurement.
         scalars: The record's scalars, ``tag -> value``.
         noise: ``tag -> measurement noise`` (one standard error) of the scalars that have an estimate; see
-            :class:`~regimescope.alerts.noise.ProbeHalfNoise` and
-            :class:`~regimescope.alerts.explained_drift.ExplainedDrift`.
+            :mod:`regimescope.indicators.noise` and the balance indicator's rounding floor.
         verdict: The verdict of this measurement (``None`` without kernel evidence or with non-finite evidence).
     """
 
@@ -29,3 +29,8 @@ class Observation:
     def noise_of(self, tag: str) -> float:
         """The noise of ``tag``, ``0`` when it has no estimate."""
         return float(self.noise.get(tag, 0.0))
+
+    @classmethod
+    def of(cls, step: int, scalars: Mapping[str, float], verdict: Verdict | None) -> Observation:
+        """The observation of a record's scalars, its noise taken from the noise estimates among them."""
+        return cls(step=step, scalars=dict(scalars), noise=noise_of(scalars), verdict=verdict)

@@ -7,7 +7,7 @@ from typing import Any
 
 from regimescope.alerts.observation import Observation
 from regimescope.alerts.rule import AlertRule, Finding
-from regimescope.record import tag
+from regimescope.tags import REGIME_SCORE
 from regimescope.verdict.labeler import Verdict
 
 MEANINGS = {
@@ -19,8 +19,6 @@ MEANINGS = {
     ("rich", "lazy"): "the kernel is back near its initial value (lazy regime).",
 }
 """What each label change usually means, by ``(from, to)``."""
-
-SCORE_TAG = tag("regime", "score")
 
 
 class RegimeShift(AlertRule):
@@ -63,7 +61,7 @@ class RegimeShift(AlertRule):
         finding = Finding(
             key=f"{before.label}->{verdict.label}",
             message=message,
-            tag=SCORE_TAG,
+            tag=REGIME_SCORE,
             value=verdict.score,
             reference=before.score,
             meaning=MEANINGS[(before.label, verdict.label)],

@@ -6,7 +6,7 @@ import fnmatch
 
 from regimescope.alerts.observation import Observation
 from regimescope.alerts.rule import AlertRule, Finding, check_positive
-from regimescope.record import TAG_ROOT
+from regimescope.tags import ROOT
 
 
 class Threshold(AlertRule):
@@ -75,7 +75,7 @@ class Threshold(AlertRule):
             else:
                 continue
             parts = name.split("/")
-            layer = "/".join(parts[3:]) if parts[0] == TAG_ROOT and len(parts) > 3 else None
+            layer = "/".join(parts[3:]) if parts[0] == ROOT and len(parts) > 3 else None
             message = f"{name} = {value:.4g} is {side} {limit:.4g}"
             found.append(Finding(key=name, message=message, tag=name, layer=layer, value=value, reference=limit))
         return found

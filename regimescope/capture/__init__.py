@@ -1,8 +1,8 @@
 """Capturing what indicators need from the model on the probe."""
 
-from regimescope.capture.capture import capture, merged_needs
+from regimescope.capture.capture import capture
 from regimescope.capture.config import CaptureConfig
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 
-__all__ = ["CaptureConfig", "Need", "Snapshot", "capture", "merged_needs"]
+__all__ = ["CaptureConfig", "Need", "Snapshot", "capture"]

@@ -72,12 +72,16 @@ def layer_kernels(
         model: The model (unwrapped).
         probe: The probe, on the model's device.
         config: Capture settings (mode, dtype, output map, implementation, memory budget).
-        layers: Only these blocks (names from :func:`regimescope.ntk.layer_names`); ``None``: every block.
+        layers: Only these blocks (names from :func:`regimescope.ntk.layer_names`); ``None``: the blocks of
+            ``config.kernel_layers``.
 
     Returns:
         ``layer name -> (n, n)`` kernel block; the blocks of all layers sum to the whole kernel.
     """
-    return empirical_ntk(model, probe.inputs, layers=layers, **config.kernel_options())  # type: ignore[return-value]
+    options = config.kernel_options()
+    if layers is not None:
+        options["layers"] = layers
+    return empirical_ntk(model, probe.inputs, **options)  # type: ignore[return-value]
 
 
 def capture(
@@ -117,11 +121,3 @@ def capture(
         computed = layer_kernels(model, probe, config) if kernels is None else kernels
         snapshot.layer_kernels = {name: _cpu(k) for name, k in computed.items()}
     return snapshot
-
-
-def merged_needs(indicators: Iterable[Any]) -> set[Need]:
-    """Union of the ``needs`` of ``indicators``."""
-    merged: set[Need] = set()
-    for indicator in indicators:
-        merged |= set(indicator.needs)
-    return merged

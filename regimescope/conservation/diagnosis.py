@@ -267,3 +267,11 @@ class DriftDiagnoser:
                 self._causes[pair.name] = diagnosis.cause
             found.append(diagnosis)
         return found
+
+    def state_dict(self) -> dict[str, str]:
+        """The cause last announced per pair (plain strings), so a resumed run logs only changes."""
+        return {pair: cause.name for pair, cause in self._causes.items()}
+
+    def load_state_dict(self, state: Mapping[str, str]) -> None:
+        """Restore :meth:`state_dict` output."""
+        self._causes = {pair: DriftCause[name] for pair, name in state.items()}

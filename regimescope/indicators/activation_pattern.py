@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
-from regimescope.indicators.base import Context, Indicator, Reference
-from regimescope.record import Record, tag
+from regimescope.indicators.base import Context, Direction, Indicator, Output, Reference
+from regimescope.record import Record
+from regimescope.tags import PATTERN_CHANGE, layer_tag
 
 
 class ActivationPatternChange(Indicator):
@@ -21,6 +22,7 @@ class ActivationPatternChange(Indicator):
     name = "activation_pattern_change"
     needs = frozenset({Need.ACTIVATION_PATTERNS})
     reference = Reference.INIT
+    outputs = (Output(PATTERN_CHANGE, Direction.HIGHER, per_layer=True),)
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
         record = Record(current.step)
@@ -28,5 +30,5 @@ class ActivationPatternChange(Indicator):
             start = reference.activation_patterns.get(layer)
             if start is not None and start.shape == pattern.shape:
                 value = (pattern != start).double().mean()
-                record.scalars[tag("activations", "pattern_change", layer)] = float(value)
+                record.scalars[layer_tag(PATTERN_CHANGE, layer)] = float(value)
         return record

@@ -1,15 +1,21 @@
-"""Layer balance: the per-unit conserved quantities of each layer pair, and how far they drifted since init."""
+"""Layer balance: the per-unit conserved quantities of each layer pair, how far they drifted since init, how much of
+that drift the optimizer's finite steps explain, and what caused it."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import torch
 
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.conservation.balance_pair import BalancePair
 from regimescope.conservation.conserved import find_pairs
+from regimescope.conservation.diagnosis import DriftDiagnoser, diagnosis_markdown
+from regimescope.conservation.explained_drift import ExplainedDrift
 from regimescope.conservation.learning_rates import PairRates, pair_rates
 from regimescope.conservation.pairs import Break
 from regimescope.conservation.quantities import (
@@ -19,14 +25,20 @@ from regimescope.conservation.quantities import (
     unit_scales,
     unit_squares,
 )
-from regimescope.indicators.base import Context, Indicator, Reference
-from regimescope.record import Record, tag
+from regimescope.indicators.base import Context, Direction, Indicator, Output, Reference
+from regimescope.record import Record
+from regimescope.tags import (
+    BALANCE,
+    BALANCE_DRIFT,
+    BALANCE_EXPLAINED,
+    BALANCE_UNITS,
+    CONSERVATION_DIAGNOSIS,
+    by_layer,
+    layer_tag,
+    noise_tag,
+)
 
 logger = logging.getLogger(__name__)
-
-
-NON_HOMOGENEOUS = "balance:non_homogeneous"
-"""``context.extras`` key of the pairs broken only by a non-homogeneous activation (diagnosed, not reported)."""
 
 
 @dataclass(frozen=True)
@@ -37,15 +49,9 @@ class _Tracked:
     rates: PairRates | None
 
 
-def diagnosed_pairs(context: Context) -> list[tuple[BalancePair, PairRates | None, bool]]:
-    """``(pair, rates, homogeneous)`` of every pair whose drift the monitor diagnoses (after :meth:`setup`): the
-    reported conserved pairs, then the pairs broken only by a non-homogeneous activation."""
-    conserved = [(t.pair, t.rates, True) for t in context.extras.get(BalanceIndicator.name, ())]
-    return conserved + [(t.pair, t.rates, False) for t in context.extras.get(NON_HOMOGENEOUS, ())]
-
-
 class BalanceIndicator(Indicator):
-    """Per-unit layer balance ``delta_k`` of every conserved layer pair, and its drift since initialisation.
+    """Per-unit layer balance ``delta_k`` of every conserved layer pair, its drift since initialisation, the drift the
+    optimizer's finite steps explain, and the cause of the drift.
 
     For a pair with only positively homogeneous ops between (theory.md section 2), per hidden unit ``k``:
     ``delta_k = |a_k|^2 / eta_out - (|w_k|^2 + b_k^2) / eta_in`` (plain ``|a_k|^2 - |w_k|^2 - b_k^2`` when the pair's
@@ -58,17 +64,21 @@ class BalanceIndicator(Indicator):
     - ``regimescope/balance_drift/<pair>``: ``|delta_t - delta_0|_2 / |s_0|_2``. Normalised by the initial scales
       ``s_0``, not by ``delta_0``, because balanced initialisations have ``delta_0 = 0``. Near 0 when conservation
       holds (small-step GD/SGD: ``~ eta``); large when it is broken (Adam, weight decay): then the initial balance
-      no longer predicts the regime.
+      no longer predicts the regime. Its noise is the rounding floor of float training.
+    - ``regimescope/balance_explained/<pair>``: the largest drift the optimizer's plain gradient steps explain
+      (:class:`~regimescope.conservation.explained_drift.ExplainedDrift`, accumulated after every optimizer step
+      when an optimizer is attached and its gradients are readable).
     - ``regimescope/balance_units/<pair>`` (histogram): ``delta_k`` now.
+    - ``regimescope/conservation/diagnosis`` (text, after step 0): what moved each pair's balance (gradient flow,
+      finite steps, weight decay, an adaptive optimizer, a non-homogeneous activation), with the numbers.
 
     Pairs are layer pairs (a norm layer's affine counts as the incoming layer) and attention heads
     (:func:`regimescope.conservation.find_pairs`). Pairs that are not conserved (non-homogeneous activations, norms,
-    residual additions) are listed with their reasons in one log message at setup and not reported; so are pairs
-    with frozen parameters (absent from snapshots) and, when learning rates are known, pairs with a parameter the
-    optimizer does not train. Pairs broken only by a non-homogeneous activation are kept (under
-    ``context.extras[NON_HOMOGENEOUS]``) for the monitor's drift diagnosis. Learning rates are read from
-    ``context.learning_rates`` once, at setup: only their ratios matter, so a schedule applied to every param group
-    alike leaves the quantities conserved.
+    residual additions) are counted in one log message at setup and not reported; so are pairs with frozen
+    parameters (absent from snapshots) and, when learning rates are known, pairs with a parameter the optimizer
+    does not train. Pairs broken only by a non-homogeneous activation are still diagnosed. Learning rates are read
+    from ``context.learning_rates`` once, at setup: only their ratios matter, so a schedule applied to every param
+    group alike leaves the quantities conserved.
 
     Args:
         pairs: The pairs to follow; by default found by tracing the model with ``torch.fx`` plus its
@@ -79,12 +89,23 @@ class BalanceIndicator(Indicator):
     name = "balance"
     needs = frozenset({Need.WEIGHTS})
     reference = Reference.INIT
+    outputs = (
+        Output(BALANCE, Direction.HIGHER, per_layer=True),
+        Output(BALANCE_DRIFT, per_layer=True, noisy=True),
+        Output(BALANCE_EXPLAINED, per_layer=True),
+        Output(BALANCE_UNITS, per_layer=True),
+        Output(CONSERVATION_DIAGNOSIS),
+    )
 
     def __init__(self, pairs: Sequence[BalancePair] | None = None) -> None:
         self._pairs = None if pairs is None else tuple(pairs)
+        self.tracked: tuple[_Tracked, ...] = ()
+        self.non_homogeneous: tuple[_Tracked, ...] = ()
+        self._explained: ExplainedDrift | None = None
+        self._diagnoser = DriftDiagnoser()
 
     def setup(self, context: Context) -> None:
-        """Find the layer pairs once and fix the rates each conserved pair uses.
+        """Find the layer pairs once, fix the rates each pair uses, and start the explained-drift accumulation.
 
         Raises:
             ValueError: When the model cannot be traced and no ``pairs`` were given (the message says how to
@@ -113,23 +134,69 @@ class BalanceIndicator(Indicator):
             logger.info(
                 "The balance indicator does not report %d layer pair(s):\n  %s", len(skipped), "\n  ".join(skipped)
             )
-        context.extras[self.name] = tuple(tracked)
-        context.extras[NON_HOMOGENEOUS] = tuple(non_homogeneous)
+        self.tracked, self.non_homogeneous = tuple(tracked), tuple(non_homogeneous)
+        homogeneous = [(t.pair, t.rates, True) for t in self.tracked]
+        self._diagnoser = DriftDiagnoser(homogeneous + [(t.pair, t.rates, False) for t in self.non_homogeneous])
+        self._explained = None
+        if context.optimizer is not None and context.gradients_readable and self.tracked:
+            self._explained = ExplainedDrift([(t.pair, t.rates) for t in self.tracked])
+            self._explained.start(context.model)
 
     def applicable(self, context: Context) -> bool:
-        """Whether setup found at least one conserved layer pair."""
-        return bool(context.extras.get(self.name))
+        """Whether setup found a pair to report or to diagnose."""
+        return bool(self.tracked or self.non_homogeneous)
+
+    @property
+    def observes_steps(self) -> bool:
+        """Whether the explained drift is accumulated after every optimizer step."""
+        return self._explained is not None
+
+    def observe_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Add the step the optimizer just took to the explained drift."""
+        if self._explained is not None:
+            self._explained.observe(optimizer)
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
-        """Balance, drift since ``reference`` (the step-0 snapshot; ``current`` itself when ``None``) and units."""
+        """Balance, drift since ``reference`` (the step-0 snapshot; ``current`` itself when ``None``), units, the
+        explained drift with the drift's rounding floor, and the diagnosis."""
         start = current if reference is None else reference
         record = Record(current.step)
-        for item in context.extras[self.name]:
+        for item in self.tracked:
             now = unit_squares(item.pair, current.weights)
             init = unit_squares(item.pair, start.weights)
             delta = unit_deltas(now, item.rates)
             drift = balance_drift(delta, unit_deltas(init, item.rates), unit_scales(init, item.rates))
-            record.scalars[tag("balance", item.pair.name)] = float(unit_balances(now, item.rates).mean())
-            record.scalars[tag("balance_drift", item.pair.name)] = drift
-            record.histograms[tag("balance_units", item.pair.name)] = delta.cpu().numpy()
+            record.scalars[layer_tag(BALANCE, item.pair.name)] = float(unit_balances(now, item.rates).mean())
+            record.scalars[layer_tag(BALANCE_DRIFT, item.pair.name)] = drift
+            record.histograms[layer_tag(BALANCE_UNITS, item.pair.name)] = delta.cpu().numpy()
+        explained: dict[str, float] = {}
+        if self._explained is not None:
+            explained = self._explained.scalars()
+            record.scalars.update(explained)
+            floors = self._explained.noise(current.weights)
+            record.scalars.update({noise_tag(name): floor for name, floor in floors.items()})
+        if current.step > start.step:
+            found = self._diagnoser.diagnose(
+                start.weights,
+                current.weights,
+                steps=current.step - start.step,
+                optimizer=context.optimizer,
+                model=context.trained,
+                explained=by_layer(explained, BALANCE_EXPLAINED),
+            )
+            if found:
+                record.texts[CONSERVATION_DIAGNOSIS] = diagnosis_markdown(found, current.step)
         return record
+
+    def state_dict(self) -> dict[str, Any]:
+        """The explained drift's budgets and the causes already announced."""
+        return {
+            "explained_drift": None if self._explained is None else self._explained.state_dict(),
+            "diagnoser": self._diagnoser.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (after :meth:`setup`)."""
+        if self._explained is not None and state.get("explained_drift") is not None:
+            self._explained.load_state_dict(state["explained_drift"])
+        self._diagnoser.load_state_dict(state.get("diagnoser", {}))

@@ -1,10 +1,10 @@
-"""The contract every indicator keeps: what it needs, what it compares against, which way is rich."""
+"""The contract every indicator keeps: what it needs, what it compares against, what it writes, which way is rich."""
 
 from __future__ import annotations
 
 import abc
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from regimescope.capture.needs import Need
@@ -28,35 +28,84 @@ class Reference(enum.Enum):
     """No reference: the indicator describes the current state only."""
 
 
+class Direction(enum.Enum):
+    """Which way a quantity moves when training is richer (feature learning) rather than lazier."""
+
+    HIGHER = "higher"
+    """Larger values mean richer training (e.g. the kernel distance from init)."""
+    LOWER = "lower"
+    """Smaller values mean richer training (e.g. CKA of a representation to its initial value)."""
+    NONE = "none"
+    """Context, not a regime direction (e.g. a kernel's share per layer, a cost, a noise estimate)."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """One tag family an indicator writes.
+
+    Attributes:
+        tag: The tag (from :mod:`regimescope.tags`); per-layer values are written under ``<tag>/<layer>``.
+        rich_when: Which way the value moves in rich training.
+        per_layer: Whether the values are per layer (or layer pair) under ``<tag>/<layer>``.
+        evidence: The verdict evidence this quantity is (a key of :data:`regimescope.verdict.score.RAMPS`, e.g.
+            ``"direction"``), or ``None`` when it is not part of the richness score.
+        noisy: Whether the indicator also writes the quantity's noise under :func:`regimescope.tags.noise_tag`.
+    """
+
+    tag: str
+    rich_when: Direction = Direction.NONE
+    per_layer: bool = False
+    evidence: str | None = None
+    noisy: bool = False
+
+
 @dataclass
 class Context:
     """What indicators may read besides the snapshots.
 
     Attributes:
-        model: The user's model (read only; indicators must not change it).
+        model: The module measured (read only; indicators must not change it).
         probe: The fixed probe (targets live here).
         learning_rates: ``parameter name -> learning rate`` from the optimizer's param groups (empty if unknown).
-        extras: Per-indicator cache set up once in :meth:`Indicator.setup` (keyed by indicator name).
+        optimizer: The optimizer training the model, or ``None``.
+        trained: The module the optimizer trains (the model itself, unless ``model`` is a replica of a sharded one).
+        gradients_readable: Whether ``trained``'s ``.grad`` after an optimizer step holds the whole gradient (not a
+            shard of it), so that per-step observations can read it.
     """
 
     model: torch.nn.Module
     probe: Probe
-    learning_rates: dict[str, float] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
+    learning_rates: dict[str, float] | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    trained: torch.nn.Module | None = None
+    gradients_readable: bool = True
+
+    def __post_init__(self) -> None:
+        self.learning_rates = dict(self.learning_rates or {})
+        if self.trained is None:
+            self.trained = self.model
 
 
 class Indicator(abc.ABC):
-    """One regime indicator. Subclasses set the class attributes and implement :meth:`compute`.
+    """One regime indicator (or a small family of them). Subclasses set the class attributes and implement
+    :meth:`compute`; the monitor runs every indicator the same way, from these declarations.
 
     Attributes:
-        name: Short unique name.
-        needs: Capture items this indicator reads; the monitor merges them over all indicators.
+        name: Short unique name (the key of the indicator's state in checkpoints).
+        needs: Capture items this indicator reads; the monitor merges them over all indicators so the expensive
+            capture (the per-layer NTK) runs once.
         reference: Which snapshot :meth:`compute` receives as ``reference``.
+        outputs: The tag families the indicator writes, with the direction that means rich.
+        screens: Whether the indicator screens a capture for validity: a screening indicator runs first, and a
+            non-empty record from it means the capture is unusable (e.g. non-finite weights), so the other indicators
+            and the verdict are skipped for that measurement.
     """
 
     name: ClassVar[str]
     needs: ClassVar[frozenset[Need]]
     reference: ClassVar[Reference]
+    outputs: ClassVar[tuple[Output, ...]] = ()
+    screens: ClassVar[bool] = False
 
     def setup(self, context: Context) -> None:  # noqa: B027 - optional hook, empty by default
         """Validate and cache what the indicator needs from the model, once, at attach time.
@@ -69,6 +118,18 @@ class Indicator(abc.ABC):
         """Whether the indicator has anything to report for this model/probe (default: always)."""
         return True
 
+    @property
+    def observes_steps(self) -> bool:
+        """Whether :meth:`observe_step` does anything (the monitor then calls it after every optimizer step)."""
+        return type(self).observe_step is not Indicator.observe_step
+
+    def observe_step(self, optimizer: torch.optim.Optimizer) -> None:  # noqa: B027 - optional hook
+        """Read what one optimizer step did (called right after ``optimizer.step()``, before ``zero_grad``).
+
+        Only indicators that accumulate something between measurements override it; it must be cheap (it runs at
+        every step) and must not change anything it reads.
+        """
+
     @abc.abstractmethod
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
         """Compute this indicator's values.
@@ -77,8 +138,15 @@ class Indicator(abc.ABC):
             current: The snapshot just captured.
             reference: The snapshot named by :attr:`reference` (``None`` for :attr:`Reference.NONE`, and for
                 :attr:`Reference.PREVIOUS` at the first measurement).
-            context: Model, probe and learning rates.
+            context: Model, probe, learning rates and optimizer.
 
         Returns:
             A record at ``current.step`` holding the indicator's tagged values.
         """
+
+    def state_dict(self) -> dict[str, Any]:
+        """The indicator's running state as plain containers and tensors (default: none), for checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook, empty by default
+        """Restore :meth:`state_dict` output (called after :meth:`setup`)."""

@@ -12,6 +12,7 @@ from regimescope.indicators.kernel_heatmap import KernelHeatmap
 from regimescope.indicators.kernel_scale import KernelScale
 from regimescope.indicators.kernel_velocity import KernelVelocity
 from regimescope.indicators.layer_kernels import LayerKernels
+from regimescope.indicators.non_finite import NonFiniteValues
 from regimescope.indicators.representation_alignment import RepresentationAlignment
 from regimescope.indicators.representation_drift import RepresentationDrift
 from regimescope.indicators.weight_change import WeightChange
@@ -20,6 +21,7 @@ from regimescope.indicators.weight_change import WeightChange
 def default_indicators(heatmap_every: int = 10) -> list[Indicator]:
     """Every built-in indicator, the kernel heatmap emitted every ``heatmap_every``-th measurement."""
     return [
+        NonFiniteValues(),
         KernelDistance(),
         KernelScale(),
         KernelVelocity(),

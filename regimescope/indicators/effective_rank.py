@@ -5,8 +5,9 @@ from __future__ import annotations
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.effective_rank import effective_rank
-from regimescope.indicators.base import Context, Indicator, Reference
-from regimescope.record import Record, tag
+from regimescope.indicators.base import Context, Direction, Indicator, Output, Reference
+from regimescope.record import Record
+from regimescope.tags import KERNEL_EFFECTIVE_RANK
 
 
 class KernelEffectiveRank(Indicator):
@@ -20,6 +21,7 @@ class KernelEffectiveRank(Indicator):
     name = "kernel_effective_rank"
     needs = frozenset({Need.KERNEL})
     reference = Reference.NONE
+    outputs = (Output(KERNEL_EFFECTIVE_RANK, Direction.LOWER),)
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
-        return Record(current.step, scalars={tag("kernel", "effective_rank"): float(effective_rank(current.kernel))})
+        return Record(current.step, scalars={KERNEL_EFFECTIVE_RANK: float(effective_rank(current.kernel))})

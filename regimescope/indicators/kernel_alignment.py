@@ -5,8 +5,9 @@ from __future__ import annotations
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.alignment import kernel_alignment
-from regimescope.indicators.base import Context, Indicator, Reference
-from regimescope.record import Record, tag
+from regimescope.indicators.base import Context, Direction, Indicator, Output, Reference
+from regimescope.record import Record
+from regimescope.tags import KERNEL_TARGET_ALIGNMENT
 
 
 class KernelTargetAlignment(Indicator):
@@ -21,6 +22,7 @@ class KernelTargetAlignment(Indicator):
     name = "kernel_target_alignment"
     needs = frozenset({Need.KERNEL})
     reference = Reference.NONE
+    outputs = (Output(KERNEL_TARGET_ALIGNMENT, Direction.HIGHER),)
 
     def applicable(self, context: Context) -> bool:
         return context.probe.targets is not None
@@ -28,4 +30,4 @@ class KernelTargetAlignment(Indicator):
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
         targets = context.probe.targets.cpu()
         value = kernel_alignment(current.kernel, targets)
-        return Record(current.step, scalars={tag("kernel", "target_alignment"): float(value)})
+        return Record(current.step, scalars={KERNEL_TARGET_ALIGNMENT: float(value)})

@@ -5,15 +5,18 @@ from __future__ import annotations
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.kernel_distance import kernel_distance
-from regimescope.indicators.base import Context, Indicator, Reference
-from regimescope.record import Record, tag
+from regimescope.indicators.base import Context, Direction, Output, Reference
+from regimescope.indicators.noise import NoisyIndicator
+from regimescope.record import Record
+from regimescope.tags import KERNEL_DISTANCE
 
 
-class KernelDistance(Indicator):
-    """``S(K_0, K_t) = 1 - <K_0, K_t>_F / (|K_0|_F |K_t|_F)`` on the probe.
+class KernelDistance(NoisyIndicator):
+    """``S(K_0, K_t) = 1 - <K_0, K_t>_F / (|K_0|_F |K_t|_F)`` on the probe, with its probe-half noise.
 
     Scale-blind rotation of the NTK since step 0: ~0 in the lazy regime (theory: ``S ~ delta^-4`` for the
-    minimal model), towards 1 when features are learnt. Quadratic in small changes.
+    minimal model), towards 1 when features are learnt. Quadratic in small changes. The verdict's "direction"
+    evidence.
 
     Tag: ``regimescope/kernel/distance_from_init``.
     """
@@ -21,7 +24,9 @@ class KernelDistance(Indicator):
     name = "kernel_distance"
     needs = frozenset({Need.KERNEL})
     reference = Reference.INIT
+    outputs = (Output(KERNEL_DISTANCE, Direction.HIGHER, evidence="direction", noisy=True),)
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
-        value = kernel_distance(reference.kernel, current.kernel)
-        return Record(current.step, scalars={tag("kernel", "distance_from_init"): float(value)})
+        record = Record(current.step, scalars={KERNEL_DISTANCE: float(kernel_distance(reference.kernel, current.kernel))})
+        self.add_noise(record, KERNEL_DISTANCE, kernel_distance, reference.kernel, current.kernel)
+        return record

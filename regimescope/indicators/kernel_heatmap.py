@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.image import heatmap_rgb
-from regimescope.indicators.base import Context, Indicator, Reference
-from regimescope.record import Record, tag
+from regimescope.indicators.base import Context, Indicator, Output, Reference
+from regimescope.record import Record
+from regimescope.tags import KERNEL_HEATMAP
 
 
 class KernelHeatmap(Indicator):
@@ -23,6 +26,7 @@ class KernelHeatmap(Indicator):
     name = "kernel_heatmap"
     needs = frozenset({Need.KERNEL})
     reference = Reference.NONE
+    outputs = (Output(KERNEL_HEATMAP),)
 
     def __init__(self, every: int = 10) -> None:
         if every < 1:
@@ -33,6 +37,14 @@ class KernelHeatmap(Indicator):
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
         record = Record(current.step)
         if self._count % self.every == 0:
-            record.images[tag("kernel", "heatmap")] = heatmap_rgb(current.kernel.double().numpy())
+            record.images[KERNEL_HEATMAP] = heatmap_rgb(current.kernel.double().numpy())
         self._count += 1
         return record
+
+    def state_dict(self) -> dict[str, Any]:
+        """How many measurements were seen (so a resumed run emits images at the same measurements)."""
+        return {"count": self._count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
+        self._count = int(state.get("count", 0))

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import torch
+
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.kernel_distance import norm_ratio, relative_change
-from regimescope.indicators.base import Context, Indicator, Reference
-from regimescope.record import Record, tag
+from regimescope.indicators.base import Context, Direction, Output, Reference
+from regimescope.indicators.noise import NoisyIndicator
+from regimescope.record import Record
+from regimescope.tags import KERNEL_NORM_RATIO, KERNEL_RELATIVE_CHANGE
 
 
-class KernelScale(Indicator):
-    """Relative change ``|K_t - K_0|_F / |K_0|_F`` and norm ratio ``|K_t|_F / |K_0|_F``.
+def _change_from(reference: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    return relative_change(kernel, reference)
+
+
+class KernelScale(NoisyIndicator):
+    """Relative change ``|K_t - K_0|_F / |K_0|_F`` (with its probe-half noise) and norm ratio ``|K_t|_F / |K_0|_F``.
 
     The scale-sensitive complements of the kernel distance: rich learning from small initialisation grows the
     kernel by orders of magnitude (relative change >> 1) while its direction moves moderately; lazy training
-    keeps both near their initial values (0 and 1).
+    keeps both near their initial values (0 and 1). The relative change is the verdict's "scale" evidence.
 
     Tags: ``regimescope/kernel/relative_change``, ``regimescope/kernel/norm_ratio``.
     """
@@ -22,13 +30,19 @@ class KernelScale(Indicator):
     name = "kernel_scale"
     needs = frozenset({Need.KERNEL})
     reference = Reference.INIT
+    outputs = (
+        Output(KERNEL_RELATIVE_CHANGE, Direction.HIGHER, evidence="scale", noisy=True),
+        Output(KERNEL_NORM_RATIO),
+    )
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
         k_t, k_0 = current.kernel, reference.kernel
-        return Record(
+        record = Record(
             current.step,
             scalars={
-                tag("kernel", "relative_change"): float(relative_change(k_t, k_0)),
-                tag("kernel", "norm_ratio"): float(norm_ratio(k_t, k_0)),
+                KERNEL_RELATIVE_CHANGE: float(relative_change(k_t, k_0)),
+                KERNEL_NORM_RATIO: float(norm_ratio(k_t, k_0)),
             },
         )
+        self.add_noise(record, KERNEL_RELATIVE_CHANGE, _change_from, k_0, k_t)
+        return record

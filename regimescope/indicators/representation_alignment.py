@@ -6,8 +6,9 @@ from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.alignment import target_matrix
 from regimescope.functional.cka import linear_cka
-from regimescope.indicators.base import Context, Indicator, Reference
-from regimescope.record import Record, tag
+from regimescope.indicators.base import Context, Direction, Indicator, Output, Reference
+from regimescope.record import Record
+from regimescope.tags import REPRESENTATION_TARGET_ALIGNMENT, layer_tag
 
 
 class RepresentationAlignment(Indicator):
@@ -22,6 +23,7 @@ class RepresentationAlignment(Indicator):
     name = "representation_alignment"
     needs = frozenset({Need.FEATURES})
     reference = Reference.NONE
+    outputs = (Output(REPRESENTATION_TARGET_ALIGNMENT, Direction.HIGHER, per_layer=True),)
 
     def applicable(self, context: Context) -> bool:
         return context.probe.targets is not None
@@ -30,5 +32,5 @@ class RepresentationAlignment(Indicator):
         targets = target_matrix(context.probe.targets.cpu())
         record = Record(current.step)
         for layer, features in current.features.items():
-            record.scalars[tag("representation", "target_alignment", layer)] = float(linear_cka(features, targets))
+            record.scalars[layer_tag(REPRESENTATION_TARGET_ALIGNMENT, layer)] = float(linear_cka(features, targets))
         return record

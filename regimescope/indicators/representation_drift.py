@@ -5,8 +5,9 @@ from __future__ import annotations
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.cka import linear_cka
-from regimescope.indicators.base import Context, Indicator, Reference
-from regimescope.record import Record, tag
+from regimescope.indicators.base import Context, Direction, Indicator, Output, Reference
+from regimescope.record import Record
+from regimescope.tags import REPRESENTATION_CKA, layer_tag
 
 
 class RepresentationDrift(Indicator):
@@ -23,11 +24,12 @@ class RepresentationDrift(Indicator):
     name = "representation_drift"
     needs = frozenset({Need.FEATURES})
     reference = Reference.INIT
+    outputs = (Output(REPRESENTATION_CKA, Direction.LOWER, per_layer=True),)
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
         record = Record(current.step)
         for layer, features in current.features.items():
             if layer in reference.features:
                 value = linear_cka(features, reference.features[layer])
-                record.scalars[tag("representation", "cka_to_init", layer)] = float(value)
+                record.scalars[layer_tag(REPRESENTATION_CKA, layer)] = float(value)
         return record

@@ -1,4 +1,4 @@
-"""Relative weight change per layer since initialisation."""
+"""Weight change per layer since initialisation."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import torch
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.kernel_distance import relative_change
-from regimescope.indicators.base import Context, Indicator, Reference
+from regimescope.indicators.base import Context, Indicator, Output, Reference
 from regimescope.ntk.blocks import parameter_blocks
-from regimescope.record import Record, tag
+from regimescope.record import Record
+from regimescope.tags import WEIGHTS_CHANGE, WEIGHTS_RELATIVE_CHANGE, layer_tag
 
 
 class WeightChange(Indicator):
@@ -18,22 +19,33 @@ class WeightChange(Indicator):
     Not a regime indicator on its own: upstream rich learning moves parameters little, while small-init
     networks move them a lot relative to their size (theory.md section 5.8). Reported as context.
 
-    A layer that starts at zero reports ``inf`` once it moves (the relative change is undefined there).
+    A layer that starts at zero (a zero-initialised head, a LoRA-style zero factor) has no relative change: it
+    reports the absolute change ``|W_t - W_0|_F = |W_t|_F`` under ``regimescope/weights/change/<layer>`` instead
+    (an undefined ratio is not divergence).
 
-    Tag: ``regimescope/weights/relative_change/<layer>``.
+    Tags: ``regimescope/weights/relative_change/<layer>``, ``regimescope/weights/change/<layer>``.
     """
 
     name = "weight_change"
     needs = frozenset({Need.WEIGHTS})
     reference = Reference.INIT
+    outputs = (Output(WEIGHTS_RELATIVE_CHANGE, per_layer=True), Output(WEIGHTS_CHANGE, per_layer=True))
+
+    def __init__(self) -> None:
+        self._layers: dict[str, tuple[str, ...]] = {}
 
     def setup(self, context: Context) -> None:
-        context.extras[self.name] = {b.name: b.param_names for b in parameter_blocks(context.model)}
+        self._layers = {b.name: tuple(b.param_names) for b in parameter_blocks(context.model)}
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
         record = Record(current.step)
-        for layer, names in context.extras[self.name].items():
+        for layer, names in self._layers.items():
+            if not all(n in current.weights and n in reference.weights for n in names):
+                continue
             now = torch.cat([current.weights[n].double().reshape(-1) for n in names])
             start = torch.cat([reference.weights[n].double().reshape(-1) for n in names])
-            record.scalars[tag("weights", "relative_change", layer)] = float(relative_change(now, start))
+            if bool(start.any()):
+                record.scalars[layer_tag(WEIGHTS_RELATIVE_CHANGE, layer)] = float(relative_change(now, start))
+            else:
+                record.scalars[layer_tag(WEIGHTS_CHANGE, layer)] = float(torch.linalg.vector_norm(now - start))
         return record

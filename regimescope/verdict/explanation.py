@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from regimescope.record import TAG_ROOT, tag
+from regimescope.tags import KERNEL_DISTANCE, KERNEL_SHARE, PATTERN_CHANGE, REPRESENTATION_CKA, by_layer
 from regimescope.verdict.labeler import LAZY_BELOW, RICH_ABOVE, Verdict
-from regimescope.verdict.score import CHANGE_TAG, DISTANCE_TAG, RAMPS
-
-CKA_PREFIX = tag("representation", "cka_to_init") + "/"
-SHARE_PREFIX = tag("kernel", "share") + "/"
-LAYER_DISTANCE_PREFIX = tag("kernel", "distance_from_init") + "/"
-PATTERN_PREFIX = tag("activations", "pattern_change") + "/"
+from regimescope.verdict.score import RAMPS, default_sources
 CHANGED_REPRESENTATION = 0.8
 """Linear CKA to init below which a representation counts as changed (worth a word next to a lazy verdict)."""
 MINOR_SHARE = 0.05
 """Kernel share below which a layer "carries little of the kernel"."""
 
 _EVIDENCE = {
-    "direction": ("S(K_0, K_t)", DISTANCE_TAG, "the kernel turned"),
-    "scale": ("|K_t - K_0| / |K_0|", CHANGE_TAG, "the kernel grew or shrank"),
+    "direction": ("S(K_0, K_t)", "the kernel turned"),
+    "scale": ("|K_t - K_0| / |K_0|", "the kernel grew or shrank"),
 }
 _MEANING = {
     "lazy": "the NTK has stayed near its initial value: the network trains as its linearisation (kernel regime)",
@@ -28,16 +23,12 @@ _MEANING = {
 }
 
 
-def _by_layer(scalars: Mapping[str, float], prefix: str) -> dict[str, float]:
-    return {name[len(prefix) :]: value for name, value in scalars.items() if name.startswith(prefix)}
-
-
-def _evidence_line(name: str, evidence: Mapping[str, float], scalars: Mapping[str, float], driver: str) -> str:
-    symbol, tag_name, meaning = _EVIDENCE[name]
+def _evidence_line(name: str, evidence: Mapping[str, float], value: float, driver: str) -> str:
+    symbol, meaning = _EVIDENCE[name]
     ramp = RAMPS[name]
     role = "drove the score" if name == driver else "in the score"
     return (
-        f"{symbol} = {scalars[tag_name]:.3g} -> {evidence[name]:.2f} ({role}; lazy below "
+        f"{symbol} = {value:.3g} -> {evidence[name]:.2f} ({role}; lazy below "
         f"{ramp.boundary(LAZY_BELOW):.2g}, rich above {ramp.boundary(RICH_ABOVE):.2g}): "
         f"{meaning if evidence[name] > 0 else 'no sign of it'}."
     )
@@ -46,9 +37,9 @@ def _evidence_line(name: str, evidence: Mapping[str, float], scalars: Mapping[st
 def _context_lines(label: str, scalars: Mapping[str, float]) -> list[str]:
     """Indicators outside the score that a reader should see next to it (theory.md section 5)."""
     lines = []
-    cka = _by_layer(scalars, CKA_PREFIX)
-    shares = _by_layer(scalars, SHARE_PREFIX)
-    distances = _by_layer(scalars, LAYER_DISTANCE_PREFIX)
+    cka = by_layer(scalars, REPRESENTATION_CKA)
+    shares = by_layer(scalars, KERNEL_SHARE)
+    distances = by_layer(scalars, KERNEL_DISTANCE)
     if cka:
         layer, value = min(cka.items(), key=lambda item: item[1])
         if label != "rich" and value < CHANGED_REPRESENTATION:
@@ -66,14 +57,19 @@ def _context_lines(label: str, scalars: Mapping[str, float]) -> list[str]:
                 f"Layer `{layer}` turned its own kernel block (S = {value:.2g}) but carries {shares[layer]:.2%} of "
                 "the NTK, so it barely moves the function."
             )
-    patterns = _by_layer(scalars, PATTERN_PREFIX)
+    patterns = by_layer(scalars, PATTERN_CHANGE)
     if patterns:
         layer, value = max(patterns.items(), key=lambda item: item[1])
         lines.append(f"Activation patterns: {value:.1%} of on/off states flipped since init (`{layer}`).")
     return lines
 
 
-def explain(verdict: Verdict | None, scalars: Mapping[str, float], forecast_text: str | None = None) -> str:
+def explain(
+    verdict: Verdict | None,
+    scalars: Mapping[str, float],
+    forecast_text: str | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> str:
     """A short markdown explanation of ``verdict`` from the record it was made on.
 
     Names the label and what it means, the value of each kernel evidence with the ramp it went through and
@@ -85,22 +81,20 @@ def explain(verdict: Verdict | None, scalars: Mapping[str, float], forecast_text
         verdict: The verdict (``None``: no kernel measurement yet).
         scalars: The record's scalars (``regimescope/...`` tags).
         forecast_text: One line about the step-0 forecast, appended as is.
+        sources: ``evidence name -> tag`` the score was built from (default: the built-in indicators').
 
     Returns:
         Markdown, one item per line.
     """
     if verdict is None:
         return "No verdict yet: the monitor has not measured the kernel."
+    sources = default_sources() if sources is None else sources
     evidence = dict(verdict.evidence)
-    present = [name for name in _EVIDENCE if name in evidence and _EVIDENCE[name][1] in scalars]
+    present = [name for name in _EVIDENCE if name in evidence and sources.get(name) in scalars]
     driver = max(present, key=lambda name: evidence[name]) if present else ""
     lines = [f"**{verdict.label}** at step {verdict.step} (score {verdict.score:.2f}): {_MEANING[verdict.label]}."]
-    lines += [f"- {_evidence_line(name, evidence, scalars, driver)}" for name in present]
+    lines += [f"- {_evidence_line(name, evidence, scalars[sources[name]], driver)}" for name in present]
     lines += [f"- {line}" for line in _context_lines(verdict.label, scalars)]
     if forecast_text:
         lines.append(f"- {forecast_text}")
     return "\n".join(lines)
-
-
-EXPLANATION_TAG = f"{TAG_ROOT}/regime/explanation"
-"""TensorBoard text tag of the explanation."""

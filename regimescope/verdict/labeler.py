@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LABELS = ("lazy", "transitional", "rich")
-"""Label names; their index is the value logged under ``regimescope/regime/label``."""
+from regimescope.tags import LABELS
+
+__all__ = ["LABELS", "LAZY_BELOW", "MARGIN", "RICH_ABOVE", "Verdict", "next_label", "raw_label"]
+
 
 LAZY_BELOW = 0.35
 """Scores below this are lazy."""

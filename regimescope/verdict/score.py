@@ -18,17 +18,23 @@ covers the middle third of that gap; ``benchmarks/verdicts.py`` prints the ancho
 ``tests/verdict`` checks them). With these ends the label leaves ``lazy`` at ``S = 9.9e-4`` or ``R = 0.27`` and
 becomes ``rich`` at ``S = 8.3e-3`` or ``R = 1.6``.
 
-Representation (CKA) and weight-change indicators are deliberately not part of the score: a layer carrying a
+Which tag carries each piece of evidence is declared by the indicators (``Output(..., evidence="direction")``):
+:func:`evidence_sources` reads the declarations, so an indicator measuring the same quantity another way (a
+sketched kernel, say) can feed the score. Representation (CKA) and weight-change indicators are deliberately not
+part of the score: a layer carrying a
 negligible share of the kernel can change its representation while the network stays lazy (section 5.5).
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from regimescope.record import tag
+if TYPE_CHECKING:
+    from regimescope.indicators.base import Indicator
 
 S_LAZY = 8.3e-5
 """Kernel distance at or below which the direction evidence is 0 (lazy anchor 1.2e-4: the minimal model, delta = +9)."""
@@ -40,8 +46,6 @@ R_RICH = 12.0
 """Relative kernel change at or above which the scale evidence is 1 (rich anchor 9.0: the aligned balanced minimal
 model, whose kernel grows tenfold)."""
 
-DISTANCE_TAG = tag("kernel", "distance_from_init")
-CHANGE_TAG = tag("kernel", "relative_change")
 
 
 def log_ramp(value: float, low: float, high: float) -> float:
@@ -76,15 +80,58 @@ class Ramp:
 
 RAMPS = {"direction": Ramp(S_LAZY, S_RICH), "scale": Ramp(R_LAZY, R_RICH)}
 """The evidence ramps by name; the names are the keys of :attr:`~regimescope.verdict.labeler.Verdict.evidence`."""
-_TAGS = {"direction": DISTANCE_TAG, "scale": CHANGE_TAG}
 
 
-def richness_evidence(scalars: Mapping[str, float]) -> dict[str, float]:
-    """The evidence terms present in a record's scalars: ``{"direction": e_S, "scale": e_R}``."""
-    return {name: ramp(scalars[_TAGS[name]]) for name, ramp in RAMPS.items() if _TAGS[name] in scalars}
+def evidence_sources(indicators: Iterable[Indicator]) -> dict[str, str]:
+    """``evidence name -> tag`` from the indicators' declared outputs (``Output(tag, evidence=name)``).
+
+    Raises:
+        ValueError: When an indicator declares evidence the score has no ramp for, or two declare the same one.
+    """
+    sources: dict[str, str] = {}
+    for indicator in indicators:
+        for output in indicator.outputs:
+            if output.evidence is None:
+                continue
+            if output.evidence not in RAMPS:
+                raise ValueError(
+                    f"Indicator {indicator.name!r} declares evidence {output.evidence!r}; the richness score knows "
+                    f"{sorted(RAMPS)}. Declare one of them, or none."
+                )
+            if output.evidence in sources:
+                raise ValueError(
+                    f"Evidence {output.evidence!r} is declared twice ({sources[output.evidence]!r} and "
+                    f"{output.tag!r}); keep one indicator that declares it."
+                )
+            sources[output.evidence] = output.tag
+    return sources
 
 
-def richness_score(scalars: Mapping[str, float]) -> float | None:
-    """``max(e_S, e_R)`` in ``[0, 1]``; ``None`` when the record holds no kernel evidence."""
-    evidence = richness_evidence(scalars)
+@functools.cache
+def default_sources() -> dict[str, str]:
+    """The evidence sources of the built-in indicators (:func:`~regimescope.indicators.defaults.default_indicators`)."""
+    from regimescope.indicators.defaults import default_indicators
+
+    return evidence_sources(default_indicators())
+
+
+def richness_evidence(scalars: Mapping[str, float], sources: Mapping[str, str] | None = None) -> dict[str, float]:
+    """The evidence terms present in a record's scalars: ``{"direction": e_S, "scale": e_R}``.
+
+    Args:
+        scalars: A record's scalars.
+        sources: ``evidence name -> tag`` (:func:`evidence_sources`); default: the built-in indicators'.
+    """
+    sources = default_sources() if sources is None else sources
+    return {name: RAMPS[name](scalars[tag]) for name, tag in sources.items() if tag in scalars}
+
+
+def richness_score(scalars: Mapping[str, float], sources: Mapping[str, str] | None = None) -> float | None:
+    """``max(e_S, e_R)`` in ``[0, 1]``; ``None`` when the record holds no kernel evidence.
+
+    Args:
+        scalars: A record's scalars.
+        sources: ``evidence name -> tag`` (:func:`evidence_sources`); default: the built-in indicators'.
+    """
+    evidence = richness_evidence(scalars, sources)
     return max(evidence.values()) if evidence else None

@@ -124,11 +124,19 @@ def test_conservation_not_judged_without_an_explained_bound() -> None:
 
 # ---------------------------------------------------------------------------------------------- non finite
 def test_non_finite_fires_once_per_episode_and_names_layers() -> None:
-    tag = "regimescope/kernel/distance_from_init/fc2"
+    tag = "regimescope/kernel/block/fc2"
     values = [0.1, math.nan, math.nan, 0.2, math.inf]
     alerts = run_rule(NonFinite(), series(tag, values))
     assert [(a.step, a.layer) for a in alerts] == [(20, "fc2"), (50, "fc2")]
     assert "1 non-finite value(s)" in alerts[0].message and "diverged" in alerts[0].meaning
+
+
+def test_an_undefined_ratio_is_not_divergence() -> None:
+    """Only the markers of non-finite weights, outputs and kernel blocks count; an infinite ratio does not."""
+    ratio = "regimescope/weights/relative_change/head"
+    assert run_rule(NonFinite(), series(ratio, [math.inf, math.inf, math.nan])) == []
+    marker = "regimescope/weights/value/head.weight"
+    assert len(run_rule(NonFinite(), series(marker, [0.0, math.nan]))) == 1
 
 
 def test_non_finite_quiet_on_finite_values() -> None:

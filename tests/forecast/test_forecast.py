@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import regimescope as rs
-import regimescope.monitor as monitor_module
+import regimescope.verdict.judge as judge_module
 from regimescope.forecast import LAZY_RATIO, confirmed, forecast_regime
 from regimescope.verdict.calibration import get
 
@@ -92,7 +92,7 @@ def test_confirmation_reads_the_verdicts_early_and_at_the_end() -> None:
 def test_monitor_forecasts_at_attach_and_writes_it_with_the_first_verdict(caplog: pytest.LogCaptureFixture) -> None:
     setup = get("minimal/balanced").build()
     sink = rs.MemorySink()
-    with caplog.at_level(logging.INFO, logger="regimescope.monitor"):
+    with caplog.at_level(logging.INFO, logger="regimescope.verdict.judge"):
         monitor = rs.RegimeMonitor(setup.model, setup.probe, sinks=[sink]).attach()
     assert monitor.forecast.label == "rich"
     assert sink.texts("regimescope/regime/forecast") == ([0], [monitor.forecast.markdown()])
@@ -105,7 +105,7 @@ def test_a_failing_forecast_never_stops_monitoring(monkeypatch: pytest.MonkeyPat
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(monitor_module, "forecast_regime", broken)
+    monkeypatch.setattr(judge_module, "forecast_regime", broken)
     setup = get("minimal/balanced").build()
     monitor = rs.RegimeMonitor(setup.model, setup.probe).attach()
     assert monitor.forecast is None and monitor.regime is not None and not monitor.paused

@@ -12,7 +12,7 @@ from torch import nn
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.conservation import conserved_quantities, layer_pair
-from regimescope.indicators.balance import BalanceIndicator, diagnosed_pairs
+from regimescope.indicators.balance import BalanceIndicator
 from regimescope.indicators.base import Context, Reference
 from tests.conservation._nets import (
     AttentionNet,
@@ -138,13 +138,24 @@ def test_frozen_and_untrained_pairs_are_skipped(caplog: pytest.LogCaptureFixture
     assert set(record.histograms) == {"regimescope/balance_units/2-4"}
 
 
-def test_not_applicable_without_conserved_pairs() -> None:
+def test_without_conserved_pairs_only_the_diagnosis_is_reported() -> None:
     model = two_layer(nn.GELU())
     context = _context(model)
     indicator = BalanceIndicator()
     indicator.setup(context)
+    assert indicator.applicable(context)  # the GELU pair is diagnosed, not reported
+    init = _snapshot(model, 0)
+    record = indicator.compute(_snapshot(model, 5), init, context)
+    assert record.scalars == {}
+    assert "non-homogeneous activation" in record.texts["regimescope/conservation/diagnosis"]
+
+
+def test_not_applicable_without_any_pair() -> None:
+    model = nn.Sequential(nn.Linear(3, 1))
+    context = _context(model)
+    indicator = BalanceIndicator()
+    indicator.setup(context)
     assert not indicator.applicable(context)
-    assert indicator.compute(_snapshot(model, 0), None, context).scalars == {}
 
 
 def test_untraceable_model_fails_setup_and_explicit_pairs_work() -> None:
@@ -170,9 +181,7 @@ def test_norm_affine_and_attention_pairs_are_reported(builder, names: set[str]) 
 
 def test_pairs_broken_only_by_a_non_homogeneous_activation_are_kept_for_the_diagnosis() -> None:
     model = seeded(FunctionalNet)
-    context = _context(model)
-    BalanceIndicator().setup(context)
-    assert [(pair.name, homogeneous) for pair, _, homogeneous in diagnosed_pairs(context)] == [
-        ("fc1-fc2", True),
-        ("fc2-out", False),
-    ]
+    indicator = BalanceIndicator()
+    indicator.setup(_context(model))
+    assert [item.pair.name for item in indicator.tracked] == ["fc1-fc2"]
+    assert [item.pair.name for item in indicator.non_homogeneous] == ["fc2-out"]

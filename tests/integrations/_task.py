@@ -54,7 +54,8 @@ def train(
     alerts: list[rs.Alert] = []
     monitor = None
     if monitor_options is not None:
-        monitor = rs.RegimeMonitor(trained, probe(), optimizer=optimizer, on_alert=alerts.append, **monitor_options)
+        monitor = rs.RegimeMonitor(trained, probe(), optimizer=optimizer, on_alert=alerts.append, max_overhead=None,
+                                     **monitor_options)
         monitor.attach()
     for _ in range(STEPS):
         loss = nn.functional.cross_entropy(trained(x[rank::world]), y[rank::world])

@@ -79,7 +79,7 @@ def _events(folder: Path) -> EventAccumulator:
 
 
 def test_fit_writes_the_tags_into_the_runs_tensorboard_logger(tmp_path: Path) -> None:
-    callback = RegimeCallback(every=4, probe_size=16)
+    callback = RegimeCallback(every=4, probe_size=16, max_overhead=None)
     logger = TensorBoardLogger(tmp_path, name="run")
     trainer = _trainer(tmp_path, max_steps=8, logger=logger, callbacks=[callback], num_sanity_val_steps=2,
                        enable_checkpointing=False)
@@ -95,7 +95,7 @@ def test_fit_writes_the_tags_into_the_runs_tensorboard_logger(tmp_path: Path) ->
 
 
 def test_gradient_accumulation_measures_each_optimizer_step_once(tmp_path: Path) -> None:
-    callback = RegimeCallback(every=2, probe_size=16)
+    callback = RegimeCallback(every=2, probe_size=16, max_overhead=None)
     trainer = _trainer(tmp_path, max_steps=4, accumulate_grad_batches=2, logger=False, callbacks=[callback],
                        enable_checkpointing=False)
     trainer.fit(Regressor(), _loader(64))
@@ -104,7 +104,7 @@ def test_gradient_accumulation_measures_each_optimizer_step_once(tmp_path: Path)
 
 
 def test_without_a_tensorboard_logger_it_writes_its_own_sub_run(tmp_path: Path) -> None:
-    callback = RegimeCallback(every=2, probe_size=16, distributed="split_layers")  # one process: as "rank0"
+    callback = RegimeCallback(every=2, probe_size=16, distributed="split_layers", max_overhead=None)  # one process: as "rank0"
     trainer = _trainer(tmp_path, max_steps=2, logger=False, callbacks=[callback], enable_checkpointing=False)
     trainer.fit(Regressor(), _loader())
     assert [e.step for e in _events(tmp_path / "regimescope").Scalars(SCORE)] == [0, 1, 2]
@@ -113,7 +113,7 @@ def test_without_a_tensorboard_logger_it_writes_its_own_sub_run(tmp_path: Path) 
 
 def test_resumed_fit_keeps_step0_references_and_continues_the_same_curves(tmp_path: Path) -> None:
     def fit(root: Path, epochs: int, ckpt_path: Path | None = None) -> RegimeCallback:
-        callback = RegimeCallback(every=2, probe_size=16)
+        callback = RegimeCallback(every=2, probe_size=16, max_overhead=None)
         checkpoints = ModelCheckpoint(dirpath=root / "ckpt", save_last=True)
         trainer = _trainer(root, max_epochs=epochs, logger=TensorBoardLogger(root, name="run"),
                            callbacks=[callback, checkpoints])
@@ -130,7 +130,7 @@ def test_resumed_fit_keeps_step0_references_and_continues_the_same_curves(tmp_pa
 
 
 def test_stop_on_rich_stops_the_trainer_at_that_measurement(tmp_path: Path) -> None:
-    callback = RegimeCallback(every=10, probe_size=16, stop_on="rich")
+    callback = RegimeCallback(every=10, probe_size=16, stop_on="rich", max_overhead=None)
     trainer = _trainer(tmp_path, max_steps=1000, logger=False, callbacks=[callback], enable_checkpointing=False)
     trainer.fit(Regressor(init_scale=0.05), _loader(32, batch_size=32))
     assert callback.monitor.regime.label == "rich"

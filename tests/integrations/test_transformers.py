@@ -60,7 +60,7 @@ def _train(output_dir: Path, callbacks: list, resume: Path | None = None, **argu
 
 
 def test_train_writes_the_tags_to_logging_dir_regimescope(tmp_path: Path) -> None:
-    callback = RegimeTrainerCallback(every=2, probe_size=16, distributed="split_layers")  # one process: as "rank0"
+    callback = RegimeTrainerCallback(every=2, probe_size=16, max_overhead=None, distributed="split_layers")  # one process: as "rank0"
     trainer = _train(tmp_path, [callback], max_steps=4)
     assert callback.logdir == logging_dir(trainer.args) / "regimescope"
     events = EventAccumulator(str(callback.logdir), size_guidance={"scalars": 0})
@@ -85,19 +85,19 @@ class StopAt(transformers.TrainerCallback):
 
 def test_resumed_train_keeps_step0_references_and_continues_the_same_curves(tmp_path: Path) -> None:
     run = dict(max_steps=8, save_strategy="steps", save_steps=4)
-    uninterrupted = RegimeTrainerCallback(every=2, probe_size=16)
+    uninterrupted = RegimeTrainerCallback(every=2, probe_size=16, max_overhead=None)
     _train(tmp_path / "a", [uninterrupted], **run)
-    _train(tmp_path / "b", [RegimeTrainerCallback(every=2, probe_size=16), StopAt(4)], **run)
+    _train(tmp_path / "b", [RegimeTrainerCallback(every=2, probe_size=16, max_overhead=None), StopAt(4)], **run)
     saved = json.loads((tmp_path / "b" / "checkpoint-4" / "trainer_state.json").read_text())
     assert saved["stateful_callbacks"]["RegimeTrainerCallback"]["attributes"][STATE_ATTRIBUTE]
-    resumed = RegimeTrainerCallback(every=2, probe_size=16)
+    resumed = RegimeTrainerCallback(every=2, probe_size=16, max_overhead=None)
     _train(tmp_path / "b", [resumed], resume=tmp_path / "b" / "checkpoint-4", **run)
 
     assert_resumed_like(uninterrupted.monitor, resumed.monitor, [0, 1, 2, 4, 6, 8], rel=1e-4, abs=1e-6)
 
 
 def test_stop_on_sets_should_training_stop(tmp_path: Path) -> None:
-    callback = RegimeTrainerCallback(every=2, probe_size=16, stop_on="lazy")
+    callback = RegimeTrainerCallback(every=2, probe_size=16, max_overhead=None, stop_on="lazy")
     trainer = _train(tmp_path, [callback], max_steps=20)
     assert callback.monitor.regime.label == "lazy"
     assert trainer.state.global_step == 1

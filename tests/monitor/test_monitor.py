@@ -51,7 +51,7 @@ def test_tensorboard_event_files_hold_design_tags(tmp_path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     model, optimizer, probe, x, y = _setup()
-    with rs.RegimeMonitor(model, probe, optimizer=optimizer, logdir=tmp_path, every=5, heatmap_every=2) as monitor:
+    with rs.RegimeMonitor(model, probe, optimizer=optimizer, logdir=tmp_path, every=5, heatmap_every=2, max_overhead=None) as monitor:
         _train(model, optimizer, x, y, 20)
         measured = [r.step for r in monitor.history]
     assert measured == [0, 1, 2, 4, 5, 10, 15, 20]
@@ -79,7 +79,7 @@ def test_tensorboard_event_files_hold_design_tags(tmp_path) -> None:
 def test_kernel_distance_matches_functional_core() -> None:
     model, optimizer, probe, x, y = _setup()
     k0 = rs.empirical_ntk(model, probe.inputs, dtype=torch.float64)
-    monitor = rs.RegimeMonitor(model, probe, optimizer=optimizer, every=10, dtype=torch.float64).attach()
+    monitor = rs.RegimeMonitor(model, probe, optimizer=optimizer, every=10, dtype=torch.float64, max_overhead=None).attach()
     _train(model, optimizer, x, y, 10)
     k10 = rs.empirical_ntk(model, probe.inputs, dtype=torch.float64)
     last = monitor.history[-1]
@@ -103,9 +103,9 @@ def test_label_change_is_an_alert_everywhere(tmp_path, caplog: pytest.LogCapture
     sink = rs.MemorySink()
     monitor = rs.RegimeMonitor(
         model, rs.Probe(x[:16], y[:16]), optimizer=optimizer, sinks=[sink], every=20, on_alert=received.append,
-        alert_rules=[RegimeShift()],
+        alert_rules=[RegimeShift()], max_overhead=None,
     ).attach()
-    with caplog.at_level("WARNING", logger="regimescope.alerts"):
+    with caplog.at_level("INFO", logger="regimescope.alerts"):
         for _ in range(300):
             loss = (model(x) - y).pow(2).mean()
             optimizer.zero_grad()
@@ -132,7 +132,7 @@ def _reloaded(state: dict) -> dict:
 
 def test_resume_continues_every_curve_alert_and_the_forecast() -> None:
     model, optimizer, probe, x, y = _setup()
-    full = rs.RegimeMonitor(model, probe, optimizer=optimizer, every=5).attach()
+    full = rs.RegimeMonitor(model, probe, optimizer=optimizer, every=5, max_overhead=None).attach()
     _train(model, optimizer, x, y, 10)
     state = _reloaded(full.state_dict())
     checkpoint = copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict()})
@@ -142,13 +142,14 @@ def test_resume_continues_every_curve_alert_and_the_forecast() -> None:
     resumed_model, resumed_opt, _, _, _ = _setup(seed=1)
     resumed_model.load_state_dict(checkpoint["model"])
     resumed_opt.load_state_dict(checkpoint["optimizer"])
-    monitor = rs.RegimeMonitor(resumed_model, probe, optimizer=resumed_opt, every=5)
+    monitor = rs.RegimeMonitor(resumed_model, probe, optimizer=resumed_opt, every=5, max_overhead=None)
     monitor.load_state_dict(state)
     monitor.attach()
     _train(resumed_model, resumed_opt, x, y, 15)
-    assert [r.step for r in monitor.history] == [r.step for r in full.history]
+    assert [r.step for r in monitor.history] == [15, 20, 25]  # the history starts at the resume (the JSONL has all)
+    assert [r.step for r in full.history][-3:] == [15, 20, 25]
     assert monitor.forecast == full.forecast and monitor.forecast is not None
-    for resumed, uninterrupted in zip(monitor.history[-3:], full.history[-3:]):
+    for resumed, uninterrupted in zip(monitor.history, full.history[-3:], strict=True):
         curves = {name for name in uninterrupted.scalars if not name.startswith("regimescope/cost/")}
         assert curves == {name for name in resumed.scalars if not name.startswith("regimescope/cost/")}
         assert any(name.startswith("regimescope/noise/") for name in curves)
@@ -160,12 +161,19 @@ def test_resume_continues_every_curve_alert_and_the_forecast() -> None:
 
 def test_manual_steps_without_optimizer() -> None:
     model, optimizer, probe, x, y = _setup()
-    monitor = rs.RegimeMonitor(model, probe, every=3).attach()
+    monitor = rs.RegimeMonitor(model, probe, every=3, max_overhead=None).attach()
     for step in range(1, 7):
         _train(model, optimizer, x, y, 1)
         monitor.step(step)
     assert [r.step for r in monitor.history] == [0, 1, 2, 3, 6]
     assert monitor.step(6) is None
     monitor.close()
+    assert monitor.step(7) is None  # a closed monitor measures nothing, and says so only when asked directly
+    with pytest.raises(RuntimeError, match="closed"):
+        monitor.measure(7)
+    with pytest.raises(RuntimeError, match="closed"):
+        monitor.attach()
+    assert [r.step for r in monitor.history] == [0, 1, 2, 3, 6]
+    monitor.close()
     with pytest.raises(RuntimeError, match="attach"):
-        monitor.step(7)
+        rs.RegimeMonitor(model, probe, every=3).step(1)

@@ -51,7 +51,7 @@ def _train(case: str, monitored: bool, steps: int = 50) -> dict:
     probe = rs.Probe(torch.randn(12, *shape), torch.randint(0, 3, (12,)))
     monitor = None
     if monitored:
-        monitor = rs.RegimeMonitor(model, probe, optimizer=optimizer, schedule=lambda s: s % 5 == 0).attach()
+        monitor = rs.RegimeMonitor(model, probe, optimizer=optimizer, schedule=lambda s: s % 5 == 0, max_overhead=None).attach()
     for _ in range(steps):
         x = torch.randn(16, *shape)
         y = torch.randint(0, 3, (16,))
@@ -160,7 +160,8 @@ def test_error_in_indicator_is_reported_once_and_pauses(caplog: pytest.LogCaptur
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     sink = rs.MemorySink()
     monitor = rs.RegimeMonitor(
-        model, torch.randn(6, 4), optimizer=optimizer, sinks=[sink], every=1, indicators=[_Raising(at_step=3)]
+        model, torch.randn(6, 4), optimizer=optimizer, sinks=[sink], every=1, indicators=[_Raising(at_step=3)],
+        max_overhead=None,
     ).attach()
     with caplog.at_level("ERROR"):
         _loop(model, optimizer, 10)
@@ -177,7 +178,8 @@ def test_strict_raises() -> None:
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     monitor = rs.RegimeMonitor(
-        model, torch.randn(6, 4), optimizer=optimizer, every=1, indicators=[_Raising(at_step=1)], strict=True
+        model, torch.randn(6, 4), optimizer=optimizer, every=1, indicators=[_Raising(at_step=1)], strict=True,
+        max_overhead=None,
     ).attach()
     with pytest.raises(RuntimeError, match="boom"):
         _loop(model, optimizer, 2)
@@ -187,7 +189,7 @@ def test_strict_raises() -> None:
 def test_no_hooks_left_after_failure_inside_capture() -> None:
     model = _FailingForward()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    monitor = rs.RegimeMonitor(model, torch.randn(6, 4), optimizer=optimizer, every=1).attach()
+    monitor = rs.RegimeMonitor(model, torch.randn(6, 4), optimizer=optimizer, every=1, max_overhead=None).attach()
     model.fail = True
     before = [p.detach().clone() for p in model.parameters()]
     _loop(model, optimizer, 3)

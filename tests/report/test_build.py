@@ -29,7 +29,8 @@ def _write_run(folder: Path, scale: float, seed: int = 0) -> None:
     x = torch.randn(32, 3)
     y = x[:, :1] - 2 * x[:, 1:2]
     with rs.RegimeMonitor(
-        model, rs.Probe(x[:16], y[:16]), optimizer=optimizer, logdir=folder, every=10, heatmap_every=100
+        model, rs.Probe(x[:16], y[:16]), optimizer=optimizer, logdir=folder, every=10, heatmap_every=100,
+        max_overhead=None,
     ):
         for _ in range(40):
             loss = (model(x) - y).pow(2).mean()

@@ -8,7 +8,8 @@ import torch
 import regimescope as rs
 from regimescope.verdict import Verdict, explain, richness_evidence, richness_score
 from regimescope.verdict.calibration import get
-from regimescope.verdict.score import CHANGE_TAG, DISTANCE_TAG
+from regimescope.tags import KERNEL_DISTANCE as DISTANCE_TAG
+from regimescope.tags import KERNEL_RELATIVE_CHANGE as CHANGE_TAG
 
 
 def _verdict(scalars: dict[str, float], label: str) -> Verdict:
@@ -57,7 +58,7 @@ def test_monitor_explains_and_writes_the_explanation_at_every_verdict() -> None:
     setup = get("trap/representation").build()
     sink = rs.MemorySink()
     optimizer = torch.optim.SGD(setup.model.parameters(), lr=setup.lr)
-    with rs.RegimeMonitor(setup.model, setup.probe, optimizer=optimizer, sinks=[sink], every=25) as monitor:
+    with rs.RegimeMonitor(setup.model, setup.probe, optimizer=optimizer, sinks=[sink], every=25, max_overhead=None) as monitor:
         for _ in range(setup.steps):
             loss = setup.loss_weight * 0.5 * (setup.model(setup.inputs) - setup.targets).square().sum()
             optimizer.zero_grad()

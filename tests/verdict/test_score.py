@@ -7,7 +7,9 @@ import math
 import pytest
 
 from regimescope.verdict import RAMPS, Ramp, richness_evidence, richness_score
-from regimescope.verdict.score import CHANGE_TAG, DISTANCE_TAG, R_LAZY, R_RICH, S_LAZY, S_RICH
+from regimescope.tags import KERNEL_DISTANCE as DISTANCE_TAG
+from regimescope.tags import KERNEL_RELATIVE_CHANGE as CHANGE_TAG
+from regimescope.verdict.score import R_LAZY, R_RICH, S_LAZY, S_RICH
 
 
 def test_ramp_is_zero_below_one_above_and_linear_in_log_between() -> None:

@@ -13,19 +13,9 @@ from torch import nn
 from regimescope.conservation.learning_rates import PairRates
 from regimescope.conservation.pairs import LayerPair
 from regimescope.conservation.quantities import unit_scales, unit_squares, weighted_squares
-from regimescope.record import tag
+from regimescope.tags import BALANCE_DRIFT, BALANCE_EXPLAINED, layer_tag
 
 logger = logging.getLogger(__name__)
-
-
-def explained_tag(pair: str) -> str:
-    """``regimescope/balance_explained/<pair>``: the drift plain gradient steps explain, normalised like the drift."""
-    return tag("balance_explained", pair)
-
-
-def drift_tag(pair: str) -> str:
-    """``regimescope/balance_drift/<pair>``, the drift the balance indicator measures."""
-    return tag("balance_drift", pair)
 
 
 def _step_factor(group: Mapping[str, Any]) -> float:
@@ -117,10 +107,12 @@ class ExplainedDrift:
             self._budgets[pair.name] += bound.cpu()
 
     def scalars(self) -> dict[str, float]:
-        """``regimescope/balance_explained/<pair> -> |E|_2 / |s_0|_2`` for each pair."""
+        """``regimescope/balance_explained/<pair> -> |E|_2 / |s_0|_2`` for each pair (none for a pair whose initial
+        scale is zero: the ratio is undefined there)."""
         return {
-            explained_tag(name): float(budget.norm()) / self._base[name] if self._base[name] > 0 else math.inf
+            layer_tag(BALANCE_EXPLAINED, name): float(budget.norm()) / self._base[name]
             for name, budget in self._budgets.items()
+            if self._base[name] > 0
         }
 
     def noise(self, weights: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -138,7 +130,8 @@ class ExplainedDrift:
                 continue
             eps = torch.finfo(weights[pair.in_weight].dtype).eps
             scale = float(unit_scales(unit_squares(pair, weights), rates).norm())
-            floors[drift_tag(pair.name)] = eps * math.sqrt(max(self._steps, 1)) * scale / self._base[pair.name]
+            floor = eps * math.sqrt(max(self._steps, 1)) * scale / self._base[pair.name]
+            floors[layer_tag(BALANCE_DRIFT, pair.name)] = floor
         return floors
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""The overhead budget: the monitor's share of wall time stays under ``max_overhead``.
+
+The monitor adds its own time (measurements and per-step observations, ``m``) and the wall time since it attached
+(``w``, training included). A measurement predicted to cost ``c`` seconds may start when
+
+    m + c <= max_overhead * (w + c),
+
+that is, when the monitor's share of wall time would still be within budget after it. A scheduled measurement that
+would break the budget is deferred: it happens at the first later step where the budget allows it, and scheduled
+measurements falling due meanwhile are folded into it. So the regular interval stretches by itself when measurements
+are expensive next to training steps, and the early log-spaced measurements wait until training has earned them.
+The step-0 measurement, the reference of every comparison, is never deferred.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+DEFAULT_MAX_OVERHEAD = 0.05
+"""The default share of wall time the monitor may use (see ``docs/performance.md`` for how it was chosen)."""
+
+
+def check_overhead(value: float | None) -> float | None:
+    """``value`` when it is ``None`` or a number in ``(0, 1)``; a ``ValueError`` naming the argument otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(
+            f"`max_overhead` must be a fraction of wall time in (0, 1), e.g. 0.05 for 5%, or None for a fixed "
+            f"schedule; received {value!r}."
+        )
+    return float(value)
+
+
+class OverheadBudget:
+    """Keeps the monitor's share of wall time under ``max_overhead``.
+
+    Args:
+        max_overhead: The largest share of wall time the monitor may use; ``None`` allows every measurement.
+
+    Raises:
+        ValueError: For a share outside ``(0, 1)``.
+    """
+
+    def __init__(self, max_overhead: float | None) -> None:
+        self.max_overhead = check_overhead(max_overhead)
+        self.spent = 0.0
+        self.deferred = 0
+        self._start: float | None = None
+        self._costs: list[float] = []
+
+    def start(self, now: float) -> None:
+        """Start the wall-time clock (at ``attach()``)."""
+        self._start = now
+
+    @property
+    def started(self) -> float:
+        """When the clock started (``time.perf_counter()`` seconds; 0 before :meth:`start`)."""
+        return 0.0 if self._start is None else self._start
+
+    def spend(self, seconds: float, *, measurement: bool = False) -> None:
+        """Count ``seconds`` of the monitor's time; a ``measurement`` also updates the predicted cost."""
+        self.spent += seconds
+        if measurement:
+            self._costs = [*self._costs[-2:], seconds]
+
+    @property
+    def predicted_cost(self) -> float:
+        """The cost of the next measurement: the median of the last three (``0`` before the first)."""
+        if not self._costs:
+            return 0.0
+        return sorted(self._costs)[len(self._costs) // 2]
+
+    def share(self, now: float) -> float:
+        """The monitor's share of wall time so far."""
+        wall = 0.0 if self._start is None else now - self._start
+        return self.spent / wall if wall > 0 else 0.0
+
+    def allows(self, now: float) -> bool:
+        """Whether a measurement of :attr:`predicted_cost` may start at ``now`` within the budget."""
+        if self.max_overhead is None or self._start is None:
+            return True
+        cost = self.predicted_cost
+        return self.spent + cost <= self.max_overhead * (now - self._start + cost)
+
+    def steady_interval(self, seconds_per_step: float) -> int | None:
+        """Training steps between measurements once the budget binds: ``c (1 - f) / (f t)`` for a measurement of
+        ``c`` seconds, ``t`` seconds per training step and share ``f`` (``None`` without a budget or a step time)."""
+        if self.max_overhead is None or seconds_per_step <= 0:
+            return None
+        f = self.max_overhead
+        return max(1, math.ceil(self.predicted_cost * (1 - f) / (f * seconds_per_step)))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Recent measurement costs and the count of deferred measurements (the clock restarts on resume)."""
+        return {"costs": list(self._costs), "deferred": self.deferred}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
+        self._costs = [float(c) for c in state.get("costs", [])]
+        self.deferred = int(state.get("deferred", 0))

@@ -1,0 +1,135 @@
+"""Every TensorBoard tag and label name regimescope writes, in one light module (no torch, no numpy).
+
+Tags are ``regimescope/<family>/<metric>[/<layer>]``; TensorBoard groups panels by the first two parts. The names
+below are a contract (``design.md`` section 3): indicators, the verdict, alert rules, sinks, the report, the
+TensorBoard plugin and the command line all read them from here, so a tag is spelled once.
+
+Per-layer quantities are written under ``<base>/<layer>`` (e.g. ``regimescope/kernel/distance_from_init/fc1``),
+where ``<base>`` is one of the constants below; :func:`layer_tag` builds such a tag and :func:`by_layer` reads a
+family back from a record's scalars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+ROOT = "regimescope"
+"""First part of every tag."""
+
+LABELS = ("lazy", "transitional", "rich")
+"""Verdict label names; a label's index is the value logged under :data:`REGIME_LABEL`."""
+
+
+def tag(family: str, metric: str, layer: str | None = None) -> str:
+    """Build the tag ``regimescope/<family>/<metric>[/<layer>]``.
+
+    Args:
+        family: Panel group, e.g. ``"kernel"``.
+        metric: Metric name inside the family, e.g. ``"distance_from_init"``.
+        layer: Optional layer (or layer pair) name appended as the last part; dots are kept (``"features.0"``).
+
+    Returns:
+        The tag string.
+    """
+    parts = [ROOT, family, metric]
+    if layer is not None:
+        parts.append(layer)
+    return "/".join(parts)
+
+
+def layer_tag(base: str, layer: str) -> str:
+    """``<base>/<layer>``: the tag of one layer's (or layer pair's) value of a per-layer quantity."""
+    return f"{base}/{layer}"
+
+
+def by_layer(values: Mapping[str, float], base: str) -> dict[str, float]:
+    """``layer -> value`` of every entry of ``values`` written under ``<base>/<layer>``."""
+    prefix = f"{base}/"
+    return {name[len(prefix) :]: value for name, value in values.items() if name.startswith(prefix)}
+
+
+# ----------------------------------------------------------------------------------------------------- regime
+REGIME_SCORE = tag("regime", "score")
+"""Richness score in ``[0, 1]``."""
+REGIME_LABEL = tag("regime", "label")
+"""Label index: 0 lazy, 1 transitional, 2 rich (:data:`LABELS`)."""
+REGIME_EXPLANATION = tag("regime", "explanation")
+"""Text: which evidence drove the verdict."""
+REGIME_FORECAST = tag("regime", "forecast")
+"""Text: the regime forecast from the initialisation (written with the first verdict)."""
+
+# ----------------------------------------------------------------------------------------------------- kernel
+KERNEL_DISTANCE = tag("kernel", "distance_from_init")
+"""``S(K_0, K_t)``; per layer under ``<tag>/<layer>``."""
+KERNEL_RELATIVE_CHANGE = tag("kernel", "relative_change")
+"""``|K_t - K_0|_F / |K_0|_F``."""
+KERNEL_NORM_RATIO = tag("kernel", "norm_ratio")
+"""``|K_t|_F / |K_0|_F``."""
+KERNEL_VELOCITY = tag("kernel", "velocity")
+"""Angle turned per step since the previous measurement."""
+KERNEL_TARGET_ALIGNMENT = tag("kernel", "target_alignment")
+"""Centred kernel-target alignment."""
+KERNEL_EFFECTIVE_RANK = tag("kernel", "effective_rank")
+"""Effective rank of ``K_t``."""
+KERNEL_SHARE = tag("kernel", "share")
+"""Per layer: ``tr K_l / tr K``."""
+KERNEL_HEATMAP = tag("kernel", "heatmap")
+"""Image of the kernel (at a low rate)."""
+KERNEL_BLOCK_VALUE = tag("kernel", "block")
+"""Per layer: the first non-finite entry of a kernel block (written only when there is one)."""
+
+# -------------------------------------------------------------------------------------------- balance, weights
+BALANCE = f"{ROOT}/balance"
+"""Per layer pair ``<tag>/<pair>``: mean normalised balance ``rho_k``."""
+BALANCE_DRIFT = f"{ROOT}/balance_drift"
+"""Per pair: ``|delta_t - delta_0|_2 / |s_0|_2``."""
+BALANCE_EXPLAINED = f"{ROOT}/balance_explained"
+"""Per pair: the drift finite gradient steps explain, normalised like the drift."""
+BALANCE_UNITS = f"{ROOT}/balance_units"
+"""Per pair (histogram): ``delta_k`` now."""
+CONSERVATION_DIAGNOSIS = tag("conservation", "diagnosis")
+"""Text: what moved each pair's balance since step 0."""
+WEIGHTS_RELATIVE_CHANGE = tag("weights", "relative_change")
+"""Per layer: ``|W_t - W_0|_F / |W_0|_F``."""
+WEIGHTS_CHANGE = tag("weights", "change")
+"""Per layer that starts at zero: ``|W_t - W_0|_F = |W_t|_F`` (its relative change is undefined)."""
+WEIGHTS_VALUE = tag("weights", "value")
+"""Per parameter: its first non-finite value (written only when there is one)."""
+OUTPUTS_VALUE = tag("outputs", "value")
+"""The first non-finite model output on the probe (written only when there is one)."""
+
+# ------------------------------------------------------------------------------------ representations, patterns
+REPRESENTATION_CKA = tag("representation", "cka_to_init")
+"""Per layer: linear CKA of the features now vs at init."""
+REPRESENTATION_TARGET_ALIGNMENT = tag("representation", "target_alignment")
+"""Per layer: CKA of the features with the targets."""
+PATTERN_CHANGE = tag("activations", "pattern_change")
+"""Per layer: fraction of on/off states changed since init."""
+
+# --------------------------------------------------------------------------------------- alerts, cost, noise
+ALERTS = f"{ROOT}/alerts"
+"""Text: alerts and measurement failures."""
+COST_SECONDS = tag("cost", "seconds")
+"""Wall time of the measurement."""
+COST_FRACTION = tag("cost", "fraction")
+"""The monitor's share of wall time since ``attach()``."""
+COST_BUDGET_DEFERRED = tag("cost", "budget_deferred")
+"""Scheduled measurements deferred so far to keep the monitor within ``max_overhead``."""
+COST_NOTES = tag("cost", "notes")
+"""Text: what the monitor chose to keep its cost within budget (measurement sizing, deferred measurements)."""
+
+NOISE_FAMILY = "noise"
+"""Noise estimates (one standard error) live under ``regimescope/noise/<the rest of the tag they qualify>``."""
+
+
+def noise_tag(quantity_tag: str) -> str:
+    """The tag the noise of ``quantity_tag`` is logged under: ``regimescope/noise/<rest of the tag>``."""
+    prefix = f"{ROOT}/"
+    rest = quantity_tag[len(prefix) :] if quantity_tag.startswith(prefix) else quantity_tag
+    return f"{ROOT}/{NOISE_FAMILY}/{rest}"
+
+
+def noise_of(values: Mapping[str, float]) -> dict[str, float]:
+    """``quantity tag -> noise`` for every noise estimate in ``values`` (the inverse of :func:`noise_tag`)."""
+    prefix = f"{ROOT}/{NOISE_FAMILY}/"
+    return {f"{ROOT}/{name[len(prefix):]}": value for name, value in values.items() if name.startswith(prefix)}

@@ -1,0 +1,93 @@
+"""The monitor keeps its overhead budget: on a fake clock (each training step 1 s, each measurement 10 s) it defers
+scheduled measurements, says so once, stays within its share, and with ``max_overhead=None`` follows the schedule."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+from torch import nn
+
+import regimescope as rs
+import regimescope.monitor as monitor_module
+from regimescope.capture import Need, Snapshot
+from regimescope.indicators.base import Context, Indicator, Reference
+from regimescope.indicators.defaults import default_indicators
+from regimescope.record import Record
+
+STEP_SECONDS = 1.0
+MEASURE_SECONDS = 10.0
+
+
+class Clock:
+    """A ``time`` stand-in whose ``perf_counter`` the test advances."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class Costly(Indicator):
+    """Makes every measurement take ``MEASURE_SECONDS`` on the fake clock."""
+
+    name = "costly"
+    needs = frozenset({Need.WEIGHTS})
+    reference = Reference.NONE
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
+        self.clock.now += MEASURE_SECONDS
+        return Record(current.step)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(monitor_module, "time", types.SimpleNamespace(perf_counter=fake.perf_counter))
+    return fake
+
+
+def _run(clock: Clock, max_overhead: float | None, steps: int = 400) -> tuple[rs.RegimeMonitor, rs.MemorySink]:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(16, 4), torch.randn(16, 2)
+    sink = rs.MemorySink()
+    monitor = rs.RegimeMonitor(
+        model, rs.Probe(x, y), optimizer=optimizer, sinks=[sink], every=50, max_overhead=max_overhead,
+        indicators=[*default_indicators(), Costly(clock)],
+    ).attach()
+    for _ in range(steps):
+        clock.now += STEP_SECONDS
+        loss = (model(x) - y).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return monitor, sink
+
+
+def test_scheduled_measurements_wait_until_training_has_earned_them(clock: Clock) -> None:
+    monitor, sink = _run(clock, max_overhead=0.1)
+    steps = [r.step for r in monitor.history]
+    # step 0 is the reference; the next measurement needs 10 + 10 <= 0.1 (w + 10): w >= 190 s of wall time,
+    # 10 of which the first measurement used, so training step 180.
+    assert steps[:2] == [0, 180]
+    assert len(steps) >= 3 and all(b - a >= 50 for a, b in zip(steps[1:], steps[2:]))
+    share = monitor.history[-1].scalars["regimescope/cost/fraction"]
+    assert share <= 0.1 + MEASURE_SECONDS / clock.now
+    assert monitor.history[-1].scalars["regimescope/cost/budget_deferred"] >= 7  # 1, 2, 4, ..., 32 and 50...
+    notes = sink.texts("regimescope/cost/notes")[1]
+    assert len(notes) == 1 and "deferred" in notes[0] and "10%" in notes[0] and "max_overhead=None" in notes[0]
+    monitor.close()
+
+
+def test_without_a_budget_the_schedule_is_kept_whatever_it_costs(clock: Clock) -> None:
+    monitor, sink = _run(clock, max_overhead=None, steps=120)
+    assert [r.step for r in monitor.history] == [0, 1, 2, 4, 8, 16, 32, 50, 100]
+    assert sink.texts("regimescope/cost/notes") == ([], [])
+    monitor.close()
