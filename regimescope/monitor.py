@@ -40,7 +40,7 @@ from regimescope.probe import Probe
 from regimescope.record import TAG_ROOT, Record, tag
 from regimescope.schedule import LogThenEvery, Schedule
 from regimescope.sharded import ShardedReplica, check_sharding
-from regimescope.sinks import JsonlSink, Sink, TensorBoardSink
+from regimescope.sinks import Sink, SinkGroup, logdir_sinks
 from regimescope.split_kernel import (
     DEFAULT_SHARING,
     KernelSharing,
@@ -189,7 +189,7 @@ class RegimeMonitor:
         self._diagnoser = DriftDiagnoser()
         self._explained_state: dict[str, Any] | None = None
         self._extra_sinks = list(sinks or [])
-        self._sinks: list[Sink] = []
+        self._sinks = SinkGroup()
         self.config = CaptureConfig(
             mode=mode,
             dtype=dtype,
@@ -240,7 +240,9 @@ class RegimeMonitor:
         if self._explained_state is not None:
             self._explained.load_state_dict(self._explained_state)
         if is_main_process():
-            self._sinks = self._make_sinks()
+            self._sinks = SinkGroup([*self._extra_sinks, *logdir_sinks(self.logdir)], strict=self.strict)
+            if self._init is not None:  # resumed (or attached again): later points of an earlier session are void
+                self._sinks.resume(self._resume_step())
         if self.optimizer is not None:
             self._hook = self.optimizer.register_step_post_hook(self._after_optimizer_step)
         self._attached = True
@@ -304,13 +306,6 @@ class RegimeMonitor:
             for reference in (Reference.INIT, Reference.PREVIOUS)
         }
 
-    def _make_sinks(self) -> list[Sink]:
-        sinks = list(self._extra_sinks)
-        if self.logdir is not None:
-            sinks.append(TensorBoardSink(self.logdir))
-            sinks.append(JsonlSink(self.logdir / "regimescope.jsonl"))
-        return sinks
-
     # ------------------------------------------------------------------------------------------- measuring
     def _after_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self._optimizer_steps += 1
@@ -340,7 +335,7 @@ class RegimeMonitor:
             logger.exception("regimescope: measurement at step %d failed; measuring is paused, training goes on.", step)
             failure = f"measurement failed ({type(error).__name__}: {error}); measuring paused."
             note = Record(step, texts={ALERTS_TAG: f"**step {step}** · {failure}"})
-            self._write(note)
+            self._sinks.write(note)
             return None
 
     def measure(self, step: int) -> Verdict | None:
@@ -364,7 +359,7 @@ class RegimeMonitor:
                 self._alerts.dispatch(alert)
         self._last_measured = step
         self._history.append(record)
-        self._write(record)
+        self._sinks.write(record)
         return verdict
 
     def _collective_part(self) -> dict[str, torch.Tensor] | None:
@@ -462,15 +457,6 @@ class RegimeMonitor:
             self._alerts.dispatch(alert)
         return alerts
 
-    def _write(self, record: Record) -> None:
-        for sink in self._sinks:
-            try:
-                sink.write(record)
-            except Exception:
-                if self.strict:
-                    raise
-                logger.exception("regimescope: sink %s failed to write step %d.", type(sink).__name__, record.step)
-
     # ----------------------------------------------------------------------------------------------- state
     @property
     def regime(self) -> Verdict | None:
@@ -559,6 +545,11 @@ class RegimeMonitor:
         self._noise.load_state_dict(state.get("noise", {}))
         if state.get("forecast") is not None:
             self._forecast = Forecast.from_state(state["forecast"])
+        self._sinks.resume(self._resume_step())  # attached already; else attach() tells the sinks
+
+    def _resume_step(self) -> int:
+        """The step the run goes on from: that of the checkpoint, or of the last measurement if later."""
+        return max(self._optimizer_steps, self._last_measured or 0)
 
     # --------------------------------------------------------------------------------------------- closing
     def close(self) -> None:
@@ -566,10 +557,9 @@ class RegimeMonitor:
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
-        for sink in self._sinks:
-            sink.close()
-        self._sinks = []
+        sinks, self._sinks = self._sinks, SinkGroup()
         self._attached = False
+        sinks.close()  # every sink, whatever some raise; raises only when strict
 
     def __enter__(self) -> RegimeMonitor:
         return self.attach()
