@@ -127,6 +127,14 @@ def test_a_line_that_is_no_record_is_skipped_not_fatal(tmp_path: Path) -> None:
         assert _steps(read_jsonl(path)) == [7]
 
 
+def test_an_empty_file_reads_as_no_record(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(b"")  # a run killed before its first measurement
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_jsonl(path) == []
+
+
 def test_a_clean_file_reads_without_warnings(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
     with JsonlSink(path) as sink:
