@@ -85,7 +85,8 @@ class SinkGroup(Sink):
                 call(sink)
             except Exception as error:
                 self._failed(sink, action)
-                first = first or error
+                if self.strict and first is None:
+                    first = error
             except BaseException as stop:  # KeyboardInterrupt, SystemExit
                 if not finish_on_interrupt:
                     raise
@@ -94,7 +95,7 @@ class SinkGroup(Sink):
                 self._worked(sink)
         if interrupt is not None:
             raise interrupt
-        if first is not None and self.strict:
+        if first is not None:
             raise first
 
     def _failed(self, sink: Sink, action: str) -> None:

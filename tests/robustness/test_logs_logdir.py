@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import regimescope as rs
+from tests.robustness._faults import cut_writes, disk_full, read_only_below
 from tests.robustness._logs import fresh, monitor, read_clean, same_parameters, steps, train, unmonitored_parameters
 
 STEPS = 24
@@ -42,16 +42,9 @@ def test_a_logdir_that_cannot_be_written_fails_at_attach_with_the_fix(
     if where == "under_a_file":
         (tmp_path / "notes.txt").write_text("a file, not a folder")
         logdir = tmp_path / "notes.txt" / "run"
-    else:  # CI runs as root, which a chmod does not stop: a read-only file system does
+    else:
         logdir = tmp_path / "run"
-        real_open = os.open
-
-        def read_only(path: str, flags: int, *args: int) -> int:
-            if str(path).startswith(str(tmp_path)) and flags & (os.O_WRONLY | os.O_RDWR):
-                raise OSError(errno.EROFS, "Read-only file system", str(path))
-            return real_open(path, flags, *args)
-
-        monkeypatch.setattr(os, "open", read_only)
+        read_only_below(monkeypatch, tmp_path)
     model, optimizer = fresh()
     with pytest.raises(OSError, match=r"cannot write .*Choose a folder this process can create and write"):
         monitor(model, optimizer, logdir=logdir).attach()
@@ -64,17 +57,13 @@ def test_a_disk_that_fills_up_mid_run_is_logged_once_and_nothing_written_is_lost
 ) -> None:
     """Writes fail with ENOSPC from step 5 to step 17 (each after writing part of its line); space comes back."""
     path = tmp_path / "regimescope.jsonl"
-    real_write = os.write
     model, optimizer = fresh()
     full = {"now": False}
-
-    def write(fd: int, data: bytes) -> int:
-        if full["now"] and os.path.samestat(os.fstat(fd), os.stat(path)):
-            real_write(fd, bytes(data[: len(data) // 3]))
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(fd, data)
-
-    monkeypatch.setattr(os, "write", write)
+    cut_writes(
+        monkeypatch,
+        lambda fd, data: disk_full() if full["now"] and os.path.samestat(os.fstat(fd), os.stat(path)) else None,
+        part=1 / 3,
+    )
     memory = rs.MemorySink()
     mon = monitor(model, optimizer, logdir=tmp_path, sinks=[memory]).attach()
     with caplog.at_level(logging.WARNING):

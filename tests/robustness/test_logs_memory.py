@@ -3,8 +3,7 @@ the records kept for later are bounded."""
 
 from __future__ import annotations
 
-import errno
-import os
+import gc
 import tracemalloc
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from regimescope.record import Record
 from regimescope.sinks import CallbackSink, JsonlSink, SinkGroup, TensorBoardSink, read_jsonl
+from tests.robustness._faults import cut_writes, disk_full
 
 
 def _record(step: int) -> Record:
@@ -24,11 +24,13 @@ def _growth(write: callable, warm: int, more: int) -> int:
     """Bytes still allocated after ``more`` writes, beyond what ``warm`` writes left."""
     for step in range(warm):
         write(step)
+    gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         for step in range(warm, warm + more):
             write(step)
+        gc.collect()
         return tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
@@ -50,14 +52,7 @@ def test_jsonl_tensorboard_and_callback_sinks_stay_flat_over_many_records(tmp_pa
 
 def test_records_kept_over_a_disk_that_stays_full_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sink = JsonlSink(tmp_path / "regimescope.jsonl", max_pending_bytes=64 * 1024)
-    real_write = os.write
-
-    def full(fd: int, data: bytes) -> int:
-        if fd == sink._fd:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(fd, data)
-
-    monkeypatch.setattr(os, "write", full)
+    cut_writes(monkeypatch, lambda fd, data: disk_full() if fd == sink._fd else None, part=0)
 
     def write(step: int) -> None:
         with pytest.raises(OSError):
@@ -66,6 +61,6 @@ def test_records_kept_over_a_disk_that_stays_full_are_bounded(tmp_path: Path, mo
     growth = _growth(write, warm=200, more=1000)
     assert growth < 128 * 1024, f"{growth} bytes kept after 1000 unwritable records"
     assert sink.dropped > 1000 and 0 < sink.pending < 200
-    monkeypatch.setattr(os, "write", real_write)
+    monkeypatch.undo()  # space again
     sink.close()
     assert [r.step for r in read_jsonl(tmp_path / "regimescope.jsonl")][-1] == 1199

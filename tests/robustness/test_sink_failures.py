@@ -3,9 +3,7 @@ is closed, each failing sink is logged once, and only ``strict=True`` raises."""
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 from pathlib import Path
 
 import pytest
@@ -13,47 +11,23 @@ import pytest
 import regimescope as rs
 from regimescope.record import Record
 from regimescope.sinks import JsonlSink
+from tests.robustness._faults import RaisingSink, cut_writes, disk_full
 from tests.robustness._logs import fresh, monitor, read_clean, same_parameters, steps, train, unmonitored_parameters
 
 STEPS = 24
 MEASURED = [0, 1, 2, 4, 8, 12, 16, 20, 24]
 
 
-class _Raising(rs.Sink):
-    """Raises ``error`` from ``method``, records every call."""
-
-    def __init__(self, method: str, error: BaseException) -> None:
-        self.method = method
-        self.error = error
-        self.calls: list[str] = []
-
-    def _call(self, name: str) -> None:
-        self.calls.append(name)
-        if name == self.method:
-            raise self.error
-
-    def write(self, record: Record) -> None:
-        self._call("write")
-
-    def resume(self, step: int) -> None:
-        self._call("resume")
-
-    def close(self) -> None:
-        self._call("close")
-
-
 def _tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name.startswith("regimescope") and r.exc_info]
 
 
-@pytest.mark.parametrize(
-    "error", [RuntimeError("user bug"), OSError(errno.ENOSPC, "No space left on device")], ids=["bug", "disk_full"]
-)
+@pytest.mark.parametrize("error", [RuntimeError("user bug"), disk_full()], ids=["bug", "disk_full"])
 def test_a_sink_whose_write_raises_is_logged_once_and_the_others_get_every_record(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, error: Exception
 ) -> None:
     model, optimizer = fresh()
-    failing, memory = _Raising("write", error), rs.MemorySink()
+    failing, memory = RaisingSink(error, {"write"}), rs.MemorySink()
     mon = monitor(model, optimizer, sinks=[failing, memory], logdir=tmp_path).attach()
     with caplog.at_level(logging.INFO):
         train(model, optimizer, STEPS)
@@ -74,7 +48,7 @@ def test_each_sink_method_raising_leaves_training_and_the_other_sinks_whole(
     train(model, optimizer, 8)
     state = first.state_dict()
     first.close()
-    failing, memory = _Raising(method, OSError(errno.ENOSPC, "No space left on device")), rs.MemorySink()
+    failing, memory = RaisingSink(disk_full(), {method}), rs.MemorySink()
     resumed = monitor(model, optimizer, sinks=[failing, memory], logdir=tmp_path)
     resumed.load_state_dict(state)
     with caplog.at_level(logging.ERROR):
@@ -91,7 +65,7 @@ def test_each_sink_method_raising_leaves_training_and_the_other_sinks_whole(
 
 def test_close_with_a_sink_out_of_disk_closes_the_sinks_after_it(tmp_path: Path) -> None:
     model, optimizer = fresh()
-    failing, after = _Raising("close", OSError(errno.ENOSPC, "No space left on device")), _Raising("", OSError())
+    failing, after = RaisingSink(disk_full(), {"close"}), RaisingSink(disk_full(), set())
     mon = monitor(model, optimizer, sinks=[failing, after], logdir=tmp_path).attach()
     train(model, optimizer, 4)
     mon.close()
@@ -101,7 +75,7 @@ def test_close_with_a_sink_out_of_disk_closes_the_sinks_after_it(tmp_path: Path)
 
 def test_strict_raises_a_sink_failure_but_only_once_every_sink_is_closed(tmp_path: Path) -> None:
     model, optimizer = fresh()
-    failing, after = _Raising("close", OSError(errno.ENOSPC, "No space left on device")), _Raising("", OSError())
+    failing, after = RaisingSink(disk_full(), {"close"}), RaisingSink(disk_full(), set())
     mon = monitor(model, optimizer, sinks=[failing, after], logdir=tmp_path, strict=True).attach()
     train(model, optimizer, 4)
     with pytest.raises(OSError, match="No space left"):
@@ -131,19 +105,18 @@ def test_an_interrupt_inside_a_write_propagates_and_leaves_no_fragment_nor_lock(
 ) -> None:
     """Ctrl-C while the JSONL line of step 8 is half written: it stops training, and the file stays whole."""
     path = tmp_path / "regimescope.jsonl"
-    real_write = os.write
     interrupted: list[int] = []
 
-    def write(fd: int, data: bytes) -> int:
-        if b'"step": 8,' in bytes(data) and not interrupted:
-            interrupted.append(real_write(fd, bytes(data[: len(data) // 2])))
-            raise KeyboardInterrupt
-        return real_write(fd, data)
+    def ctrl_c_in_step_8(fd: int, data: bytes) -> BaseException | None:
+        if b'"step": 8,' not in data or interrupted:
+            return None
+        interrupted.append(fd)
+        return KeyboardInterrupt()
 
     model, optimizer = fresh()
     with pytest.raises(KeyboardInterrupt):
         with monitor(model, optimizer, logdir=tmp_path):
-            monkeypatch.setattr(os, "write", write)
+            cut_writes(monkeypatch, ctrl_c_in_step_8)
             train(model, optimizer, STEPS)
     assert interrupted
     assert steps(read_clean(path)) == [0, 1, 2, 4, 8]  # step 8 kept, written whole at close

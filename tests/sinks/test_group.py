@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 
 import pytest
 
 from regimescope.record import Record
-from regimescope.sinks import MemorySink, Sink, SinkGroup
+from regimescope.sinks import MemorySink, SinkGroup
+from tests.robustness._faults import RaisingSink, disk_full
 
 GROUP_LOGGER = "regimescope.sinks.group"
-
-
-class _Failing(Sink):
-    """Raises ``error`` from the methods named in ``failing``, counts its calls."""
-
-    def __init__(self, error: BaseException, failing: set[str]) -> None:
-        self.error = error
-        self.failing = failing
-        self.calls: list[str] = []
-
-    def _call(self, name: str) -> None:
-        self.calls.append(name)
-        if name in self.failing:
-            raise self.error
-
-    def write(self, record: Record) -> None:
-        self._call("write")
-
-    def resume(self, step: int) -> None:
-        self._call("resume")
-
-    def flush(self) -> None:
-        self._call("flush")
-
-    def close(self) -> None:
-        self._call("close")
-
-    def __repr__(self) -> str:
-        return "Failing()"
 
 
 def _tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -49,25 +20,25 @@ def _tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 def test_every_record_reaches_every_sink_and_a_failing_write_is_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    failing, after = _Failing(RuntimeError("callback bug"), {"write"}), MemorySink()
+    failing, after = RaisingSink(RuntimeError("callback bug"), {"write"}), MemorySink()
     group = SinkGroup([failing, after])
     with caplog.at_level(logging.DEBUG, logger=GROUP_LOGGER):
         for step in range(50):
             group.write(Record(step))
     assert [r.step for r in after.records] == list(range(50))
     (logged,) = _tracebacks(caplog)
-    assert "Failing() failed to write step 0" in logged.getMessage()
+    assert "RaisingSink() failed to write step 0" in logged.getMessage()
     assert "callback bug" in caplog.text  # the traceback
     assert group.failures == [(failing, 50)]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger=GROUP_LOGGER):
         group.close()
-    assert "Failing() failed 50 time(s) in all" in caplog.text
+    assert "RaisingSink() failed 50 time(s) in all" in caplog.text
     assert failing.calls[-1] == "close"
 
 
 def test_a_sink_that_works_again_is_logged_and_a_later_failure_in_full(caplog: pytest.LogCaptureFixture) -> None:
-    flaky = _Failing(OSError(errno.ENOSPC, "No space left on device"), {"write"})
+    flaky = RaisingSink(disk_full(), {"write"})
     group = SinkGroup([flaky])
     with caplog.at_level(logging.WARNING, logger=GROUP_LOGGER):
         group.write(Record(0))
@@ -82,13 +53,13 @@ def test_a_sink_that_works_again_is_logged_and_a_later_failure_in_full(caplog: p
 
 
 def test_close_closes_every_sink_whatever_some_raise(caplog: pytest.LogCaptureFixture) -> None:
-    disk_full = _Failing(OSError(errno.ENOSPC, "No space left on device"), {"close"})
-    broken = _Failing(ValueError("bad close"), {"close"})
-    last = _Failing(RuntimeError("unused"), set())
-    group = SinkGroup([disk_full, broken, last])
+    out_of_disk = RaisingSink(disk_full(), {"close"})
+    broken = RaisingSink(ValueError("bad close"), {"close"})
+    last = RaisingSink(RuntimeError("unused"), set())
+    group = SinkGroup([out_of_disk, broken, last])
     with caplog.at_level(logging.ERROR, logger=GROUP_LOGGER):
         group.close()
-    assert [s.calls for s in (disk_full, broken, last)] == [["close"]] * 3
+    assert [s.calls for s in (out_of_disk, broken, last)] == [["close"]] * 3
     assert len(_tracebacks(caplog)) == 2
     assert group.sinks == []
     group.close()  # twice is harmless
@@ -96,8 +67,8 @@ def test_close_closes_every_sink_whatever_some_raise(caplog: pytest.LogCaptureFi
 
 
 def test_strict_raises_the_first_failure_once_every_sink_had_its_turn() -> None:
-    first = _Failing(OSError(errno.ENOSPC, "No space left on device"), {"write", "close"})
-    second = _Failing(ValueError("second"), {"write", "close"})
+    first = RaisingSink(disk_full(), {"write", "close"})
+    second = RaisingSink(ValueError("second"), {"write", "close"})
     memory = MemorySink()
     group = SinkGroup([first, second, memory], strict=True)
     with pytest.raises(OSError, match="No space left"):
@@ -109,7 +80,7 @@ def test_strict_raises_the_first_failure_once_every_sink_had_its_turn() -> None:
 
 
 def test_an_interrupt_in_a_write_goes_through_at_once() -> None:
-    interrupted, after = _Failing(KeyboardInterrupt(), {"write"}), MemorySink()
+    interrupted, after = RaisingSink(KeyboardInterrupt(), {"write"}), MemorySink()
     group = SinkGroup([interrupted, after])
     with pytest.raises(KeyboardInterrupt):
         group.write(Record(0))
@@ -118,8 +89,8 @@ def test_an_interrupt_in_a_write_goes_through_at_once() -> None:
 
 
 def test_an_interrupt_in_a_close_goes_through_once_the_others_are_closed() -> None:
-    interrupted = _Failing(KeyboardInterrupt(), {"close"})
-    after = _Failing(RuntimeError("unused"), set())
+    interrupted = RaisingSink(KeyboardInterrupt(), {"close"})
+    after = RaisingSink(RuntimeError("unused"), set())
     group = SinkGroup([interrupted, after])
     with pytest.raises(KeyboardInterrupt):
         group.close()
@@ -134,7 +105,7 @@ def test_resume_and_flush_reach_every_sink_and_are_optional_for_duck_typed_sinks
         def write(self, record: Record) -> None:
             self.steps.append(record.step)
 
-    duck, memory, counted = WriteOnly(), MemorySink(), _Failing(RuntimeError("unused"), set())
+    duck, memory, counted = WriteOnly(), MemorySink(), RaisingSink(RuntimeError("unused"), set())
     for step in (0, 10, 20, 30):
         memory.write(Record(step))
     group = SinkGroup([duck, memory, counted], strict=True)

@@ -17,6 +17,7 @@ import pytest
 from regimescope.record import Record
 from regimescope.sinks import JsonlSink, TornLineWarning, read_jsonl
 from regimescope.sinks.jsonl import lived_run
+from tests.robustness._faults import cut_writes, disk_full, read_only_below
 
 SCORE = "regimescope/regime/score"
 
@@ -189,31 +190,30 @@ def test_lived_run(entries: list, lived: list[int]) -> None:
     assert _steps(lived_run(parsed)) == lived
 
 
-def _failing_writes(monkeypatch: pytest.MonkeyPatch, target: int, failures: list) -> None:
-    """``os.write`` on the sink's file writes part of its data, then raises the next item of ``failures``."""
-    real_write = os.write
+def _fail_writes(monkeypatch: pytest.MonkeyPatch, sink: JsonlSink, failures: list[BaseException]) -> None:
+    """The sink's next writes each write half their data, then raise the next of ``failures``."""
+    target = sink._fd
+    cut_writes(monkeypatch, lambda fd, data: failures.pop(0) if fd == target and failures else None)
 
-    def write(fd: int, data: bytes) -> int:
-        if fd == target and failures:
-            real_write(fd, bytes(data[: len(data) // 2]))
-            raise failures.pop(0)
-        return real_write(fd, data)
 
-    monkeypatch.setattr(os, "write", write)
+def _two_records_on_a_full_disk(path: Path, monkeypatch: pytest.MonkeyPatch, failures: int) -> JsonlSink:
+    """A sink that wrote step 0, then steps 1 and 2 on a full disk (which stays full for ``failures`` writes)."""
+    sink = JsonlSink(path)
+    sink.write(Record(0))
+    _fail_writes(monkeypatch, sink, [disk_full() for _ in range(failures)])
+    for step in (1, 2):
+        with pytest.raises(OSError, match="No space left"):
+            sink.write(Record(step))
+        assert _steps(read_jsonl(path)) == [0]  # cut back to its last complete line
+        assert path.read_text().endswith("\n")
+    return sink
 
 
 def test_a_full_disk_keeps_the_record_and_writes_it_later_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "run.jsonl"
-    sink = JsonlSink(path)
-    sink.write(Record(0))
-    _failing_writes(monkeypatch, sink._fd, [OSError(errno.ENOSPC, "No space left on device")] * 2)
-    for step in (1, 2):
-        with pytest.raises(OSError, match="No space left"):
-            sink.write(Record(step))
-        assert _steps(read_jsonl(path)) == [0]  # cut back to its last complete line
-        assert path.read_text().endswith("\n")
+    sink = _two_records_on_a_full_disk(path, monkeypatch, failures=2)
     assert sink.pending == 2
     sink.write(Record(3))  # space again
     assert sink.pending == 0 and sink.dropped == 0
@@ -227,7 +227,7 @@ def test_kept_records_are_bounded_and_the_oldest_dropped_with_an_error(
     path = tmp_path / "run.jsonl"
     line_bytes = len(json.dumps(Record(1).to_json())) + 1
     sink = JsonlSink(path, max_pending_bytes=2 * line_bytes)
-    _failing_writes(monkeypatch, sink._fd, [OSError(errno.ENOSPC, "full")] * 4)
+    _fail_writes(monkeypatch, sink, [disk_full() for _ in range(4)])
     with caplog.at_level(logging.ERROR, logger="regimescope.sinks.jsonl"):
         for step in range(1, 5):
             with pytest.raises(OSError):
@@ -245,12 +245,7 @@ def test_closing_on_a_full_disk_says_which_records_were_never_written_and_releas
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "run.jsonl"
-    sink = JsonlSink(path)
-    sink.write(Record(0))
-    _failing_writes(monkeypatch, sink._fd, [OSError(errno.ENOSPC, "No space left on device")] * 3)
-    for step in (1, 2):
-        with pytest.raises(OSError):
-            sink.write(Record(step))
+    sink = _two_records_on_a_full_disk(path, monkeypatch, failures=3)
     with pytest.raises(OSError, match=r"steps 1\.\.2 \(2\) never written") as raised:
         sink.close()
     assert raised.value.errno == errno.ENOSPC
@@ -267,7 +262,7 @@ def test_an_interrupt_inside_a_write_leaves_no_fragment(tmp_path: Path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         with JsonlSink(path) as sink:
             sink.write(Record(0))
-            _failing_writes(monkeypatch, sink._fd, [KeyboardInterrupt()])
+            _fail_writes(monkeypatch, sink, [KeyboardInterrupt()])
             sink.write(Record(1))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no fragment anywhere
@@ -293,15 +288,8 @@ def test_a_path_under_a_regular_file_fails_with_the_fix(tmp_path: Path) -> None:
         JsonlSink(tmp_path / "file" / "run" / "run.jsonl")
 
 
-def test_a_read_only_folder_fails_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_open = os.open
-
-    def read_only(path: str, flags: int, *args: int) -> int:
-        if str(path).startswith(str(tmp_path)) and flags & (os.O_WRONLY | os.O_RDWR):
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real_open(path, flags, *args)
-
-    monkeypatch.setattr(os, "open", read_only)
+def test_a_read_only_file_system_fails_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    read_only_below(monkeypatch, tmp_path)
     with pytest.raises(OSError, match=r"Read-only file system.*Choose a folder") as raised:
         JsonlSink(tmp_path / "run.jsonl")
     assert raised.value.errno == errno.EROFS
