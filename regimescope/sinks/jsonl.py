@@ -116,7 +116,7 @@ class JsonlSink(Sink):
             raise ValueError(f"max_pending_bytes must be >= 0 bytes, received {max_pending_bytes}.")
         self.max_pending_bytes = max_pending_bytes
         self.dropped = 0
-        self._dropped_steps: list[int] = []  # first and last step dropped since the last write that succeeded
+        self._dropping: list[int] = []  # count, first and last step dropped since the last write that succeeded
         self._pending: collections.deque[tuple[int, bytes]] = collections.deque()
         self._pending_bytes = 0
         self._lock = WriterLock(self.path.with_name(self.path.name + ".lock"))
@@ -187,12 +187,12 @@ class JsonlSink(Sink):
         except BaseException:
             self._drop_beyond_bound()
             raise
-        if self._dropped_steps:
+        if self._dropping:
             logger.warning(
                 "JsonlSink(%r) writes again; %d record(s) of steps %d..%d were dropped while it could not.",
-                str(self.path), len(self._dropped_steps), self._dropped_steps[0], self._dropped_steps[-1],
+                str(self.path), *self._dropping,
             )
-            self._dropped_steps = []
+            self._dropping = []
 
     def _drop_beyond_bound(self) -> None:
         """Drop the oldest kept records beyond ``max_pending_bytes`` (the newest is always kept)."""
@@ -200,13 +200,15 @@ class JsonlSink(Sink):
             step, line = self._pending.popleft()
             self._pending_bytes -= len(line)
             self.dropped += 1
-            if not self._dropped_steps:
+            if not self._dropping:
                 logger.error(
                     "JsonlSink(%r): the record of step %d is dropped: more than max_pending_bytes=%d bytes of records "
                     "wait to be written. Free disk space to keep the next ones.",
                     str(self.path), step, self.max_pending_bytes,
                 )
-            self._dropped_steps[1:] = [step]
+                self._dropping = [0, step, step]
+            self._dropping[0] += 1
+            self._dropping[2] = step
 
     def _write_pending(self, fd: int) -> None:
         """Write every pending line to ``fd`` in one call, on a fresh line; on any failure cut the file back."""

@@ -7,7 +7,8 @@ the fix instead. The claim is a lock file next to the written file, holding the 
   which the kernel drops when the owner's process ends in any way (``SIGKILL`` included), so a lock file left by a
   dead process is taken over;
 - elsewhere (no ``fcntl``, or a file system that refuses ``flock``) the lock file itself is the claim, and a claim
-  whose pid no longer runs on this host is stale and taken over.
+  whose pid no longer runs on this host is stale and taken over (on Windows, where a process cannot be asked
+  safely, only a claim that names this very process's pid is; the message of any other says which file to delete).
 """
 
 from __future__ import annotations

@@ -227,17 +227,17 @@ def test_kept_records_are_bounded_and_the_oldest_dropped_with_an_error(
     path = tmp_path / "run.jsonl"
     line_bytes = len(json.dumps(Record(1).to_json())) + 1
     sink = JsonlSink(path, max_pending_bytes=2 * line_bytes)
-    _fail_writes(monkeypatch, sink, [disk_full() for _ in range(4)])
+    _fail_writes(monkeypatch, sink, [disk_full() for _ in range(5)])
     with caplog.at_level(logging.ERROR, logger="regimescope.sinks.jsonl"):
-        for step in range(1, 5):
+        for step in range(1, 6):
             with pytest.raises(OSError):
                 sink.write(Record(step))
-    assert sink.pending == 2 and sink.dropped == 2
+    assert sink.pending == 2 and sink.dropped == 3
     assert [r.getMessage().split(": ")[1][:32] for r in caplog.records] == ["the record of step 1 is dropped"]
     with caplog.at_level(logging.WARNING, logger="regimescope.sinks.jsonl"):
-        sink.write(Record(5))
-    assert "writes again; 2 record(s) of steps 1..2 were dropped" in caplog.text
-    assert _steps(read_jsonl(path)) == [3, 4, 5]
+        sink.write(Record(6))
+    assert "writes again; 3 record(s) of steps 1..3 were dropped" in caplog.text
+    assert _steps(read_jsonl(path)) == [4, 5, 6]
     sink.close()
 
 
