@@ -32,7 +32,7 @@ from regimescope.probe import Probe
 from regimescope.record import Record
 from regimescope.schedule import LogThenEvery, Schedule
 from regimescope.sharded import ShardedReplica, check_sharding
-from regimescope.sinks import JsonlSink, Sink, TensorBoardSink
+from regimescope.sinks import Sink, SinkGroup, logdir_sinks
 from regimescope.split_kernel import (
     DEFAULT_SHARING,
     KernelSharing,
@@ -178,7 +178,7 @@ class RegimeMonitor:
         self._told_deferral = False
         self._attach_step = 0
         self._extra_sinks = list(sinks or [])
-        self._sinks: list[Sink] = []
+        self._sinks = SinkGroup()
         self.config = CaptureConfig(
             mode=mode,
             dtype=dtype,
@@ -235,7 +235,9 @@ class RegimeMonitor:
         if self.config.kernel_layers is None:
             self.config.kernel_layers = tuple(layer_names(self.model))
         if is_main_process():
-            self._sinks = self._make_sinks()
+            self._sinks = SinkGroup([*self._extra_sinks, *logdir_sinks(self.logdir)], strict=self.strict)
+            if self._init is not None:  # resumed (or attached again): later points of an earlier session are void
+                self._sinks.resume(self._resume_step())
         if self.optimizer is not None:
             self._hook = self.optimizer.register_step_post_hook(self._after_optimizer_step)
         self._attached = True
@@ -262,12 +264,6 @@ class RegimeMonitor:
                     "model (or the model it optimises)."
                 )
 
-    def _make_sinks(self) -> list[Sink]:
-        sinks = list(self._extra_sinks)
-        if self.logdir is not None:
-            sinks.append(TensorBoardSink(self.logdir))
-            sinks.append(JsonlSink(self.logdir / "regimescope.jsonl"))
-        return sinks
 
     # ------------------------------------------------------------------------------------------- measuring
     def _after_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
@@ -333,7 +329,7 @@ class RegimeMonitor:
             "Pass `max_overhead=None` for the fixed schedule, a larger share, or a cheaper measurement."
         )
         logger.info("regimescope: %s", note.replace("**", ""))
-        self._write(Record(step, scalars={COST_BUDGET_DEFERRED: float(self._budget.deferred)}, texts={COST_NOTES: note}))
+        self._sinks.write(Record(step, scalars={COST_BUDGET_DEFERRED: float(self._budget.deferred)}, texts={COST_NOTES: note}))
 
     def _safe_measure(self, step: int) -> Verdict | None:
         try:
@@ -351,7 +347,7 @@ class RegimeMonitor:
             "regimescope: %s at step %d failed; measuring is paused, training goes on.", what, step, exc_info=error
         )
         note = f"**step {step}** · {what} failed ({type(error).__name__}: {error}); measuring paused."
-        self._write(Record(step, texts={ALERTS: note}))
+        self._sinks.write(Record(step, texts={ALERTS: note}))
 
     def measure(self, step: int) -> Verdict | None:
         """Measure now, whatever the schedule says, and return the verdict (``None`` without kernel evidence).
@@ -381,7 +377,7 @@ class RegimeMonitor:
                 self._alerts.dispatch(alert)
         self._last_measured = step
         self._history.append(Record(record.step, scalars=dict(record.scalars), texts=dict(record.texts)))
-        self._write(record)
+        self._sinks.write(record)
         return verdict
 
     def _collective_part(self) -> dict[str, torch.Tensor] | None:
@@ -433,15 +429,6 @@ class RegimeMonitor:
         record.scalars[COST_FRACTION] = self._budget.share(time.perf_counter())
         record.scalars[COST_BUDGET_DEFERRED] = float(self._budget.deferred)
         return record, verdict, alerts
-
-    def _write(self, record: Record) -> None:
-        for sink in self._sinks:
-            try:
-                sink.write(record)
-            except Exception:
-                if self.strict:
-                    raise
-                logger.exception("regimescope: sink %s failed to write step %d.", type(sink).__name__, record.step)
 
     # ----------------------------------------------------------------------------------------------- state
     @property
@@ -540,6 +527,7 @@ class RegimeMonitor:
             )
         if self._attached:
             self._restore(state)
+            self._sinks.resume(self._resume_step())
         else:
             self._loaded = dict(state)
 
@@ -564,17 +552,20 @@ class RegimeMonitor:
         self._watch.load_state_dict(state["alert_rules"])
         self._budget.load_state_dict(state["budget"])
 
+    def _resume_step(self) -> int:
+        """The step the run goes on from: that of the checkpoint, or of the last measurement if later."""
+        return max(self._optimizer_steps, self._last_measured or 0)
+
     # --------------------------------------------------------------------------------------------- closing
     def close(self) -> None:
         """Remove the optimizer hook and close the sinks. Safe to call twice; the monitor cannot measure again."""
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
-        for sink in self._sinks:
-            sink.close()
-        self._sinks = []
+        sinks, self._sinks = self._sinks, SinkGroup()
         self._attached = False
         self._closed = True
+        sinks.close()  # every sink, whatever some raise; raises only when strict
 
     def __enter__(self) -> RegimeMonitor:
         return self.attach()

@@ -14,9 +14,7 @@ from pathlib import Path
 
 from regimescope.record import TAG_ROOT, Record
 from regimescope.sinks.jsonl import read_jsonl
-
-JSONL_NAME = "regimescope.jsonl"
-"""The file a monitor with a ``logdir`` writes in each run folder."""
+from regimescope.sinks.logdir import JSONL_NAME
 
 SCORE_TAG = f"{TAG_ROOT}/regime/score"
 LABEL_TAG = f"{TAG_ROOT}/regime/label"
@@ -161,21 +159,8 @@ def parse_alerts(entries: Iterable[tuple[int, str]]) -> list[AlertRow]:
     return sorted(rows, key=lambda row: row.step)
 
 
-def last_session(records: list[Record]) -> list[Record]:
-    """The records of the last training session in a JSONL file that several runs appended to.
-
-    A file is appended to, so running twice into the same folder leaves two sessions; a step that does not
-    increase starts a new one.
-    """
-    start = 0
-    for index in range(1, len(records)):
-        if records[index].step <= records[index - 1].step:
-            start = index
-    return records[start:]
-
-
 def run_from_records(name: str, records: list[Record]) -> RunData:
-    """A :class:`RunData` from a monitor's records (its ``history`` or a JSONL file's last session)."""
+    """A :class:`RunData` from a monitor's records (its ``history``, or a JSONL file's run as lived)."""
     columns: dict[str, tuple[list[int], list[float]]] = {}
     texts: list[tuple[int, str]] = []
     for record in records:
@@ -197,6 +182,10 @@ def find_runs(logdir: str | os.PathLike[str]) -> list[Path]:
 def load_runs(logdir: str | os.PathLike[str]) -> list[RunData]:
     """Every run of ``logdir``, read from the JSONL files (full resolution), in the order of :func:`find_runs`.
 
+    Each file is read as the run was lived (:func:`regimescope.sinks.read_jsonl`): a fragment cut short by a crash
+    or a full disk is skipped with a warning, a run resumed from a checkpoint shows its steps up to the checkpoint
+    and then the resumed session's, and a folder written by several runs shows the last one.
+
     Raises:
         FileNotFoundError: When ``logdir`` does not exist or holds no ``regimescope.jsonl``.
     """
@@ -212,7 +201,7 @@ def load_runs(logdir: str | os.PathLike[str]) -> list[RunData]:
     runs = []
     for folder in folders:
         name = folder.relative_to(root).as_posix() if folder != root else root.name
-        runs.append(run_from_records(name, last_session(read_jsonl(folder / JSONL_NAME))))
+        runs.append(run_from_records(name, read_jsonl(folder / JSONL_NAME)))
     return runs
 
 

@@ -1,4 +1,4 @@
-"""The contract every sink keeps: receive records, flush them, release resources."""
+"""The contract every sink keeps: receive records, learn of a resume, flush them, release resources."""
 
 from __future__ import annotations
 
@@ -24,6 +24,15 @@ class Sink(abc.ABC):
 
         Args:
             record: Everything one measurement produced, keyed by TensorBoard tag.
+        """
+
+    def resume(self, step: int) -> None:
+        """Learn that the run goes on from a checkpoint taken at ``step``: what this sink holds for later steps came
+        from a session that ran past its last checkpoint and crashed, and the resumed session writes those steps
+        again. Sinks that keep nothing across sessions keep this default, which does nothing.
+
+        Args:
+            step: The step of the checkpoint the run resumed from.
         """
 
     def flush(self) -> None:

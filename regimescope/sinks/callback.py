@@ -26,6 +26,9 @@ class CallbackSink(Sink):
             )
         self.fn = fn
 
+    def __repr__(self) -> str:
+        return f"CallbackSink({getattr(self.fn, '__qualname__', type(self.fn).__name__)})"
+
     def write(self, record: Record) -> None:
         """Call the user function with ``record``."""
         self.fn(record)

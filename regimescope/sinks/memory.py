@@ -26,6 +26,10 @@ class MemorySink(Sink):
         """Append ``record`` to :attr:`records`."""
         self.records.append(record)
 
+    def resume(self, step: int) -> None:
+        """Drop the records of steps after ``step``: a resumed run measures them again."""
+        self.records = [record for record in self.records if record.step <= step]
+
     def tags(self) -> list[str]:
         """Every tag written so far, of any kind (scalar, histogram, image, text), sorted."""
         seen: set[str] = set()

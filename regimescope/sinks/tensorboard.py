@@ -52,6 +52,10 @@ class TensorBoardSink(Sink):
     the first layout of a run. Histogram values that are not finite are left out (with a warning), since
     a histogram of NaN has no bins.
 
+    The event file is opened with the first record. After :meth:`resume` at step ``s`` it is opened with
+    ``purge_step=s + 1``, so TensorBoard drops the points of later steps that a crashed session wrote before. A
+    write that fails (a full disk) leaves the event file as it is and the next write opens a new one.
+
     TensorBoard keeps a sample of long scalar series (its reservoir drops points); pair this sink with
     :class:`regimescope.sinks.JsonlSink` to keep every point.
 
@@ -70,11 +74,30 @@ class TensorBoardSink(Sink):
                 f"flush_secs must be a positive number of seconds, received {flush_secs}; "
                 "use e.g. flush_secs=30 to see new points in TensorBoard within half a minute."
             )
-        summary_writer = _summary_writer_class()
+        self._summary_writer = _summary_writer_class()
         self.logdir = os.fspath(logdir)
-        self._writer: SummaryWriter | None = summary_writer(log_dir=self.logdir, flush_secs=flush_secs)
+        self.flush_secs = flush_secs
+        self._writer: SummaryWriter | None = None
+        self._purge_step: int | None = None
+        self._closed = False
         self._layout_written = False
         logger.info("TensorBoard logs go to %s; view them with: tensorboard --logdir %s", self.logdir, self.logdir)
+
+    def __repr__(self) -> str:
+        return f"TensorBoardSink({self.logdir!r})"
+
+    def _open_writer(self, step: int) -> SummaryWriter:
+        if self._closed:
+            raise RuntimeError(
+                f"TensorBoardSink({self.logdir!r}) was closed and cannot write the record of step {step}; "
+                "create a new TensorBoardSink to keep writing."
+            )
+        if self._writer is None:
+            self._writer = self._summary_writer(
+                log_dir=self.logdir, flush_secs=self.flush_secs, purge_step=self._purge_step
+            )
+            self._purge_step = None
+        return self._writer
 
     def write(self, record: Record) -> None:
         """Write every entry of ``record`` at ``record.step``, and the layout with the first record.
@@ -83,13 +106,15 @@ class TensorBoardSink(Sink):
             RuntimeError: If the sink was closed.
             ValueError: If an image is not an ``(H, W, 3)`` uint8 array.
         """
-        writer = self._writer
-        if writer is None:
-            raise RuntimeError(
-                f"TensorBoardSink({self.logdir!r}) was closed and cannot write the record of step {record.step}; "
-                "create a new TensorBoardSink to keep writing."
-            )
         images = {tag: _check_image(tag, image) for tag, image in record.images.items()}
+        writer = self._open_writer(record.step)
+        try:
+            self._add(writer, record, images)
+        except Exception:
+            self._drop_writer()
+            raise
+
+    def _add(self, writer: SummaryWriter, record: Record, images: dict[str, np.ndarray]) -> None:
         if not self._layout_written:
             writer.add_custom_scalars(build_layout(record.scalars))
             self._layout_written = True
@@ -102,6 +127,15 @@ class TensorBoardSink(Sink):
             writer.add_image(tag, image, global_step=step, dataformats="HWC")
         for tag, text in record.texts.items():
             writer.add_text(tag, text, global_step=step)
+
+    def _drop_writer(self) -> None:
+        """Let go of a writer that failed (its event file stays as written); the next write opens a new one."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:
+                logger.debug("TensorBoardSink(%r): closing the failed writer failed too", self.logdir, exc_info=True)
 
     @staticmethod
     def _add_histogram(writer: SummaryWriter, tag: str, values: np.ndarray, step: int) -> None:
@@ -116,6 +150,12 @@ class TensorBoardSink(Sink):
             return
         writer.add_histogram(tag, finite, global_step=step)
 
+    def resume(self, step: int) -> None:
+        """Open the next event file with ``purge_step=step + 1``: TensorBoard then hides the points of steps after
+        ``step`` written before (by the session that crashed past its checkpoint)."""
+        self._drop_writer()
+        self._purge_step = int(step) + 1
+
     def flush(self) -> None:
         """Write pending events to disk now."""
         if self._writer is not None:
@@ -123,6 +163,7 @@ class TensorBoardSink(Sink):
 
     def close(self) -> None:
         """Flush and close the event file. Closing twice is harmless."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self._closed = True
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()

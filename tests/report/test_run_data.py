@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+
+import pytest
 
 from regimescope.record import Record
 from regimescope.report.run_data import (
     BALANCE_PREFIX,
     LAYER_DISTANCE_PREFIX,
-    last_session,
+    SCORE_TAG,
+    load_runs,
     parse_alerts,
     run_from_records,
     split_tag,
 )
+from regimescope.sinks import JSONL_NAME, JsonlSink, TornLineWarning
 
 
 def test_parse_alerts_splits_joined_texts_and_keeps_notes() -> None:
@@ -26,10 +31,40 @@ def test_parse_alerts_splits_joined_texts_and_keeps_notes() -> None:
     ]
 
 
-def test_last_session_keeps_the_latest_run_into_the_same_folder() -> None:
-    records = [Record(s) for s in (0, 1, 2, 4, 0, 1, 2)]
-    assert [r.step for r in last_session(records)] == [0, 1, 2]
-    assert [r.step for r in last_session(records[:4])] == [0, 1, 2, 4]
+def _session(folder: Path, steps: list[int], value: float, resumed_after: int | None = None) -> None:
+    with JsonlSink(folder / JSONL_NAME) as sink:
+        if resumed_after is not None:
+            sink.resume(resumed_after)
+        for step in steps:
+            sink.write(Record(step, scalars={SCORE_TAG: value}))
+
+
+def test_a_folder_written_by_two_runs_reads_as_the_last_one(tmp_path: Path) -> None:
+    _session(tmp_path, [0, 1, 2, 4], value=0.1)
+    _session(tmp_path, [0, 1, 2], value=0.2)
+    (run,) = load_runs(tmp_path)
+    assert run.scalars[SCORE_TAG].steps == [0, 1, 2]
+    assert run.scalars[SCORE_TAG].values == [0.2] * 3
+
+
+def test_a_resumed_run_reads_as_lived_its_first_session_up_to_the_checkpoint_then_the_resumed_one(
+    tmp_path: Path,
+) -> None:
+    _session(tmp_path, [0, 4, 8, 12, 16, 20, 24], value=0.1)  # crashed at step 27, after measuring 24
+    _session(tmp_path, [24, 28, 32], value=0.2, resumed_after=20)
+    (run,) = load_runs(tmp_path)
+    score = run.scalars[SCORE_TAG]
+    assert score.steps == [0, 4, 8, 12, 16, 20, 24, 28, 32]
+    assert score.values == [0.1] * 6 + [0.2] * 3
+
+
+def test_a_torn_run_is_reported_with_every_complete_record(tmp_path: Path) -> None:
+    _session(tmp_path, [0, 1, 2], value=0.1)
+    with (tmp_path / JSONL_NAME).open("a") as file:
+        file.write('{"step": 3, "scalars": {"regimescope/re')
+    with pytest.warns(TornLineWarning, match=r"line\(s\) 4 "):
+        (run,) = load_runs(tmp_path)
+    assert run.scalars[SCORE_TAG].steps == [0, 1, 2]
 
 
 def test_layer_grid_aligns_layers_on_the_union_of_steps() -> None:

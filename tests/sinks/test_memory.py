@@ -35,3 +35,12 @@ def test_unknown_tag_is_empty() -> None:
     sink.write(Record(step=0, scalars={SCORE: 0.5}))
     assert sink.scalars("regimescope/nope") == ([], [])
     assert sink.texts(ALERTS) == ([], [])
+
+
+def test_resume_drops_the_records_of_later_steps() -> None:
+    sink = MemorySink()
+    for step in (0, 10, 20, 30):
+        sink.write(Record(step))
+    sink.resume(20)
+    sink.write(Record(30))
+    assert [r.step for r in sink.records] == [0, 10, 20, 30]

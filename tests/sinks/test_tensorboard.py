@@ -158,3 +158,33 @@ def test_write_after_close_and_bad_flush_secs(tmp_path: Path) -> None:
         sink.write(Record(step=0))
     with pytest.raises(ValueError, match="flush_secs"):
         TensorBoardSink(tmp_path, flush_secs=0)
+
+
+def test_a_resumed_run_hides_the_points_a_crashed_session_wrote_past_its_checkpoint(tmp_path: Path) -> None:
+    crashed = TensorBoardSink(tmp_path)
+    for step in (0, 10, 20, 30):  # crashed at 35; the checkpoint was taken at 20
+        crashed.write(Record(step, scalars={SCORE: 0.1}))
+    crashed.flush()  # what a killed process had on disk
+    with TensorBoardSink(tmp_path) as resumed:
+        resumed.resume(20)
+        for step in (30, 40):
+            resumed.write(Record(step, scalars={SCORE: 0.2}))
+    events = _accumulate(tmp_path).Scalars(SCORE)
+    assert [(e.step, round(e.value, 6)) for e in events] == [(0, 0.1), (10, 0.1), (20, 0.1), (30, 0.2), (40, 0.2)]
+    crashed.close()
+
+
+def test_a_failed_write_leaves_the_event_file_and_the_next_write_opens_a_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = TensorBoardSink(tmp_path)
+    sink.write(Record(0, scalars={SCORE: 0.0}))
+    writer = sink._writer
+    monkeypatch.setattr(writer, "add_scalar", lambda *args, **kwargs: (_ for _ in ()).throw(OSError(28, "full")))
+    with pytest.raises(OSError, match="full"):
+        sink.write(Record(1, scalars={SCORE: 0.5}))
+    sink.write(Record(2, scalars={SCORE: 1.0}))
+    sink.close()
+    assert sink._writer is None and len(list(tmp_path.glob("events.out.tfevents.*"))) == 2
+    # TensorBoard reads event files in name order, and two files opened in one second may sort either way
+    assert sorted(e.step for e in _accumulate(tmp_path).Scalars(SCORE)) == [0, 2]
