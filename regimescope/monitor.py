@@ -246,12 +246,12 @@ class RegimeMonitor:
         self._attached = True
         self._started = time.perf_counter()
         if self._init is None:
-            self._make_forecast()
             self._safe_measure(0)
         return self
 
-    def _make_forecast(self) -> None:
-        """Forecast the regime from the initialisation (rank 0) and log it; the first verdict's record carries it."""
+    def _make_forecast(self, kernels: dict[str, torch.Tensor]) -> None:
+        """Forecast the regime from the initialisation (rank 0), reusing the step-0 per-layer ``kernels`` (empty:
+        the forecast computes its own), and log it; the first verdict's record carries it."""
         if not is_main_process():
             return
         try:
@@ -259,9 +259,8 @@ class RegimeMonitor:
                 self.model,
                 self.probe,
                 learning_rates=group_learning_rates(self._trained, self.optimizer),
-                output_fn=self.config.output_fn,
-                mode=self.config.mode,
-                dtype=self.config.dtype,
+                kernels=kernels or None,
+                kernel_options=self.config.kernel_options(),
             )
         except Exception:
             if self.strict:
@@ -400,6 +399,7 @@ class RegimeMonitor:
         snapshot = capture(self.model, self.probe, self._needs, self.config, step, kernels)
         if self._init is None:
             self._init = _retained(snapshot, self._retain[Reference.INIT])
+            self._make_forecast(snapshot.layer_kernels)
         references = {Reference.INIT: self._init, Reference.PREVIOUS: self._previous, Reference.NONE: None}
         record = Record(step, scalars=non_finite_values(snapshot))
         finite = not record.scalars  # a diverged model: report what is not finite, skip indicators and verdict
