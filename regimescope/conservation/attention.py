@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from regimescope.conservation.pairs import Break, Rows, read_weight
-from regimescope.conservation.parameters import NO_SYMMETRY, ParameterIndex, symmetry_reasons
+from regimescope.conservation.parameters import ParameterIndex, computed_reason, symmetry_reasons
 
 Span = tuple[int, int]
 """``(start, stop)`` rows of a packed parameter."""
@@ -136,7 +136,10 @@ def _checked(model: nn.Module, pair: HeadPair) -> HeadPair:
     index = ParameterIndex.of(model)
     computed = [name for name in pair.parameter_names if name not in index.parameters]
     if computed:
-        reason = f"{', '.join(computed)} computed by a parametrization, {NO_SYMMETRY}"
+        owner, _, tensor = computed[0].rpartition(".")
+        reason = computed_reason(model.get_submodule(owner), computed[0], tensor) or (
+            f"{computed[0]} is not a parameter of the model, so the pair has no balance"
+        )
         causes = {Break.PARAMETRIZED}
     else:
         reasons, frozen, tied = symmetry_reasons(index, pair.parameter_names, "the head rescaling")

@@ -260,8 +260,9 @@ def _parameter_checks(model: nn.Module, pair: LayerPair, layer_in: nn.Module, la
     in_weight, computed = incoming_weight(layer_in, pair.in_name, pair.units, index)
     if in_weight is not None and in_weight != f"{pair.in_name}.weight":
         pair = dataclasses.replace(pair, in_magnitude=in_weight, matrix_conserved=False)
-    computed = computed or computed_reason(layer_in, pair.in_name, ("bias",) if pair.has_bias else (), "incoming")
-    computed = computed or computed_reason(layer_out, pair.out_name, ("weight",), "outgoing")
+    if pair.has_bias:
+        computed = computed or computed_reason(layer_in, f"{pair.in_name}.bias", "bias", "incoming")
+    computed = computed or computed_reason(layer_out, pair.out_weight, "weight", "outgoing")
     reasons = [pair.reason] if pair.reason else []
     causes = set(pair.breaks)
     if computed:

@@ -11,9 +11,10 @@ a real model change that:
   ``spectral_norm`` hooks): the layer's weight is computed, not trained. Weight normalisation per unit,
   ``w_k = g_k v_k / |v_k|``, keeps a symmetry on the incoming side: ``(g_k, b_k, a_k) -> (c g_k, c b_k, a_k / c)``
   leaves the model unchanged, so ``delta_k = |a_k|^2 - g_k^2 - b_k^2`` is conserved (``v_k`` is scale-invariant:
-  its gradient is orthogonal to it and ``|v_k|^2`` is conserved on its own). Every other parametrization
-  (``spectral_norm`` and ``orthogonal`` fix the weight's scale; a weight-normed outgoing layer normalises the rows
-  that mix the units) has no per-unit rescaling, so such a pair has no balance.
+  its gradient is orthogonal to it and ``|v_k|^2`` is conserved on its own). ``spectral_norm`` and ``orthogonal``
+  fix the weight's scale, and a weight-normed outgoing layer normalises the rows that mix the units: no per-unit
+  rescaling survives, such a pair has no balance. A parametrization regimescope does not know may or may not keep
+  one; its pairs get no balance either, with a reason that says so.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn.utils import parametrize
 
-NO_SYMMETRY = "so no per-unit rescaling leaves the model unchanged and the pair has no balance"
-"""The end of the reason of a pair whose weights a parametrization computes."""
+SCALE_FIXING = frozenset({"_WeightNorm", "_SpectralNorm", "_Orthogonal", "legacy WeightNorm", "legacy SpectralNorm"})
+"""Parametrizations known to fix (or normalise) the scale of the weight they compute."""
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,39 @@ def _legacy_hook(module: nn.Module, tensor: str) -> object | None:
     return None
 
 
-def computed_by(module: nn.Module, tensor: str) -> str | None:
-    """The parametrization computing ``module.<tensor>`` (e.g. ``"_SpectralNorm"``, ``"legacy WeightNorm"``), or
-    ``None`` when the tensor is an ordinary parameter."""
+def _computed_by(module: nn.Module, tensor: str) -> tuple[str, ...]:
+    """The parametrizations computing ``module.<tensor>`` (e.g. ``("_SpectralNorm",)``, ``("legacy WeightNorm",)``),
+    empty when the tensor is an ordinary parameter."""
     if parametrize.is_parametrized(module, tensor):
-        chain = module.parametrizations[tensor]
-        return " + ".join(type(step).__name__ for step in chain)
+        return tuple(type(step).__name__ for step in module.parametrizations[tensor])
     hook = _legacy_hook(module, tensor)
-    return None if hook is None else f"legacy {type(hook).__name__}"
+    return () if hook is None else (f"legacy {type(hook).__name__}",)
+
+
+def computed_reason(module: nn.Module, qualified: str, tensor: str, role: str = "") -> str:
+    """Why a pair reading ``module.<tensor>`` (qualified name ``qualified``) has no balance because a
+    parametrization computes it; empty when the tensor is an ordinary parameter.
+
+    Args:
+        module: The module holding the tensor.
+        qualified: The tensor's qualified name, for the message.
+        tensor: Its attribute name on ``module``.
+        role: ``"incoming"``/``"outgoing"`` (or empty), for the message.
+    """
+    steps = _computed_by(module, tensor)
+    if not steps:
+        return ""
+    label = f"the {role} {qualified}" if role else qualified
+    how = " + ".join(steps)
+    if set(steps) <= SCALE_FIXING:
+        return (
+            f"{label} is computed by the parametrization {how}, which fixes its scale: no per-unit rescaling leaves "
+            "the model unchanged, so the pair has no balance"
+        )
+    return (
+        f"{label} is computed by the parametrization {how}, unknown to regimescope: whether a per-unit rescaling "
+        "survives it is not known, so the pair gets no balance"
+    )
 
 
 def _magnitude(module: nn.Module, module_name: str, units: int, index: ParameterIndex) -> str | None:
@@ -108,33 +134,14 @@ def incoming_weight(
 
     Returns:
         ``(name, "")``: ``<module>.weight``, or the magnitude ``g`` of a per-unit weight-normed layer; or
-        ``(None, reason)`` when a parametrization leaves no per-unit rescaling.
+        ``(None, reason)`` when a parametrization leaves no per-unit rescaling (or one regimescope cannot vouch for).
     """
     prefix = f"{module_name}." if module_name else ""
-    how = computed_by(module, "weight")
-    if how is None:
+    reason = computed_reason(module, f"{prefix}weight", "weight", "incoming")
+    if not reason:
         return f"{prefix}weight", ""
     magnitude = _magnitude(module, module_name, units, index)
-    if magnitude is not None:
-        return magnitude, ""
-    return None, f"{prefix}weight is computed by the parametrization {how}, {NO_SYMMETRY}"
-
-
-def computed_reason(module: nn.Module, module_name: str, tensors: tuple[str, ...], role: str) -> str:
-    """Why ``module``'s ``tensors`` cannot carry a balance because a parametrization computes one ("" if none does).
-
-    Args:
-        module: The layer.
-        module_name: Its qualified name.
-        tensors: Its tensors the pair reads on this side (``("weight",)``, ``("bias",)``).
-        role: ``"incoming"`` or ``"outgoing"``, for the message.
-    """
-    prefix = f"{module_name}." if module_name else ""
-    for tensor in tensors:
-        how = computed_by(module, tensor)
-        if how is not None:
-            return f"the {role} {prefix}{tensor} is computed by the parametrization {how}, {NO_SYMMETRY}"
-    return ""
+    return (magnitude, "") if magnitude is not None else (None, reason)
 
 
 def symmetry_reasons(index: ParameterIndex, names: tuple[str, ...], symmetry: str) -> tuple[list[str], bool, bool]:

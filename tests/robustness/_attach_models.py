@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrizations
+from torch.nn.utils import parametrizations, parametrize
 
 IN, OUT = 4, 3
 
@@ -40,6 +40,25 @@ class Tied(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.inp(x))
         return self.out(torch.relu(self.b(torch.relu(self.a(h)))))
+
+
+class Reused(nn.Module):
+    """One hidden layer called twice (weight sharing through the call graph)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp, self.hidden, self.out = nn.Linear(IN, 8), nn.Linear(8, 8), nn.Linear(8, OUT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.inp(x))
+        return self.out(torch.relu(self.hidden(torch.relu(self.hidden(h)))))
+
+
+class Doubled(nn.Module):
+    """A parametrization regimescope does not know: ``w = 2 w_original``."""
+
+    def forward(self, original: torch.Tensor) -> torch.Tensor:
+        return 2.0 * original
 
 
 class LoRA(nn.Module):
@@ -80,6 +99,13 @@ def _parametrized(apply: Callable[[nn.Module], object]) -> Callable[[], nn.Modul
         return model
 
     return build
+
+
+def _custom_parametrization() -> nn.Module:
+    model = _mlp()
+    parametrize.register_parametrization(model[2], "weight", Doubled())
+    parametrize.register_parametrization(model[0], "bias", Doubled())
+    return model
 
 
 def _stateful() -> nn.Module:
@@ -129,7 +155,9 @@ BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "orthogonal": _parametrized(parametrizations.orthogonal),
     "legacy_weight_norm": _parametrized(nn.utils.weight_norm),
     "legacy_spectral_norm": _parametrized(nn.utils.spectral_norm),
+    "custom_parametrization": _custom_parametrization,
     "tied": Tied,
+    "reused": Reused,
     "zero_init": _zero_init,
     "all_zero": _all_zero,
     "frozen": _frozen,

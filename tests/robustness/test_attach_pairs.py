@@ -9,6 +9,7 @@ import warnings
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import parametrizations
 
 import regimescope as rs
 from regimescope.conservation import Break, conserved_quantities, find_layer_pairs, find_pairs, layer_pair
@@ -38,6 +39,26 @@ def test_a_parametrization_that_fixes_the_scale_leaves_both_pairs_without_balanc
         assert not pair.conserved and not pair.has_balance and Break.PARAMETRIZED in pair.breaks
         assert "2.weight is computed by the parametrization" in pair.reason and "no balance" in pair.reason
     assert conserved_quantities(model) == {}
+
+
+def test_an_unknown_parametrization_gets_no_balance_and_says_why() -> None:
+    pairs = _pairs(build("custom_parametrization"))
+    assert all(not pair.has_balance for pair in pairs.values())
+    assert pairs["0-2"].reason == (
+        "the incoming 0.bias is computed by the parametrization Doubled, unknown to regimescope: whether a per-unit "
+        "rescaling survives it is not known, so the pair gets no balance"
+    )
+    assert "the incoming 2.weight is computed by the parametrization Doubled" in pairs["2-4"].reason
+
+
+def test_parametrized_attention_projections_have_no_balance() -> None:
+    model = nn.Sequential(nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True))
+    parametrizations.orthogonal(model[0].self_attn.out_proj)
+    pairs = {pair.name: pair for pair in find_pairs(model)}
+    assert pairs["0.self_attn.qk"].conserved and pairs["0.linear1-0.linear2"].conserved
+    assert not pairs["0.self_attn.vo"].has_balance
+    reason = pairs["0.self_attn.vo"].reason
+    assert reason.startswith("0.self_attn.out_proj.weight is computed by the parametrization _Orthogonal, which fixes")
 
 
 @pytest.mark.parametrize("name", sorted(WEIGHT_NORM))

@@ -22,6 +22,8 @@ from tests.robustness._attach_models import BUILDERS, IN, OUT, build, dtype_of
 
 STEPS = 6
 PROBE = 7
+TRAIN_MODE = "@train"
+"""Suffix of the cases measured with ``mode="train"`` (forwards that update state run during every measurement)."""
 
 
 class FailsAtSetup(Indicator):
@@ -47,13 +49,14 @@ def _optimizer(name: str, model: nn.Module) -> torch.optim.Optimizer:
 
 def _monitor(case: str, model: nn.Module, probe: rs.Probe, optimizer: torch.optim.Optimizer) -> rs.RegimeMonitor:
     indicators = [BalanceIndicator(), FailsAtSetup()] if case == "attach_fails_part_way" else None
+    mode = "train" if case.endswith(TRAIN_MODE) else "eval"
     return rs.RegimeMonitor(
-        model, probe, optimizer=optimizer, schedule=lambda step: step % 2 == 0, indicators=indicators
+        model, probe, optimizer=optimizer, schedule=lambda step: step % 2 == 0, indicators=indicators, mode=mode
     )
 
 
 def _train(case: str, monitored: bool) -> dict[str, Any]:
-    name = "bn_dropout" if case == "attach_fails_part_way" else case
+    name = "bn_dropout" if case == "attach_fails_part_way" else case.removesuffix(TRAIN_MODE)
     torch.manual_seed(0)
     random.seed(0)
     np.random.seed(0)
@@ -107,7 +110,11 @@ def _equal(a: Any, b: Any) -> bool:
     return a == b
 
 
-CASES = [*sorted(BUILDERS), "attach_fails_part_way"]
+CASES = [
+    *sorted(BUILDERS),
+    *(f"{name}{TRAIN_MODE}" for name in ("running_norm", "bn_dropout", "spectral_norm", "legacy_spectral_norm")),
+    "attach_fails_part_way",
+]
 REFUSED = {"fails_on_probe", "attach_fails_part_way"}
 """Cases whose ``attach()`` raises (the probe cannot run; a user indicator cannot be set up)."""
 UNMEASURED = {"legacy_weight_norm"}
