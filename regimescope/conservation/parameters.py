@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn.utils import parametrize
 
-SCALE_FIXING = frozenset({"_WeightNorm", "_SpectralNorm", "_Orthogonal", "legacy WeightNorm", "legacy SpectralNorm"})
-"""Parametrizations known to fix (or normalise) the scale of the weight they compute."""
+NORMALISING = frozenset({"_WeightNorm", "_SpectralNorm", "_Orthogonal", "legacy WeightNorm", "legacy SpectralNorm"})
+"""Parametrizations known to normalise the weight they compute (its rows, its spectrum, its columns)."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,9 @@ def computed_reason(module: nn.Module, qualified: str, tensor: str, role: str = 
         return ""
     label = f"the {role} {qualified}" if role else qualified
     how = " + ".join(steps)
-    if set(steps) <= SCALE_FIXING:
+    if set(steps) <= NORMALISING:
         return (
-            f"{label} is computed by the parametrization {how}, which fixes its scale: no per-unit rescaling leaves "
+            f"{label} is computed by the parametrization {how}, which normalises it: no per-unit rescaling leaves "
             "the model unchanged, so the pair has no balance"
         )
     return (

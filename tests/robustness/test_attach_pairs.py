@@ -31,7 +31,7 @@ def _pairs(model: nn.Module) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("name", NO_BALANCE)
-def test_a_parametrization_that_fixes_the_scale_leaves_both_pairs_without_balance(name: str) -> None:
+def test_a_normalising_parametrization_leaves_both_pairs_without_balance(name: str) -> None:
     model = _build(name)
     pairs = _pairs(model)
     assert set(pairs) == {"0-2", "2-4"}
@@ -58,7 +58,7 @@ def test_parametrized_attention_projections_have_no_balance() -> None:
     assert pairs["0.self_attn.qk"].conserved and pairs["0.linear1-0.linear2"].conserved
     assert not pairs["0.self_attn.vo"].has_balance
     reason = pairs["0.self_attn.vo"].reason
-    assert reason.startswith("0.self_attn.out_proj.weight is computed by the parametrization _Orthogonal, which fixes")
+    assert reason.startswith("0.self_attn.out_proj.weight is computed by the parametrization _Orthogonal, which normalises")
 
 
 @pytest.mark.parametrize("name", sorted(WEIGHT_NORM))
