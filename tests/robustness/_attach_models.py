@@ -4,8 +4,10 @@ frozen and unused parameters, float64, and a forward that fails on the probe. Ev
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
@@ -178,3 +180,20 @@ def build(name: str) -> nn.Module:
 def dtype_of(model: nn.Module) -> torch.dtype:
     """The dtype the model's inputs must have."""
     return next(model.parameters()).dtype
+
+
+def train_steps(
+    model: nn.Module, optimizer: torch.optim.Optimizer, shape: tuple[int, ...], steps: int, classes: int = OUT
+) -> None:
+    """``steps`` cross-entropy steps on random batches of 16 inputs of ``shape`` (in the model's dtype), drawing
+    from the ``random`` and numpy generators too, as a user's loop would."""
+    dtype = dtype_of(model)
+    for _ in range(steps):
+        x = torch.randn(16, *shape, dtype=dtype)
+        y = torch.randint(0, classes, (16,))
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        random.random()
+        np.random.rand()

@@ -18,7 +18,7 @@ from regimescope.capture.needs import Need
 from regimescope.indicators.balance import BalanceIndicator
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.record import Record
-from tests.robustness._attach_models import BUILDERS, IN, OUT, build, dtype_of
+from tests.robustness._attach_models import BUILDERS, IN, OUT, build, dtype_of, train_steps
 
 STEPS = 6
 PROBE = 7
@@ -73,15 +73,7 @@ def _train(case: str, monitored: bool) -> dict[str, Any]:
             attach_error = error
             monitor.close()
             monitor = None
-    for _ in range(STEPS):
-        x = torch.randn(16, IN, dtype=dtype)
-        y = torch.randint(0, OUT, (16,))
-        loss = nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        random.random()
-        np.random.rand()
+    train_steps(model, optimizer, (IN,), STEPS)
     history = [] if monitor is None else monitor.history
     if monitor is not None:
         monitor.close()
