@@ -130,7 +130,8 @@ def test_given_step0_kernels_give_the_same_forecast_as_computing_them() -> None:
     rates = {name: 0.1 if name.startswith("0.") else 0.02 for name, _ in model.named_parameters()}
     own = forecast_regime(model, probe, learning_rates=rates, dtype=torch.float64)
     kernels = rs.empirical_ntk(model, x, per_layer=True, dtype=torch.float64)
-    reused = forecast_regime(model, probe, learning_rates=rates, kernels=kernels, kernel_options={"dtype": torch.float64})
+    options = {"dtype": torch.float64}
+    reused = forecast_regime(model, probe, learning_rates=rates, kernels=kernels, kernel_options=options)
     assert reused.label == own.label
     for a, b in ((own.fast, reused.fast), (own.full, reused.full)):
         assert b.change == pytest.approx(a.change, rel=1e-10) and b.fitted == pytest.approx(a.fitted, rel=1e-10)
@@ -198,7 +199,8 @@ def test_repr_and_reasons_stay_a_few_lines_on_a_deep_model() -> None:
     assert "\n" not in repr(forecast) and len(repr(forecast)) < 200
     text = forecast.markdown()
     assert len(text.splitlines()) <= 6 and len(text) < 1500, text
-    assert "over 31 conserved pairs: mean" in text and "Balance not conserved for 10 of 41 pairs: 10 normalisation" in text
+    assert "over 31 conserved pairs: mean" in text
+    assert "Balance not conserved for 10 of 41 pairs: 10 normalisation" in text
 
 
 def test_a_forecast_state_from_before_pair_causes_loads() -> None:

@@ -58,7 +58,7 @@ def test_parametrized_attention_projections_have_no_balance() -> None:
     assert pairs["0.self_attn.qk"].conserved and pairs["0.linear1-0.linear2"].conserved
     assert not pairs["0.self_attn.vo"].has_balance
     reason = pairs["0.self_attn.vo"].reason
-    assert reason.startswith("0.self_attn.out_proj.weight is computed by the parametrization _Orthogonal, which normalises")
+    assert reason.startswith("0.self_attn.out_proj.weight is computed by the parametrization _Orthogonal, which norm")
 
 
 @pytest.mark.parametrize("name", sorted(WEIGHT_NORM))
