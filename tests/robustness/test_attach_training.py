@@ -75,6 +75,7 @@ def _train(case: str, monitored: bool) -> dict[str, Any]:
             monitor = None
     train_steps(model, optimizer, (IN,), STEPS)
     history = [] if monitor is None else monitor.history
+    paused = monitor is not None and monitor.paused
     if monitor is not None:
         monitor.close()
     return {
@@ -88,6 +89,7 @@ def _train(case: str, monitored: bool) -> dict[str, Any]:
             for m in model.modules()
         ],
         "history": history,
+        "paused": paused,
         "attach_error": attach_error,
     }
 
@@ -122,6 +124,7 @@ def test_training_is_bit_identical_with_and_without_the_monitor(case: str) -> No
         watched = _train(case, monitored=True)
     assert (watched["attach_error"] is not None) == (case in REFUSED), watched["attach_error"]
     if case not in REFUSED | UNMEASURED:
-        assert [record.step for record in watched["history"]][:1] == [0]
+        assert [record.step for record in watched["history"]] == list(range(0, STEPS + 1, 2))
+        assert not watched["paused"]
     for key in ("state", "grads", "optimizer", "rng", "training", "hooks"):
         assert _equal(plain[key], watched[key]), f"{case}: {key} differs with the monitor attached"
