@@ -72,8 +72,8 @@ class Break(enum.Enum):
     """The symmetry also moves parameters ``delta_k`` leaves out (attention's ``add_bias_kv``)."""
     PARAMETRIZED = "parametrized"
     """A parametrization computes a weight of the pair (``spectral_norm``, ``orthogonal``, a weight-normed outgoing
-    layer): no per-unit rescaling leaves the model unchanged, so the pair has no balance at all
-    (:mod:`regimescope.conservation.parameters`)."""
+    layer: no per-unit rescaling leaves the model unchanged; or one regimescope does not know), so the pair has no
+    balance at all (:mod:`regimescope.conservation.parameters`)."""
 
 
 def read_weight(pair_name: str, weights: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
