@@ -14,6 +14,6 @@ def test_causes_make_one_sorted_label() -> None:
 def test_most_frequent_first_with_a_few_names_and_the_rest_counted() -> None:
     labelled = [("norm", "a"), ("norm", "b"), ("norm", "c"), ("tied", "d")] + [(f"k{i}", f"p{i}") for i in range(4)]
     assert count_summary(labelled, examples=2, labels=3) == (
-        "3 norm (a, b, ...), 1 k0 (p0), 1 k1 (p1), and 4 more of 4 other kinds"
+        "3 norm (a, b, ...), 1 k0 (p0), 1 k1 (p1), and 3 more of 3 other kinds"
     )
     assert count_summary([]) == ""
