@@ -22,7 +22,7 @@ from _exact_plot import Trajectory, exact_kernel_at, train_with_monitor, traject
 from _exact_plot import main as example_main
 from torch import nn
 
-from regimescope.forecast import LambdaBalancedSolution, lambda_balanced_init
+from regimescope.exact import LambdaBalancedSolution, lambda_balanced_init
 
 DIM, SAMPLES = 3, 12
 CASES = {

@@ -22,7 +22,7 @@ from _exact_plot import Trajectory, exact_kernel_at, train_with_monitor, traject
 from _exact_plot import main as example_main
 from torch import nn
 
-from regimescope.forecast import MinimalModelSolution
+from regimescope.exact import MinimalModelSolution
 
 CASES = {
     # label: (a_0, |w_0|, largest rate a^2 + |w|^2 along the run)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
+from torch.func import functional_call
 
 
 @contextlib.contextmanager
@@ -58,3 +61,50 @@ def no_autocast(device_type: str) -> Iterator[None]:
     """Disable autocast for ``device_type`` so kernels are computed in the requested dtype."""
     with torch.autocast(device_type=device_type, enabled=False):
         yield
+
+
+def shadow_copy(model: torch.nn.Module, *, share_parameters: bool = True) -> torch.nn.Module:
+    """A copy of ``model`` whose forward (or ``torch.fx`` trace) cannot change ``model``.
+
+    Buffers (BatchNorm statistics, ``spectral_norm``'s power-iteration vectors, a running-mean normaliser's mean),
+    submodules and plain attributes are copied, so a forward in train mode updates the copy's state only. Parameters
+    are shared by default (no memory for weights; nothing the monitor runs writes into a parameter, and ``fx``
+    records in-place ops on them instead of running them); ``share_parameters=False`` copies them too, for work that
+    overwrites the weights. Tensors computed from parameters and kept as attributes (what the legacy
+    ``nn.utils.weight_norm``/``spectral_norm`` hooks store as ``weight``), which ``copy.deepcopy`` refuses, are
+    carried over detached. Hooks are copied with their modules (the legacy norms are hooks); a hook closing over
+    outside objects still reaches them.
+
+    Args:
+        model: The user's module (not changed; its training flags are kept on the copy).
+        share_parameters: Whether the copy shares ``model``'s ``nn.Parameter`` objects (and hence their ``.grad``).
+
+    Returns:
+        The copy.
+    """
+    memo: dict[int, Any] = {}
+    for module in model.modules():
+        for value in vars(module).values():
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) and not value.is_leaf:
+                detached = value.detach()
+                memo[id(value)] = detached if share_parameters else detached.clone()
+        if share_parameters:
+            for parameter in module._parameters.values():
+                if parameter is not None:
+                    memo[id(parameter)] = parameter
+    return copy.deepcopy(model, memo)
+
+
+def on_copied_buffers(model: torch.nn.Module) -> Callable[..., Any]:
+    """``model`` as a callable that runs it through ``torch.func.functional_call`` on copies of its buffers.
+
+    A forward that updates buffers (BatchNorm statistics in train mode, a call counter, ``spectral_norm``'s power
+    iteration) updates the copies only; parameters are the model's own, untouched unless the forward writes into
+    them in place. Cheaper than :func:`shadow_copy` (no module tree is copied), for a plain forward pass.
+    """
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return functional_call(model, buffers, args, kwargs)
+
+    return call

@@ -244,8 +244,6 @@ class RegimeMonitor:
         self._budget.start(time.perf_counter())
         self._attach_step = self._optimizer_steps
         if self._init is None:
-            if is_main_process():
-                self._judge.make_forecast(self._context, self.config)
             self._safe_measure(0)
         return self
 
@@ -413,6 +411,7 @@ class RegimeMonitor:
         snapshot = capture(self.model, self.probe, self._suite.needs, self.config, step, kernels)
         if self._init is None:
             self._init = self._suite.retained(snapshot, Reference.INIT)
+            self._judge.make_forecast(self._context, self.config, snapshot.layer_kernels)
         references = {Reference.INIT: self._init, Reference.PREVIOUS: self._previous, Reference.NONE: None}
         record, usable = self._suite.compute(snapshot, references, self._context)
         verdict = self._judge.judge(record) if usable else None

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from regimescope import batch
-from regimescope.guards import preserved_modes, preserved_rng
+from regimescope.guards import on_copied_buffers, preserved_modes, preserved_rng
 from regimescope.outputs import OutputFn, flat_outputs
 
 TARGET_KEYS = ("labels", "label", "targets", "target", "y")
@@ -98,7 +98,7 @@ class Probe:
         return cls(inputs, target)
 
     def check(self, model: nn.Module, output_fn: OutputFn | None = None) -> int:
-        """Run the model once on the probe (eval mode, no state change) and return the output count ``k``.
+        """Run the model once on the probe (eval mode, on copies of its buffers) and return the output count ``k``.
 
         Raises:
             ValueError: When the probe is on another device than the model, or the model cannot run on it; the
@@ -113,7 +113,7 @@ class Probe:
         shapes = batch.map_tensors(self.inputs, lambda t: tuple(t.shape))
         try:
             with preserved_modes(model, train=False), preserved_rng([self.device]), torch.no_grad():
-                output = batch.call_model(model, self.inputs)
+                output = batch.call_model(on_copied_buffers(model), self.inputs)
         except Exception as error:
             raise ValueError(
                 f"The model could not run on the probe (input shapes {shapes}): {type(error).__name__}: {error}. "

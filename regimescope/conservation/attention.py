@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from regimescope.conservation.pairs import Break, Rows, read_weight
+from regimescope.conservation.parameters import ParameterIndex, computed_reason, symmetry_reasons
 
 Span = tuple[int, int]
 """``(start, stop)`` rows of a packed parameter."""
@@ -80,6 +81,11 @@ class HeadPair:
         return f"{self.module}.{self.kind}" if self.module else self.kind
 
     @property
+    def has_balance(self) -> bool:
+        """Whether ``delta_k`` can be evaluated at all (``False`` when a parametrization computes a projection)."""
+        return Break.PARAMETRIZED not in self.breaks
+
+    @property
     def parameter_names(self) -> tuple[str, ...]:
         """Every parameter the pair's quantities read (a packed projection once)."""
         names = [self.in_weight, self.in_bias, self.out_weight, self.out_bias]
@@ -124,14 +130,26 @@ class HeadPair:
         return rows
 
 
-def _frozen(model: nn.Module, pair: HeadPair) -> HeadPair:
-    params = dict(model.named_parameters())
-    frozen = [name for name in pair.parameter_names if not params[name].requires_grad]
-    if not frozen:
+def _checked(model: nn.Module, pair: HeadPair) -> HeadPair:
+    """``pair`` marked not conserved when a parameter is computed (no balance), frozen or tied (see
+    :mod:`regimescope.conservation.parameters`)."""
+    index = ParameterIndex.of(model)
+    computed = [name for name in pair.parameter_names if name not in index.parameters]
+    if computed:
+        owner, _, tensor = computed[0].rpartition(".")
+        reason = computed_reason(model.get_submodule(owner), computed[0], tensor) or (
+            f"{computed[0]} is not a parameter of the model, so the pair has no balance"
+        )
+        causes = {Break.PARAMETRIZED}
+    else:
+        reasons, frozen, tied = symmetry_reasons(index, pair.parameter_names, "the head rescaling")
+        reason = "; ".join(reasons)
+        causes = ({Break.FROZEN} if frozen else set()) | ({Break.SHARED} if tied else set())
+    if not causes:
         return pair
-    reason = f"{', '.join(frozen)} frozen (requires_grad=False): the head rescaling needs both sides to train"
+    reason = f"{pair.reason}; {reason}" if pair.reason else reason
     return dataclasses.replace(
-        pair, conserved=False, reason=reason, matrix_conserved=False, breaks=frozenset({Break.FROZEN})
+        pair, conserved=False, reason=reason, matrix_conserved=False, breaks=pair.breaks | causes
     )
 
 
@@ -178,7 +196,7 @@ def _multihead_pairs(model: nn.Module, name: str, module: nn.MultiheadAttention)
         out_rows=None,
         **common,
     )
-    return [_frozen(model, qk), _frozen(model, vo)]
+    return [_checked(model, qk), _checked(model, vo)]
 
 
 def find_attention_pairs(model: nn.Module) -> list[HeadPair]:
@@ -278,4 +296,4 @@ def attention_pairs(model: nn.Module, *, q: str, k: str, v: str, o: str, heads: 
         out_weight=f"{o}.weight",
         out_rows=None,
     )
-    return [_frozen(model, qk), _frozen(model, vo)]
+    return [_checked(model, qk), _checked(model, vo)]

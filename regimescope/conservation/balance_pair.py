@@ -29,6 +29,8 @@ class BalancePair(Protocol):
         reason: Why not (empty when conserved).
         matrix_conserved: Whether the matrix form is conserved.
         breaks: The causes behind ``reason``.
+        has_balance: Whether ``delta_k`` can be evaluated at all (``False`` when a parametrization computes one of
+            the pair's weights: there is no per-unit rescaling, see :mod:`regimescope.conservation.parameters`).
     """
 
     name: str
@@ -37,6 +39,9 @@ class BalancePair(Protocol):
     reason: str
     matrix_conserved: bool
     breaks: frozenset[Break]
+
+    @property
+    def has_balance(self) -> bool: ...  # noqa: D102
 
     @property
     def in_weight(self) -> str: ...  # noqa: D102

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,8 @@ from regimescope.conservation.discovery import find_layer_pairs
 from regimescope.conservation.learning_rates import LearningRates, pair_rates, resolve_learning_rates
 from regimescope.conservation.pairs import Break
 from regimescope.conservation.quantities import balance_matrix, unit_balances, unit_deltas, unit_squares
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,10 @@ def conserved_quantities(
         matrices: Whether to compute the ``(units, units)`` matrices of Linear-Linear pairs.
 
     Returns:
-        ``pair name -> LayerBalance``, in pair order. Pairs with frozen parameters use the plain form.
+        ``pair name -> LayerBalance``, in pair order. Pairs with frozen parameters use the plain form; tied
+        parameters are read under each of their names. Pairs without a balance (a parametrization such as
+        ``spectral_norm`` computes one of their weights, :attr:`~regimescope.conservation.pairs.Break.PARAMETRIZED`)
+        are left out; :func:`find_pairs` lists them with the reason.
 
     Raises:
         ValueError: When the model cannot be traced (and ``pairs`` is not given), or a trainable parameter of a
@@ -85,10 +91,13 @@ def conserved_quantities(
     """
     rates = resolve_learning_rates(model, lrs)
     chosen = find_pairs(model) if pairs is None else list(pairs)
-    params = dict(model.named_parameters())
+    params = dict(model.named_parameters(remove_duplicate=False))
     weights = {name: param.detach() for name, param in params.items()}
     result: dict[str, LayerBalance] = {}
     for pair in chosen:
+        if not pair.has_balance:
+            logger.debug("conserved_quantities leaves out %s: %s", pair.name, pair.reason)
+            continue
         frozen = any(name in params and not params[name].requires_grad for name in pair.parameter_names)
         rate = None if frozen else pair_rates(pair, rates)
         squares = unit_squares(pair, weights)

@@ -118,8 +118,8 @@ def _weight_decay(
 ) -> str:
     factor = math.exp(-2 * facts.lr * facts.weight_decay * steps)
     base = float(scale_0.norm())
-    predicted = float(delta_0.norm()) * (1 - factor) / base if base > 0 else 0.0
-    residual = balance_drift(delta_t, delta_0 * factor, scale_0)
+    predicted = float(delta_0.norm()) * (1 - factor) / base
+    residual = balance_drift(delta_t, delta_0 * factor, scale_0) or 0.0
     verdict = "consistent with it" if residual <= max(0.1 * drift, NEGLIGIBLE) else "more than weight decay explains"
     return (
         f"coupled weight decay {facts.weight_decay:.3g} shrinks delta_k by exp(-2 lr wd steps) = {factor:.3g} "
@@ -158,8 +158,16 @@ def diagnose_drift(
 
     Returns:
         The diagnosis.
+
+    Raises:
+        ValueError: When ``scale_0`` is zero: every unit had zero weights at initialisation, the drift is undefined.
     """
     drift = balance_drift(delta_t, delta_0, scale_0)
+    if drift is None:
+        raise ValueError(
+            f"Pair {pair} had zero weights at initialisation (scale_0 = 0): its drift is undefined; diagnose only "
+            "pairs with a non-zero initial scale."
+        )
     numbers = f"drift {drift:.3g} of the initial scale after {steps} steps"
     if not homogeneous:
         cause, text = (
@@ -234,7 +242,7 @@ class DriftDiagnoser:
         model: nn.Module,
         explained: Mapping[str, float],
     ) -> list[DriftDiagnosis]:
-        """The diagnosis of every pair whose weights both snapshots hold.
+        """The diagnosis of every pair whose weights both snapshots hold and whose initial scale is not zero.
 
         Args:
             init_weights: The step-0 weights.
@@ -252,6 +260,8 @@ class DriftDiagnoser:
             if not all(name in init_weights and name in weights for name in pair.parameter_names):
                 continue
             start, now = unit_squares(pair, init_weights), unit_squares(pair, weights)
+            if not bool(unit_scales(start, rates).any()):
+                continue  # all-zero at initialisation: no drift to diagnose (balance_drift is undefined)
             diagnosis = diagnose_drift(
                 pair.name,
                 unit_deltas(start, rates),

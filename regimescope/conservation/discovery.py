@@ -22,6 +22,7 @@ from torch import fx, nn
 from regimescope.conservation.ops import NOT_HOMOGENEOUS, CAUSES, OpInfo, OpKind, classify
 from regimescope.conservation.pairs import LAST_AXIS_NORMS, LAYER_TYPES, Break, LayerPair, affine_norm, layer_pair
 from regimescope.conservation.transformer_layers import TRANSFORMER_LAYERS, activation_label
+from regimescope.guards import shadow_copy
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,10 @@ class _Path:
 
 
 def _trace(model: nn.Module) -> fx.GraphModule:
+    """Trace a :func:`~regimescope.guards.shadow_copy` of ``model``: tracing runs its Python ``forward``, whose side
+    effects on buffers and attributes (a running mean, a call counter) then land on the copy, never on the model."""
     try:
-        return fx.symbolic_trace(model)
+        return fx.symbolic_trace(shadow_copy(model))
     except Exception as exc:  # fx raises many types; all mean "not traceable"
         raise ValueError(
             f"Could not trace {type(model).__name__} with torch.fx to find its layer pairs ({type(exc).__name__}: "
@@ -207,7 +210,7 @@ def find_layer_pairs(model: nn.Module) -> list[LayerPair]:
     :func:`~regimescope.conservation.attention.find_attention_pairs`.
 
     Args:
-        model: The model (it is traced, not run; it is left unchanged).
+        model: The model (a copy of it is traced, sharing its parameters; it is left unchanged).
 
     Returns:
         The pairs in graph order, each once (several paths between the same two layers merge their reasons).

@@ -53,12 +53,13 @@ def _check_rate(name: str, value: object, source: str) -> float:
 def group_learning_rates(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, float]:
     """``parameter name -> lr`` of the optimizer's param groups, as they are (no checks; empty without optimizer).
 
-    The monitor reads this at every measurement, so learning-rate schedules (warm-up from 0 included) are followed.
+    A parameter tied between modules appears under each of its names. The monitor reads this at every measurement,
+    so learning-rate schedules (warm-up from 0 included) are followed.
     """
     if optimizer is None:
         return {}
     by_id = {id(p): float(group["lr"]) for group in optimizer.param_groups for p in group["params"] if "lr" in group}
-    return {name: by_id[id(p)] for name, p in model.named_parameters() if id(p) in by_id}
+    return {name: by_id[id(p)] for name, p in model.named_parameters(remove_duplicate=False) if id(p) in by_id}
 
 
 def learning_rates_from_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, float]:
@@ -108,7 +109,7 @@ def resolve_learning_rates(model: nn.Module, lrs: LearningRates) -> dict[str, fl
     if isinstance(lrs, torch.optim.Optimizer):
         return learning_rates_from_optimizer(model, lrs)
     if isinstance(lrs, Mapping):
-        known = {name for name, _ in model.named_parameters()}
+        known = {name for name, _ in model.named_parameters(remove_duplicate=False)}
         unknown = sorted(set(lrs) - known)
         if unknown:
             raise ValueError(

@@ -10,6 +10,15 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+
+from regimescope.conservation.parameters import (
+    ParameterIndex,
+    computed_reason,
+    incoming_weight,
+    symmetry_reasons,
+)
+from regimescope.guards import shadow_copy
 
 LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 """Modules whose outputs are hidden units (rows of the weight) and whose inputs are read by weight columns."""
@@ -56,11 +65,15 @@ class Break(enum.Enum):
     FAN_OUT = "fan-out"
     """A unit feeds several consumers, so its outgoing weights are split."""
     SHARED = "shared"
-    """A layer is called more than once (weight sharing)."""
+    """A layer is called more than once, or a parameter is tied between modules (weight sharing)."""
     FROZEN = "frozen"
     """A parameter of the pair does not train."""
     UNMODELLED = "unmodelled"
     """The symmetry also moves parameters ``delta_k`` leaves out (attention's ``add_bias_kv``)."""
+    PARAMETRIZED = "parametrized"
+    """A parametrization computes a weight of the pair (``spectral_norm``, ``orthogonal``, a weight-normed outgoing
+    layer: no per-unit rescaling leaves the model unchanged; or one regimescope does not know), so the pair has no
+    balance at all (:mod:`regimescope.conservation.parameters`)."""
 
 
 def read_weight(pair_name: str, weights: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
@@ -107,6 +120,9 @@ class LayerPair:
         matrix_conserved: Whether the whole matrix ``Delta`` is conserved (only linear, unit-mixing-equivariant
             ops such as identity, flatten or scaling by a constant lie between); with ReLU only its diagonal is.
         breaks: Why ``delta_k`` is not conserved, one cause per kind of op met (empty when conserved).
+        in_magnitude: The parameter holding the per-unit magnitude ``g_k`` of a weight-normed incoming layer
+            (``w_k = g_k v_k / |v_k|``); it then stands for ``w_k`` in ``delta_k = |a_k|^2 - g_k^2 - b_k^2``
+            (:mod:`regimescope.conservation.parameters`). Empty for a layer whose weight is trained directly.
     """
 
     in_name: str
@@ -122,6 +138,7 @@ class LayerPair:
     reason: str = ""
     matrix_conserved: bool = False
     breaks: frozenset[Break] = frozenset()
+    in_magnitude: str = ""
 
     @property
     def name(self) -> str:
@@ -129,9 +146,14 @@ class LayerPair:
         return f"{self.in_name}-{self.out_name}"
 
     @property
+    def has_balance(self) -> bool:
+        """Whether ``delta_k`` can be evaluated at all (``False`` when a parametrization computes a weight)."""
+        return Break.PARAMETRIZED not in self.breaks
+
+    @property
     def in_weight(self) -> str:
-        """Parameter name of the incoming weight."""
-        return f"{self.in_name}.weight"
+        """Parameter name of the incoming weight (the magnitude ``g`` of a weight-normed layer)."""
+        return self.in_magnitude or f"{self.in_name}.weight"
 
     @property
     def in_bias(self) -> str | None:
@@ -158,8 +180,9 @@ class LayerPair:
 
     @property
     def matrix_blocks(self) -> int | None:
-        """Diagonal blocks of the matrix form: 1 for a Linear-Linear pair with one column per unit, else ``None``."""
-        if self.in_kind == "linear" and self.out_kind == "linear" and self.positions == 1:
+        """Diagonal blocks of the matrix form: 1 for a Linear-Linear pair with one column per unit whose incoming
+        weight is trained directly, else ``None``."""
+        if self.in_kind == "linear" and self.out_kind == "linear" and self.positions == 1 and not self.in_magnitude:
             return 1
         return None
 
@@ -184,10 +207,23 @@ class LayerPair:
         return rows
 
 
+def _weight_shape(module: nn.Module) -> torch.Size | None:
+    """``module.weight``'s shape (``None`` without a tensor weight), read without running a parametrization on
+    ``module`` (``spectral_norm`` updates its power-iteration buffers whenever the weight is computed in train mode):
+    a computed weight is evaluated on a :func:`~regimescope.guards.shadow_copy`."""
+    if parametrize.is_parametrized(module, "weight"):
+        with torch.no_grad():
+            return shadow_copy(module).weight.shape
+    weight = getattr(module, "weight", None)
+    return weight.shape if isinstance(weight, torch.Tensor) else None
+
+
 def affine_norm(module: nn.Module) -> bool:
     """Whether ``module`` is a norm layer with a per-unit affine weight ``gamma`` (one entry per unit)."""
-    weight = getattr(module, "weight", None)
-    return isinstance(module, NORM_TYPES) and isinstance(weight, torch.Tensor) and weight.dim() == 1
+    if not isinstance(module, NORM_TYPES):
+        return False
+    shape = _weight_shape(module)
+    return shape is not None and len(shape) == 1
 
 
 def _layer(model: nn.Module, name: str, role: str) -> nn.Module:
@@ -217,14 +253,30 @@ def _kind(module: nn.Module) -> LayerKind:
     return "norm" if isinstance(module, NORM_TYPES) else "conv"
 
 
-def _frozen_reason(model: nn.Module, names: tuple[str, ...]) -> str:
-    params = dict(model.named_parameters())
-    frozen = [n for n in names if not params[n].requires_grad]
-    if not frozen:
-        return ""
-    return (
-        f"{', '.join(frozen)} {'is' if len(frozen) == 1 else 'are'} frozen (requires_grad=False): the rescaling "
-        "symmetry needs both layers to train, so delta_k does not follow training (BalanceIndicator skips this pair)"
+def _parameter_checks(model: nn.Module, pair: LayerPair, layer_in: nn.Module, layer_out: nn.Module) -> LayerPair:
+    """``pair`` with its incoming weight resolved (weight norm) and the causes its parameters add: a
+    parametrization computing a weight (no balance), frozen or tied parameters (not conserved)."""
+    index = ParameterIndex.of(model)
+    in_weight, computed = incoming_weight(layer_in, pair.in_name, pair.units, index)
+    if in_weight is not None and in_weight != f"{pair.in_name}.weight":
+        pair = dataclasses.replace(pair, in_magnitude=in_weight, matrix_conserved=False)
+    if pair.has_bias:
+        computed = computed or computed_reason(layer_in, f"{pair.in_name}.bias", "bias", "incoming")
+    computed = computed or computed_reason(layer_out, pair.out_weight, "weight", "outgoing")
+    reasons = [pair.reason] if pair.reason else []
+    causes = set(pair.breaks)
+    if computed:
+        reasons.append(computed)
+        causes.add(Break.PARAMETRIZED)
+    else:
+        found, frozen, tied = symmetry_reasons(index, pair.parameter_names, "the rescaling symmetry")
+        reasons += found
+        causes |= {Break.FROZEN} if frozen else set()
+        causes |= {Break.SHARED} if tied else set()
+    if causes == set(pair.breaks):
+        return pair
+    return dataclasses.replace(
+        pair, conserved=False, reason="; ".join(reasons), matrix_conserved=False, breaks=frozenset(causes)
     )
 
 
@@ -248,7 +300,11 @@ def layer_pair(
     between a linear map and a homogeneous activation (theory.md section 2).
 
     Parameters with ``requires_grad=False`` make the pair non-conserved: a frozen layer cannot take part in the
-    rescaling symmetry, and snapshots (which hold trainable parameters only) do not carry its weights.
+    rescaling symmetry, and snapshots (which hold trainable parameters only) do not carry its weights. So does a
+    Parameter tied between modules (:attr:`Break.SHARED`). A weight computed by a parametrization has no per-unit
+    rescaling (:attr:`Break.PARAMETRIZED`, :attr:`LayerPair.has_balance` is ``False``), except an incoming layer
+    weight-normed per unit, whose magnitude ``g_k`` takes the place of ``w_k`` (:attr:`LayerPair.in_magnitude`).
+    Only metadata and shapes are read: no parametrization runs on ``model``.
 
     Args:
         model: The model holding both layers.
@@ -260,7 +316,7 @@ def layer_pair(
         breaks: The causes behind ``reason`` (see :class:`Break`).
 
     Returns:
-        The pair, with ``conserved=False`` and the reason extended when a parameter is frozen.
+        The pair, with ``conserved=False`` and the reason extended when a parameter is frozen, tied or computed.
 
     Raises:
         ValueError: When a name is not a ``Linear``/``Conv`` submodule, or the shapes do not connect.
@@ -271,7 +327,7 @@ def layer_pair(
             "saying what lies between the layers."
         )
     layer_in, layer_out = _layer(model, in_name, "incoming"), _layer(model, out_name, "outgoing")
-    units = layer_in.weight.shape[0]
+    units = _weight_shape(layer_in)[0]
     if isinstance(layer_out, nn.Linear):
         if layer_out.in_features % units:
             raise ValueError(
@@ -292,7 +348,7 @@ def layer_pair(
         in_kind=_kind(layer_in),
         out_kind=_kind(layer_out),
         units=units,
-        has_bias=getattr(layer_in, "bias", None) is not None,
+        has_bias=parametrize.is_parametrized(layer_in, "bias") or getattr(layer_in, "bias", None) is not None,
         positions=positions,
         layout="stride" if isinstance(layer_in, (nn.Linear, *LAST_AXIS_NORMS)) else "block",
         groups=groups,
@@ -301,13 +357,7 @@ def layer_pair(
         matrix_conserved=matrix_conserved and _kind(layer_in) != "norm",
         breaks=frozenset(breaks),
     )
-    frozen = _frozen_reason(model, pair.parameter_names)
-    if frozen:
-        reason = f"{reason}; {frozen}" if reason else frozen
-        return dataclasses.replace(
-            pair, conserved=False, reason=reason, matrix_conserved=False, breaks=pair.breaks | {Break.FROZEN}
-        )
-    return pair
+    return _parameter_checks(model, pair, layer_in, layer_out)
 
 
 def outgoing_weights(pair: LayerPair, weight: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,6 @@ attention pairs also have an outgoing-side bias, see :mod:`regimescope.conservat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -122,6 +121,19 @@ def unit_balances(squares: UnitSquares, rates: PairRates | None = None) -> torch
     return torch.where(scales > 0, deltas / scales.clamp_min(torch.finfo(scales.dtype).tiny), 0.0)
 
 
+def mean_balance(squares: UnitSquares, rates: PairRates | None = None) -> float | None:
+    """Mean of ``rho_k`` over the units that have any weight (``s_k > 0``).
+
+    A unit whose weights are all zero has no balance (``rho_k = 0 / 0``), so it is left out rather than counted as
+    balanced; ``None`` when no unit has any weight (a pair initialised at zero on both sides).
+    """
+    scales = unit_scales(squares, rates)
+    live = scales > 0
+    if not bool(live.any()):
+        return None
+    return float(unit_balances(squares, rates)[live].mean())
+
+
 def balance_matrix(
     pair: BalancePair, weights: Mapping[str, torch.Tensor], rates: PairRates | None = None
 ) -> torch.Tensor | None:
@@ -162,7 +174,7 @@ def balance_matrix(
     return matrix
 
 
-def balance_drift(delta: torch.Tensor, delta_init: torch.Tensor, scale_init: torch.Tensor) -> float:
+def balance_drift(delta: torch.Tensor, delta_init: torch.Tensor, scale_init: torch.Tensor) -> float | None:
     """Relative drift ``|delta_t - delta_0|_2 / |s_0|_2`` of a pair's conserved quantities since initialisation.
 
     Normalised by the initial scales ``s_0`` rather than by ``delta_0``: a balanced initialisation has
@@ -176,10 +188,10 @@ def balance_drift(delta: torch.Tensor, delta_init: torch.Tensor, scale_init: tor
         scale_init: ``s_k`` at initialisation, same rates.
 
     Returns:
-        The drift; ``0`` when nothing moved, ``inf`` when ``s_0 = 0`` but ``delta`` moved.
+        The drift, or ``None`` when it is undefined: every unit had zero weights at initialisation (``s_0 = 0``), so
+        there is no scale to measure a drift against (never ``inf``, which alert rules would read as divergence).
     """
-    moved = float((delta - delta_init).norm())
     base = float(scale_init.norm())
     if base == 0:
-        return 0.0 if moved == 0 else math.inf
-    return moved / base
+        return None
+    return float((delta - delta_init).norm()) / base

@@ -1,17 +1,13 @@
-"""Forecasts of the regime: from the initialisation geometry at step 0, and exact trajectories of solvable models.
+"""The step-0 forecast of the regime from the initialisation geometry.
 
-- :func:`forecast_regime`: lazy / rich / delayed-rich before training starts, with its reasoning (the monitor
-  logs it at ``attach()`` as ``regimescope/regime/forecast``).
-- :class:`MinimalModelSolution`, :class:`LambdaBalancedSolution`: the exact gradient-flow solutions of theory.md
-  section 4 (Kunin et al. 2024; Dominé et al. 2025), whose NTK, kernel distance and function the monitor's
-  measurements are checked against.
+:func:`forecast_regime`: lazy / rich / delayed-rich before training starts, with its reasoning (the monitor logs it
+at ``attach()`` as ``regimescope/regime/forecast``). The exact solutions of solvable models, which tests check the
+monitor against, live in :mod:`regimescope.exact`.
 """
 
 from regimescope.forecast.forecast import FAST_RIDGE, LAZY_RATIO, SLOW_RIDGE, Forecast, confirmed, forecast_regime
 from regimescope.forecast.geometry import InitGeometry, PairGeometry, init_geometry
-from regimescope.forecast.lambda_balanced import LambdaBalancedSolution, LambdaBalancedState, lambda_balanced_init
-from regimescope.forecast.lazy_ratio import LazyRatio, lazy_ratios
-from regimescope.forecast.minimal_model import MinimalModelSolution, MinimalModelState
+from regimescope.forecast.lazy_ratio import LazyRatio, UndefinedRatio, lazy_ratios
 from regimescope.forecast.residual import target_residual
 
 __all__ = [
@@ -20,16 +16,12 @@ __all__ = [
     "SLOW_RIDGE",
     "Forecast",
     "InitGeometry",
-    "LambdaBalancedSolution",
-    "LambdaBalancedState",
     "LazyRatio",
-    "MinimalModelSolution",
-    "MinimalModelState",
     "PairGeometry",
+    "UndefinedRatio",
     "confirmed",
     "forecast_regime",
     "init_geometry",
-    "lambda_balanced_init",
     "lazy_ratios",
     "target_residual",
 ]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 from regimescope import batch
+from regimescope.conservation.summary import count_summary
 from regimescope.forecast.geometry import InitGeometry, PairGeometry, init_geometry
-from regimescope.forecast.lazy_ratio import LazyRatio, lazy_ratios
+from regimescope.forecast.lazy_ratio import LazyRatio, UndefinedRatio, kernel_settings, lazy_ratios, weighted_kernel
 from regimescope.forecast.residual import target_residual
-from regimescope.guards import preserved_rng
+from regimescope.guards import preserved_rng, shadow_copy
 from regimescope.outputs import OutputFn, flat_outputs
 from regimescope.probe import Probe
 
@@ -68,7 +69,9 @@ class Forecast:
             fast=None if state["fast"] is None else LazyRatio(**state["fast"]),
             full=None if state["full"] is None else LazyRatio(**state["full"]),
             geometry=InitGeometry(
-                pairs=tuple(PairGeometry(**pair) for pair in geometry["pairs"]),
+                pairs=tuple(
+                    PairGeometry(**{**pair, "causes": tuple(pair.get("causes", ()))}) for pair in geometry["pairs"]
+                ),
                 traced=geometry["traced"],
                 output_scale=geometry["output_scale"],
             ),
@@ -76,9 +79,24 @@ class Forecast:
         )
 
     def markdown(self) -> str:
-        """The forecast and its reasons as markdown (for TensorBoard text and logs)."""
+        """The forecast and its reasons as markdown (for TensorBoard text and logs): a few lines, however many
+        layers the model has (every pair's balance and reason stay in :attr:`geometry`)."""
         head = f"**forecast at step 0: {self.label or 'none'}**"
         return "\n".join([head, *(f"- {reason}" for reason in self.reasons)])
+
+    def __repr__(self) -> str:
+        """One line: label, the two lazy ratios, pair counts and output scale (the details are attributes)."""
+
+        def ratio(value: LazyRatio | None) -> str:
+            return "None" if value is None else f"{value.change:.3g}"
+
+        pairs = self.geometry.pairs
+        scale = self.geometry.output_scale
+        return (
+            f"Forecast(label={self.label!r}, fast={ratio(self.fast)}, full={ratio(self.full)}, pairs={len(pairs)} "
+            f"({sum(p.conserved for p in pairs)} conserved), output_scale="
+            f"{'None' if scale is None else format(scale, '.3g')}, reasons={len(self.reasons)})"
+        )
 
 
 def confirmed(label: str | None, early: str, final: str) -> bool:
@@ -114,22 +132,43 @@ def _decide(fast: LazyRatio, full: LazyRatio) -> tuple[str, str]:
     )
 
 
+LISTED = 4
+"""Pairs named one by one in the forecast's reasons; beyond that they are summarised (counts, extremes)."""
+
+
+def _balance_reason(conserved: list[PairGeometry]) -> str:
+    meaning = "+1 upstream: small earlier layer, fast features; -1 downstream: small later layer, fixed features first"
+    if len(conserved) <= LISTED:
+        parts = ", ".join(f"{p.name} {p.rho:+.2f} ({p.side}, {p.units} units)" for p in conserved)
+        return f"Layer balance rho ({meaning}): {parts}."
+    low, high = min(conserved, key=lambda p: p.rho), max(conserved, key=lambda p: p.rho)
+    sides = count_summary((p.side, p.name) for p in conserved)
+    mean = sum(p.rho for p in conserved) / len(conserved)
+    return (
+        f"Layer balance rho ({meaning}) over {len(conserved)} conserved pairs: mean {mean:+.2f}, from {low.rho:+.2f} "
+        f"({low.name}) to {high.rho:+.2f} ({high.name}); {sides}."
+    )
+
+
+def _broken_reason(broken: list[PairGeometry], total: int) -> str:
+    if len(broken) <= LISTED:
+        listed = "; ".join(f"{p.name} ({p.reason})" for p in broken)
+        return f"Balance not conserved for {listed}: there the forecast rests on the lazy ratio alone."
+    causes = count_summary((" + ".join(p.causes) or "other", p.name) for p in broken)
+    return (
+        f"Balance not conserved for {len(broken)} of {total} pairs: {causes} (each pair's reason: "
+        "forecast.geometry.pairs); there the forecast rests on the lazy ratio alone."
+    )
+
+
 def _geometry_reasons(geometry: InitGeometry) -> list[str]:
     reasons = []
     conserved = [pair for pair in geometry.pairs if pair.conserved]
     if conserved:
-        parts = ", ".join(f"{p.name} {p.rho:+.2f} ({p.side}, {p.units} units)" for p in conserved)
-        reasons.append(
-            f"Layer balance rho (+1 upstream: small earlier layer, fast features; -1 downstream: small later layer, "
-            f"fixed features first): {parts}."
-        )
+        reasons.append(_balance_reason(conserved))
     broken = [pair for pair in geometry.pairs if not pair.conserved]
     if broken:
-        reasons.append(
-            "Balance not conserved for "
-            + "; ".join(f"{p.name} ({p.reason})" for p in broken)
-            + ": there the forecast rests on the lazy ratio alone."
-        )
+        reasons.append(_broken_reason(broken, len(geometry.pairs)))
     elif conserved:
         reasons.append("Activations positively homogeneous: the balance is conserved by gradient flow.")
     if not geometry.traced:
@@ -152,6 +191,8 @@ def forecast_regime(
     output_fn: OutputFn | None = None,
     mode: str = "eval",
     dtype: torch.dtype = torch.float32,
+    kernels: Mapping[str, torch.Tensor] | None = None,
+    kernel_options: Mapping[str, Any] | None = None,
 ) -> Forecast:
     """Forecast the regime before training from the initialisation and the probe's targets.
 
@@ -161,8 +202,9 @@ def forecast_regime(
     the directions learnt first only: ``"delayed-rich"``; above it already there: ``"rich"``. The layer balance,
     widths, activation homogeneity and output scale are reported with it.
 
-    Costs three NTK evaluations on the probe and two backward passes, on a deep copy of the model (the model,
-    its gradients and the random state are left untouched).
+    Costs two NTK evaluations on the probe (three without ``kernels``) and two backward passes, on a copy of the
+    model (:func:`~regimescope.guards.shadow_copy`; the model, its buffers, gradients and the random state are left
+    untouched, and the model is never run).
 
     Args:
         model: The model at initialisation.
@@ -171,15 +213,25 @@ def forecast_regime(
         output_fn: Maps the model's return value to the output tensor.
         mode: ``"eval"`` or ``"train"`` behaviour of the model during the forecast.
         dtype: Compute dtype of the kernels.
+        kernels: The per-layer trace kernels of ``model`` on ``probe`` at initialisation, when they are computed
+            already (the monitor's step-0 ``Snapshot.layer_kernels``); ``None`` computes them.
+        kernel_options: ``empirical_ntk`` arguments the ``kernels`` were computed with (the monitor's
+            ``CaptureConfig.kernel_options()``), so that the displaced kernels are computed alike; they override
+            ``output_fn``/``mode``/``dtype``. Output or layer subsets are refused (the ratio needs the whole trace).
 
     Returns:
-        The forecast.
+        The forecast. When the lazy ratio is undefined (a zero or non-finite initial kernel, e.g. every parameter
+        the outputs depend on initialised at zero) it has no label and says why, never an infinite ratio.
+
+    Raises:
+        ValueError: When ``kernel_options`` selects a subset of outputs or layers.
     """
     device = probe.device
     n = probe.size
+    settings = kernel_settings(output_fn, mode, dtype, kernel_options)
     with preserved_rng([device]):
-        work = copy.deepcopy(model).train(mode == "train")
-        prediction = flat_outputs(batch.call_model(work, probe.inputs), n, output_fn)
+        work = shadow_copy(model, share_parameters=False).train(settings["mode"] == "train")
+        prediction = flat_outputs(batch.call_model(work, probe.inputs), n, settings["output_fn"])
         geometry = init_geometry(model, prediction.detach(), probe.targets, learning_rates)
         residual = target_residual(prediction, probe.targets)
         reasons = _geometry_reasons(geometry)
@@ -189,16 +241,25 @@ def forecast_regime(
         if float(residual.abs().max()) == 0:
             reason = "The initial function already fits the probe: there is nothing to learn, the kernel stays put."
             return Forecast("lazy", None, None, geometry, (reason, *reasons))
-        fast, full = lazy_ratios(
-            work,
-            probe.inputs,
-            prediction,
-            residual,
-            (FAST_RIDGE, SLOW_RIDGE),
-            learning_rates=learning_rates,
-            output_fn=output_fn,
-            mode=mode,
-            dtype=dtype,
+        initial = None if kernels is None else weighted_kernel(model, kernels, learning_rates)
+        try:
+            fast, full = lazy_ratios(
+                work,
+                probe.inputs,
+                prediction,
+                residual,
+                (FAST_RIDGE, SLOW_RIDGE),
+                learning_rates=learning_rates,
+                kernel=initial,
+                kernel_options=settings,
+            )
+        except UndefinedRatio as error:
+            return Forecast(None, None, None, geometry, (f"No forecast: {error}", *reasons))
+    if not all(math.isfinite(v) for ratio in (fast, full) for v in (ratio.change, ratio.distance, ratio.fitted)):
+        reason = (
+            f"No forecast: the lazy ratio is not finite (fast {fast.change:.3g}, full {full.change:.3g}): the "
+            "displaced kernel overflowed in the compute dtype; pass dtype=torch.float64."
         )
+        return Forecast(None, None, None, geometry, (reason, *reasons))
     label, reason = _decide(fast, full)
     return Forecast(label, fast, full, geometry, (reason, *reasons))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from regimescope.conservation import conserved_quantities, find_layer_pairs
+from regimescope.conservation import find_layer_pairs, mean_balance, pair_rates, unit_squares
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ class PairGeometry:
             learns fast), ``0`` balanced, ``-1`` downstream (the later layer is small).
         conserved: Whether the balance is conserved under gradient flow.
         reason: Why not (empty when conserved).
+        causes: The :class:`~regimescope.conservation.pairs.Break` values behind ``reason``.
     """
 
     name: str
@@ -32,6 +33,7 @@ class PairGeometry:
     rho: float
     conserved: bool
     reason: str
+    causes: tuple[str, ...] = ()
 
     @property
     def side(self) -> str:
@@ -48,7 +50,8 @@ class InitGeometry:
     """What the initialisation looks like, as far as the regime is concerned.
 
     Attributes:
-        pairs: Every layer pair of trainable layers found by tracing (empty when the model cannot be traced).
+        pairs: Every layer pair of trainable layers with a balance found by tracing (empty when the model cannot be
+            traced; pairs whose weights a parametrization computes, or whose units are all zero, have none).
         traced: Whether the pairs could be found.
         output_scale: ``|f_0|_F / |y|_F`` on the probe (``None`` without matching float targets): far above 1,
             the initial function dwarfs the task (Chizat et al.'s large output scale, lazy-prone).
@@ -86,21 +89,24 @@ def init_geometry(
     except ValueError as error:
         logger.info("regimescope forecast: no layer pairs (%s)", error)
         found = None
-    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    chosen = [pair for pair in found or () if set(pair.parameter_names) <= trainable]
-    quantities = {}
-    for lrs in ([dict(learning_rates)] if learning_rates else []) + [None]:
+    parameters = dict(model.named_parameters(remove_duplicate=False))
+    weights = {name: p.detach() for name, p in parameters.items()}
+    trainable = {name for name, p in parameters.items() if p.requires_grad}
+    pairs = []
+    for pair in found or ():
+        if not pair.has_balance or not set(pair.parameter_names) <= trainable:
+            continue
         try:
-            quantities = conserved_quantities(model, lrs, pairs=chosen, matrices=False)
-            break
+            rates = pair_rates(pair, learning_rates)
         except ValueError as error:  # a pair parameter outside the optimizer: report the plain balance
-            logger.info("regimescope forecast: plain layer balance (%s)", error)
-    pairs = tuple(
-        PairGeometry(name, q.delta.numel(), float(q.rho.mean()), q.conserved, q.reason)
-        for name, q in quantities.items()
-    )
+            logger.debug("regimescope forecast: plain layer balance for %s (%s)", pair.name, error)
+            rates = None
+        rho = mean_balance(unit_squares(pair, weights), rates)
+        if rho is not None:
+            causes = tuple(sorted(cause.value for cause in pair.breaks))
+            pairs.append(PairGeometry(pair.name, pair.units, rho, pair.conserved, pair.reason, causes))
     scale = None
     if targets is not None and targets.is_floating_point() and targets.numel() == outputs.numel():
         norm = float(targets.double().norm())
         scale = float(outputs.double().norm()) / norm if norm > 0 else None
-    return InitGeometry(pairs=pairs, traced=found is not None, output_scale=scale)
+    return InitGeometry(pairs=tuple(pairs), traced=found is not None, output_scale=scale)

@@ -22,8 +22,10 @@ the rest is the delayed-rich signature.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,6 +35,10 @@ from regimescope.functional.kernel_distance import kernel_distance, relative_cha
 from regimescope.ntk import empirical_ntk
 from regimescope.ntk.blocks import parameter_blocks
 from regimescope.outputs import OutputFn
+
+
+class UndefinedRatio(ValueError):
+    """The lazy ratio has no value: the initial kernel is zero or not finite."""
 
 
 @dataclass(frozen=True)
@@ -61,16 +67,40 @@ def _rates(model: nn.Module, learning_rates: Mapping[str, float] | None) -> dict
     return known
 
 
-def _weighted_kernel(
-    model: nn.Module, inputs: batch.Inputs, rates: Mapping[str, float], settings: Mapping[str, object]
+def weighted_kernel(
+    model: nn.Module, layers: Mapping[str, torch.Tensor], learning_rates: Mapping[str, float] | None = None
 ) -> torch.Tensor:
-    """``K_H = sum_l eta_l K_l`` in float64 (``eta_l`` the mean rate of layer ``l``'s parameters)."""
-    layers = empirical_ntk(model, inputs, per_layer=True, **settings)
+    """``K_H = sum_l eta_l K_l`` in float64 on the CPU, from the per-layer kernels ``K_l`` of ``model``.
+
+    Args:
+        model: The model the kernels were computed on (its parameter blocks name the layers).
+        layers: ``layer name -> (n, n)`` per-layer trace kernels (``empirical_ntk(..., per_layer=True)``, or a
+            monitor snapshot's ``layer_kernels``).
+        learning_rates: ``parameter name -> lr``; ``eta_l`` is the mean rate of layer ``l``'s parameters (all 1
+            when they are unknown or equal: only their ratios matter).
+    """
+    rates = _rates(model, learning_rates)
     block_rates = {
-        block.name: sum(rates[n] for n in block.param_names) / len(block.param_names)
+        block.name: sum(rates.get(n, 1.0) for n in block.param_names) / len(block.param_names)
         for block in parameter_blocks(model)
+        if block.param_names
     }
     return sum(block_rates.get(name, 1.0) * kernel.double().cpu() for name, kernel in layers.items())
+
+
+def kernel_settings(
+    output_fn: OutputFn | None, mode: str, dtype: torch.dtype, kernel_options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The ``empirical_ntk`` keyword arguments of every kernel of one forecast (``kernel_options`` win)."""
+    settings = {"output_fn": output_fn, "mode": mode, "dtype": dtype, **(kernel_options or {}), "per_layer": True}
+    for key in ("outputs", "layers"):
+        if settings.get(key) is not None:
+            raise ValueError(
+                f"kernel_options[{key!r}] = {settings[key]!r}; expected None: the lazy ratio needs the trace kernel "
+                "over every output and every layer (an output projection or a sketch estimates it; a subset does "
+                "not). Leave it out, or let the forecast compute its own kernels."
+            )
+    return settings
 
 
 def lazy_ratios(
@@ -84,12 +114,14 @@ def lazy_ratios(
     output_fn: OutputFn | None = None,
     mode: str = "eval",
     dtype: torch.dtype = torch.float32,
+    kernel: torch.Tensor | None = None,
+    kernel_options: Mapping[str, Any] | None = None,
 ) -> list[LazyRatio]:
     """The lazy ratio ``q(gamma)`` at each relative ridge (see the module docstring).
 
     Args:
-        work: A disposable copy of the model at initialisation (``copy.deepcopy(model)``): its parameters are
-            overwritten with each displaced ``theta_0 + dtheta``.
+        work: A disposable copy of the model at initialisation (``shadow_copy(model, share_parameters=False)``):
+            its parameters are overwritten with each displaced ``theta_0 + dtheta``.
         inputs: The probe inputs.
         prediction: ``work``'s outputs on ``inputs``, ``(n, k)``, with their autograd graph.
         residual: The target residual on the probe, ``(n, k)`` (:func:`~regimescope.forecast.residual.target_residual`).
@@ -98,13 +130,30 @@ def lazy_ratios(
         output_fn: Maps the model's return value to the output tensor.
         mode: ``"eval"`` or ``"train"`` behaviour of the model (as in ``empirical_ntk``).
         dtype: Compute dtype of the kernels.
+        kernel: ``K_H(theta_0)`` when it is known already (:func:`weighted_kernel` of the step-0 per-layer kernels),
+            computed with the same ``kernel_options``; ``None`` computes it.
+        kernel_options: Further ``empirical_ntk`` arguments of every kernel (``implementation``, ``max_memory``,
+            ``output_projection``, ``sketch``, ...); they override ``output_fn``/``mode``/``dtype``.
 
     Returns:
-        One :class:`LazyRatio` per ridge, in order.
+        One :class:`LazyRatio` per ridge, in order. A trainable parameter the outputs do not depend on takes no
+        step.
+
+    Raises:
+        ValueError: When ``kernel_options`` selects a subset of outputs or layers.
+        UndefinedRatio: When ``K_H(theta_0)`` is zero or not finite (the kernel solution, hence the ratio, is
+            undefined).
     """
-    settings = {"output_fn": output_fn, "mode": mode, "dtype": dtype}
+    settings = kernel_settings(output_fn, mode, dtype, kernel_options)
     rates = _rates(work, learning_rates)
-    k_0 = _weighted_kernel(work, inputs, rates, settings)
+    k_0 = weighted_kernel(work, empirical_ntk(work, inputs, **settings), learning_rates) if kernel is None else kernel
+    k_0 = k_0.double().cpu()
+    scale = float(k_0.norm())
+    if not math.isfinite(scale) or scale == 0:
+        raise UndefinedRatio(
+            f"the initial kernel K_H has norm {scale}: every output's gradient vanishes (or overflows) at "
+            "initialisation, so the lazy ratio is undefined."
+        )
     outputs = residual.shape[1]
     values, vectors = torch.linalg.eigh(k_0 / outputs)
     top = float(values.max().clamp_min(torch.finfo(torch.float64).tiny))
@@ -116,6 +165,7 @@ def lazy_ratios(
             (prediction * c.to(device=prediction.device, dtype=prediction.dtype)).sum(),
             list(params.values()),
             retain_graph=True,
+            allow_unused=True,
         )
         for c in solutions
     ]
@@ -123,8 +173,8 @@ def lazy_ratios(
     for ridge, coefficients, grads in zip(ridges, solutions, steps):
         with torch.no_grad():
             for (name, param), grad in zip(params.items(), grads):
-                param.copy_(start[name] + rates[name] * grad)
-        k_1 = _weighted_kernel(work, inputs, rates, settings)
+                param.copy_(start[name] if grad is None else start[name] + rates[name] * grad)
+        k_1 = weighted_kernel(work, empirical_ntk(work, inputs, **settings), learning_rates)
         fit = k_0 / outputs @ coefficients
         ratios.append(
             LazyRatio(

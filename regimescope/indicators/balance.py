@@ -20,11 +20,12 @@ from regimescope.conservation.learning_rates import PairRates, pair_rates
 from regimescope.conservation.pairs import Break
 from regimescope.conservation.quantities import (
     balance_drift,
-    unit_balances,
+    mean_balance,
     unit_deltas,
     unit_scales,
     unit_squares,
 )
+from regimescope.conservation.summary import cause_label, count_summary
 from regimescope.indicators.base import Context, Direction, Indicator, Output, Reference
 from regimescope.record import Record
 from regimescope.tags import (
@@ -74,16 +75,22 @@ class BalanceIndicator(Indicator):
 
     Pairs are layer pairs (a norm layer's affine counts as the incoming layer) and attention heads
     (:func:`regimescope.conservation.find_pairs`). Pairs that are not conserved (non-homogeneous activations, norms,
-    residual additions) are counted in one log message at setup and not reported; so are pairs with frozen
-    parameters (absent from snapshots) and, when learning rates are known, pairs with a parameter the optimizer
-    does not train. Pairs broken only by a non-homogeneous activation are still diagnosed. Learning rates are read
-    from ``context.learning_rates`` once, at setup: only their ratios matter, so a schedule applied to every param
-    group alike leaves the quantities conserved.
+    residual additions, frozen or tied parameters, weights a parametrization computes) are not reported; so are,
+    when learning rates are known, pairs with a parameter the optimizer does not train, and pairs whose units all
+    have zero weights at setup (``rho_k = 0 / 0``: no balance, and no gradient moves them). Setup logs one line
+    counting them by cause; :attr:`skipped` holds every pair left out with its reason. Pairs broken only by a
+    non-homogeneous activation are still diagnosed. Learning rates are read from ``context.learning_rates`` once,
+    at setup: only their ratios matter, so a schedule applied to every param group alike leaves the quantities
+    conserved. The balance averages ``rho_k`` over the units with any weight (a dead unit has none); a drift that
+    is undefined (zero initial scale) is left out of the record, never written as ``inf``.
 
     Args:
         pairs: The pairs to follow; by default found by tracing the model with ``torch.fx`` plus its
             ``nn.MultiheadAttention`` heads. Pass them (built with :func:`regimescope.conservation.layer_pair` or
             :func:`regimescope.conservation.attention_pairs`) for models that cannot be traced.
+
+    Attributes:
+        skipped: ``pair name -> why it is not reported``, filled by :meth:`setup`.
     """
 
     name = "balance"
@@ -103,37 +110,68 @@ class BalanceIndicator(Indicator):
         self.non_homogeneous: tuple[_Tracked, ...] = ()
         self._explained: ExplainedDrift | None = None
         self._diagnoser = DriftDiagnoser()
+        self.skipped: dict[str, str] = {}
+
+    @staticmethod
+    def _find(context: Context) -> tuple[BalancePair, ...]:
+        """Every pair of the model; any failure of the discovery becomes a ``ValueError`` (the indicator is then
+        turned off at ``attach()``; it never crashes it)."""
+        try:
+            return tuple(find_pairs(context.model))
+        except ValueError:
+            raise
+        except Exception as error:
+            raise ValueError(
+                f"Finding the layer pairs of {type(context.model).__name__} failed ({type(error).__name__}: {error}). "
+                "Name them yourself with regimescope.conservation.layer_pair(model, 'fc1', 'fc2') and pass "
+                "BalanceIndicator(pairs=[...])."
+            ) from error
 
     def setup(self, context: Context) -> None:
         """Find the layer pairs once, fix the rates each pair uses, and start the explained-drift accumulation.
 
         Raises:
-            ValueError: When the model cannot be traced and no ``pairs`` were given (the message says how to
-                name them).
+            ValueError: When the model cannot be traced (or discovery fails) and no ``pairs`` were given (the
+                message says how to name them).
         """
-        pairs = find_pairs(context.model) if self._pairs is None else self._pairs
+        pairs = self._find(context) if self._pairs is None else self._pairs
+        weights = {name: p.detach() for name, p in context.model.named_parameters(remove_duplicate=False)}
         tracked: list[_Tracked] = []
         non_homogeneous: list[_Tracked] = []
-        skipped: list[str] = []
+        skipped: list[tuple[BalancePair, str, str]] = []  # (pair, cause label, reason)
         for pair in pairs:
             diagnosable = pair.breaks == {Break.NON_HOMOGENEOUS}
             if not pair.conserved and not diagnosable:
-                skipped.append(f"{pair.name}: {pair.reason}")
+                skipped.append((pair, cause_label(pair.breaks), pair.reason))
                 continue
             try:
                 rates = pair_rates(pair, context.learning_rates)
             except ValueError as error:
-                skipped.append(f"{pair.name}: {error}")
+                skipped.append((pair, "not trained by the optimizer", str(error)))
                 continue
-            if pair.conserved:
+            try:
+                dead = not bool(unit_scales(unit_squares(pair, weights), rates).any())
+            except ValueError as error:
+                skipped.append((pair, "weights not found", str(error)))
+                continue
+            if dead:
+                reason = "every unit has zero incoming and outgoing weights: rho_k = 0 / 0, the balance is undefined"
+                skipped.append((pair, "all-zero", reason))
+            elif pair.conserved:
                 tracked.append(_Tracked(pair=pair, rates=rates))
             else:
-                skipped.append(f"{pair.name}: {pair.reason}")
+                skipped.append((pair, cause_label(pair.breaks), pair.reason))
                 non_homogeneous.append(_Tracked(pair=pair, rates=rates))
+        self.skipped = {pair.name: reason for pair, _, reason in skipped}
         if skipped:
             logger.info(
-                "The balance indicator does not report %d layer pair(s):\n  %s", len(skipped), "\n  ".join(skipped)
+                "The balance indicator reports %d of %d pair(s); not reported: %s. Reasons: BalanceIndicator.skipped.",
+                len(tracked),
+                len(pairs),
+                count_summary((label, pair.name) for pair, label, _ in skipped),
             )
+            details = "\n  ".join(f"{name}: {reason}" for name, reason in self.skipped.items())
+            logger.debug("Pairs the balance indicator does not report:\n  %s", details)
         self.tracked, self.non_homogeneous = tuple(tracked), tuple(non_homogeneous)
         homogeneous = [(t.pair, t.rates, True) for t in self.tracked]
         self._diagnoser = DriftDiagnoser(homogeneous + [(t.pair, t.rates, False) for t in self.non_homogeneous])
@@ -165,9 +203,12 @@ class BalanceIndicator(Indicator):
             now = unit_squares(item.pair, current.weights)
             init = unit_squares(item.pair, start.weights)
             delta = unit_deltas(now, item.rates)
+            balance = mean_balance(now, item.rates)
             drift = balance_drift(delta, unit_deltas(init, item.rates), unit_scales(init, item.rates))
-            record.scalars[layer_tag(BALANCE, item.pair.name)] = float(unit_balances(now, item.rates).mean())
-            record.scalars[layer_tag(BALANCE_DRIFT, item.pair.name)] = drift
+            if balance is not None:
+                record.scalars[layer_tag(BALANCE, item.pair.name)] = balance
+            if drift is not None:
+                record.scalars[layer_tag(BALANCE_DRIFT, item.pair.name)] = drift
             record.histograms[layer_tag(BALANCE_UNITS, item.pair.name)] = delta.cpu().numpy()
         explained: dict[str, float] = {}
         if self._explained is not None:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+import torch
+
 from regimescope.capture.config import CaptureConfig
 from regimescope.forecast import Forecast, forecast_regime
 from regimescope.indicators.base import Context
@@ -40,18 +42,20 @@ class RegimeJudge:
         self.forecast: Forecast | None = None
         self._last_scalars: dict[str, float] = {}
 
-    def make_forecast(self, context: Context, config: CaptureConfig) -> None:
+    def make_forecast(
+        self, context: Context, config: CaptureConfig, kernels: Mapping[str, torch.Tensor] | None = None
+    ) -> None:
         """Forecast the regime from the initialisation (:func:`~regimescope.forecast.forecast_regime`) on the
-        measured model and probe with the capture's settings; a failure is logged and the run goes on without a
-        forecast, unless strict."""
+        measured model and probe, reusing the step-0 per-layer ``kernels`` the capture computed with ``config``'s
+        settings (every block the monitor measures, which at step 0 are all the trainable ones); a failure is logged
+        and the run goes on without a forecast, unless strict."""
         try:
             self.forecast = forecast_regime(
                 context.model,
                 context.probe,
                 learning_rates=context.learning_rates,
-                output_fn=config.output_fn,
-                mode=config.mode,
-                dtype=config.dtype,
+                kernels=dict(kernels) if kernels else None,
+                kernel_options={**config.kernel_options(), "layers": None},
             )
         except Exception:
             if self.strict:

@@ -111,3 +111,15 @@ def test_diagnoser_logs_only_when_a_cause_changes(caplog: pytest.LogCaptureFixtu
     ]
     assert "consistent with gradient flow" in caplog.records[0].getMessage()
     assert "unexplained" in caplog.records[1].getMessage()
+
+
+def test_an_all_zero_pair_has_no_drift_to_diagnose() -> None:
+    model = two_layer()
+    pair = find_layer_pairs(model)[0]
+    zero = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
+    moved = {**zero, "2.weight": torch.ones_like(zero["2.weight"])}
+    diagnoser = DriftDiagnoser([(pair, None, True)])
+    assert diagnoser.diagnose(zero, moved, steps=10, optimizer=None, model=model, explained={}) == []
+    zeros = torch.zeros(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="zero weights at initialisation"):
+        diagnose_drift("p", zeros, DELTA_0, zeros, steps=10, facts=SGD)

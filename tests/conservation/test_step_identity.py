@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -38,7 +40,18 @@ from tests.conservation._nets import (
 ATOL = 1e-12
 ETA = 0.05
 
+def _weight_normed_first_layer(legacy: bool) -> nn.Module:
+    """:func:`deep_mlp` with its first layer weight-normed: ``g_k`` takes the place of ``w_k`` in pair ``0-2``."""
+    model = deep_mlp()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's deprecation of the legacy weight_norm
+        (nn.utils.weight_norm if legacy else nn.utils.parametrizations.weight_norm)(model[0])
+    return model
+
+
 CONSERVED_MODELS = {
+    "weight_norm_incoming": lambda: _weight_normed_first_layer(legacy=False),
+    "legacy_weight_norm_incoming": lambda: _weight_normed_first_layer(legacy=True),
     "relu": lambda: two_layer(nn.ReLU()),
     "leaky_relu": lambda: two_layer(nn.LeakyReLU(0.1)),
     "identity": lambda: two_layer(nn.Identity()),

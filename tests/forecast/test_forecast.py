@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from torch import nn
 
 import regimescope as rs
 import regimescope.verdict.judge as judge_module
-from regimescope.forecast import LAZY_RATIO, confirmed, forecast_regime
+from regimescope.forecast import LAZY_RATIO, Forecast, confirmed, forecast_regime
 from regimescope.verdict.calibration import get
 
 
@@ -112,3 +113,99 @@ def test_a_failing_forecast_never_stops_monitoring(monkeypatch: pytest.MonkeyPat
     monitor.close()
     with pytest.raises(RuntimeError, match="boom"):
         rs.RegimeMonitor(setup.model, setup.probe, strict=True).attach()
+
+
+def _relu_mlp(widths: tuple[int, ...] = (4, 16, 16, 2), bias: bool = True) -> nn.Sequential:
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(fan_in, fan_out, bias=bias), nn.ReLU()]
+    return nn.Sequential(*layers[:-1]).double()
+
+
+def test_given_step0_kernels_give_the_same_forecast_as_computing_them() -> None:
+    model = _relu_mlp()
+    x, y = torch.randn(12, 4, dtype=torch.float64), torch.randn(12, 2, dtype=torch.float64)
+    probe = rs.Probe(x, y)
+    rates = {name: 0.1 if name.startswith("0.") else 0.02 for name, _ in model.named_parameters()}
+    own = forecast_regime(model, probe, learning_rates=rates, dtype=torch.float64)
+    kernels = rs.empirical_ntk(model, x, per_layer=True, dtype=torch.float64)
+    options = {"dtype": torch.float64}
+    reused = forecast_regime(model, probe, learning_rates=rates, kernels=kernels, kernel_options=options)
+    assert reused.label == own.label
+    for a, b in ((own.fast, reused.fast), (own.full, reused.full)):
+        assert b.change == pytest.approx(a.change, rel=1e-10) and b.fitted == pytest.approx(a.fitted, rel=1e-10)
+
+
+def test_the_monitor_forecast_reuses_its_step0_capture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two kernels for the two displaced initialisations; the step-0 kernel is the monitor's own."""
+    import regimescope.forecast.lazy_ratio as lazy_ratio_module
+
+    calls = []
+    original = lazy_ratio_module.empirical_ntk
+    monkeypatch.setattr(lazy_ratio_module, "empirical_ntk", lambda *a, **k: calls.append(1) or original(*a, **k))
+    setup = get("minimal/balanced").build()
+    monitor = rs.RegimeMonitor(setup.model, setup.probe).attach()
+    assert monitor.forecast.label == "rich" and len(calls) == 2
+    monitor.close()
+
+
+def test_kernel_subsets_are_refused() -> None:
+    model = _relu_mlp()
+    probe = rs.Probe(torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"kernel_options\['outputs'\].*trace kernel over every output"):
+        forecast_regime(model, probe, kernel_options={"outputs": [0]})
+
+
+def test_an_unused_trainable_parameter_takes_no_step(caplog: pytest.LogCaptureFixture) -> None:
+    model = _relu_mlp()
+    model.register_parameter("unused", nn.Parameter(torch.ones(3, dtype=torch.float64)))
+    probe = rs.Probe(torch.randn(12, 4, dtype=torch.float64), torch.randn(12, 2, dtype=torch.float64))
+    with caplog.at_level(logging.ERROR):
+        monitor = rs.RegimeMonitor(model, probe, dtype=torch.float64).attach()
+    assert not caplog.records and monitor.forecast.label is not None
+    monitor.close()
+
+
+def test_a_zero_initial_kernel_gives_no_label_and_no_infinity() -> None:
+    model = _relu_mlp(bias=False)
+    for parameter in model.parameters():
+        nn.init.zeros_(parameter)
+    probe = rs.Probe(torch.randn(8, 4, dtype=torch.float64), torch.randn(8, 2, dtype=torch.float64))
+    forecast = forecast_regime(model, probe, dtype=torch.float64)
+    assert forecast.label is None and forecast.fast is None and forecast.full is None
+    assert forecast.reasons[0].startswith("No forecast: the initial kernel K_H has norm 0.0")
+
+
+def test_zero_head_forecast_is_finite() -> None:
+    model = _relu_mlp()
+    nn.init.zeros_(model[-1].weight)
+    nn.init.zeros_(model[-1].bias)
+    probe = rs.Probe(torch.randn(12, 4, dtype=torch.float64), torch.randn(12, 2, dtype=torch.float64))
+    forecast = forecast_regime(model, probe, dtype=torch.float64)
+    assert forecast.label is not None
+    assert all(math.isfinite(v) for r in (forecast.fast, forecast.full) for v in (r.change, r.distance, r.fitted))
+    assert all(math.isfinite(pair.rho) for pair in forecast.geometry.pairs)
+
+
+def test_repr_and_reasons_stay_a_few_lines_on_a_deep_model() -> None:
+    torch.manual_seed(0)
+    blocks: list[nn.Module] = [nn.Linear(4, 16)]
+    for index in range(30):
+        blocks += [nn.BatchNorm1d(16) if index % 3 == 0 else nn.ReLU(), nn.Linear(16, 16)]
+    model = nn.Sequential(*blocks, nn.ReLU(), nn.Linear(16, 2))
+    forecast = forecast_regime(model, rs.Probe(torch.randn(10, 4), torch.randn(10, 2)))
+    assert len(forecast.geometry.pairs) > 20  # every pair, with its reason, stays on the object
+    assert "\n" not in repr(forecast) and len(repr(forecast)) < 200
+    text = forecast.markdown()
+    assert len(text.splitlines()) <= 6 and len(text) < 1500, text
+    assert "over 31 conserved pairs: mean" in text
+    assert "Balance not conserved for 10 of 41 pairs: 10 normalisation" in text
+
+
+def test_a_forecast_state_from_before_pair_causes_loads() -> None:
+    forecast, _ = _forecast("minimal/downstream")
+    state = forecast.to_state()
+    for pair in state["geometry"]["pairs"]:
+        del pair["causes"]
+    assert Forecast.from_state(state).geometry.pairs[0].causes == ()

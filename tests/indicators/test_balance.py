@@ -115,9 +115,12 @@ def test_non_conserved_pairs_are_logged_once_and_not_reported(caplog: pytest.Log
     with caplog.at_level(logging.INFO, logger="regimescope.indicators.balance"):
         indicator.setup(context)
     assert [r.getMessage() for r in caplog.records] == [
-        "The balance indicator does not report 1 layer pair(s):\n  fc2-out: torch.tanh between fc2 and out is not "
-        "positively homogeneous: delta_k has no conservation meaning"
+        "The balance indicator reports 1 of 2 pair(s); not reported: 1 non-homogeneous (fc2-out). Reasons: "
+        "BalanceIndicator.skipped."
     ]
+    assert indicator.skipped == {
+        "fc2-out": "torch.tanh between fc2 and out is not positively homogeneous: delta_k has no conservation meaning"
+    }
     record = indicator.compute(_snapshot(model, 0), None, context)
     assert set(record.scalars) == {"regimescope/balance/fc1-fc2", "regimescope/balance_drift/fc1-fc2"}
 
@@ -131,9 +134,9 @@ def test_frozen_and_untrained_pairs_are_skipped(caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.INFO, logger="regimescope.indicators.balance"):
         indicator.setup(context)
     (message,) = [r.getMessage() for r in caplog.records]
-    assert "does not report 2 layer pair(s)" in message
-    assert "\n  0-2: " in message and "requires_grad=False" in message
-    assert "\n  4-6: No learning rate for ['6.weight']" in message
+    assert "reports 1 of 3 pair(s); not reported: 1 frozen (0-2), 1 not trained by the optimizer (4-6)" in message
+    assert "requires_grad=False" in indicator.skipped["0-2"]
+    assert indicator.skipped["4-6"].startswith("No learning rate for ['6.weight']")
     record = indicator.compute(_snapshot(model, 0), None, context)
     assert set(record.histograms) == {"regimescope/balance_units/2-4"}
 

@@ -13,6 +13,7 @@ import regimescope as rs
 from regimescope.capture.needs import Need
 from regimescope.indicators.base import Indicator, Reference
 from regimescope.record import Record
+from tests.robustness._attach_models import train_steps
 
 
 def mlp_bn_dropout() -> nn.Module:
@@ -51,16 +52,10 @@ def _train(case: str, monitored: bool, steps: int = 50) -> dict:
     probe = rs.Probe(torch.randn(12, *shape), torch.randint(0, 3, (12,)))
     monitor = None
     if monitored:
-        monitor = rs.RegimeMonitor(model, probe, optimizer=optimizer, schedule=lambda s: s % 5 == 0, max_overhead=None).attach()
-    for _ in range(steps):
-        x = torch.randn(16, *shape)
-        y = torch.randint(0, 3, (16,))
-        loss = nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        random.random()
-        np.random.rand()
+        monitor = rs.RegimeMonitor(
+            model, probe, optimizer=optimizer, schedule=lambda s: s % 5 == 0, max_overhead=None
+        ).attach()
+    train_steps(model, optimizer, shape, steps)
     measured = []
     if monitor is not None:
         measured = [r.step for r in monitor.history]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from regimescope.forecast import LambdaBalancedSolution, MinimalModelSolution, lambda_balanced_init
+from regimescope.exact import LambdaBalancedSolution, MinimalModelSolution, lambda_balanced_init
 from regimescope.functional import kernel_distance
 from regimescope.probe import Probe
 from regimescope.verdict.calibration import Setup

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from regimescope.demo import get_scenario, make_model, make_probe, make_teacher_student
-from regimescope.forecast.lambda_balanced import lambda_balanced_init
+from regimescope.exact.lambda_balanced import lambda_balanced_init
 from regimescope.probe import Probe
 from regimescope.verdict.calibration.models import (
     CentredScaled,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from regimescope.forecast import MinimalModelSolution
-from tests.forecast._flows import minimal_flow, rk4
+from regimescope.exact import MinimalModelSolution
+from tests.exact._flows import minimal_flow, rk4
 
 BETA_STAR = np.array([1.2, -0.4, 0.7])
 STARTS = {
