@@ -18,6 +18,7 @@ from regimescope.capture import CaptureConfig, Snapshot, capture
 from regimescope.capture.layers import default_feature_layers, default_pattern_layers, resolve_layers
 from regimescope.budget import DEFAULT_MAX_OVERHEAD, OverheadBudget
 from regimescope.capture.needs import Need
+from regimescope.capture.sizing import Auto, MeasurementPlan, plan_measurement
 from regimescope.conservation.learning_rates import group_learning_rates
 from regimescope.distributed import from_main_process, is_main_process, world_size
 from regimescope.fingerprint import fingerprint, mismatch
@@ -101,11 +102,17 @@ class RegimeMonitor:
         max_overhead: The largest share of wall time the monitor may use (:mod:`regimescope.budget`): scheduled
             measurements that would exceed it are deferred until training has earned them, so the interval
             stretches when measurements are expensive. ``None``: the fixed schedule, whatever it costs.
+        output_projection: The kernel's outputs: ``"auto"`` (sized at :meth:`attach` to the budget, see
+            :mod:`regimescope.capture.sizing`: exact for a few outputs, random combinations for many, like a language
+            model's logits), ``None`` (every output, exact) or a number of seeded random output combinations.
+        probe_size: Probe examples measured: ``"auto"`` (the whole probe unless the budget needs fewer) or a number.
         history_size: Measurements :attr:`history` keeps in memory (scalars and texts; images and histograms go
             to the sinks only). The JSONL file under ``logdir`` keeps every measurement.
 
     Attributes:
         model: The module measured: the unwrapped model, or the replica of an FSDP2 model.
+        plan: What each measurement computes (probe examples, output projection, expected cost and why), chosen at
+            :meth:`attach` and kept for the run (:class:`~regimescope.capture.sizing.MeasurementPlan`).
 
     Raises:
         TypeError / ValueError: At construction, for arguments of the wrong type or value, with the fix.
@@ -135,6 +142,8 @@ class RegimeMonitor:
         heatmap_every: int = 10,
         distributed: str = DEFAULT_SHARING.value,
         max_overhead: float | None = DEFAULT_MAX_OVERHEAD,
+        output_projection: int | None | Auto = "auto",
+        probe_size: int | Auto = "auto",
         history_size: int = DEFAULT_HISTORY,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -174,6 +183,8 @@ class RegimeMonitor:
         self._watch = AlertWatch(default_rules() if alert_rules is None else alert_rules, strict=strict)
         self._judge = RegimeJudge({}, strict=strict)
         self._budget = OverheadBudget(max_overhead)
+        self._requested: dict[str, Any] = {"output_projection": output_projection, "probe_size": probe_size}
+        self.plan: MeasurementPlan | None = None
         self._deferred_from: int | None = None
         self._told_deferral = False
         self._attach_step = 0
@@ -224,16 +235,23 @@ class RegimeMonitor:
         if self._replica is not None:
             self._replica.refresh()
         self._validate_model()
-        self.probe.check(self.model, self.config.output_fn)
+        outputs = self.probe.check(self.model, self.config.output_fn)
         resolve_layers(self.model, self.config.feature_layers, "layers")
         self._context.learning_rates = group_learning_rates(self._trained, self.optimizer)
+        loaded, self._loaded = self._loaded, None
+        init_kernels = {} if loaded is None or loaded["init"] is None else loaded["init"]["layer_kernels"]
+        self.config.kernel_layers = tuple(init_kernels) if init_kernels else tuple(layer_names(self.model))
+        if loaded is not None:
+            self.plan = MeasurementPlan.from_state(loaded["plan"])
+        elif self.plan is None:
+            self.plan = from_main_process(lambda: self._size_measurement(outputs))  # one plan for every rank
+        self._context.probe = self.probe.subset(self.plan.examples)
+        self.config.output_projection = self.plan.output_projection
         self._suite.setup(self._context)
-        self._judge = RegimeJudge(evidence_sources(self._suite.indicators), strict=self.strict)
-        if self._loaded is not None:
-            self._restore(self._loaded)
-            self._loaded = None
-        if self.config.kernel_layers is None:
-            self.config.kernel_layers = tuple(layer_names(self.model))
+        measurement = self.plan.describe() if self.plan.reduced else None
+        self._judge = RegimeJudge(evidence_sources(self._suite.indicators), strict=self.strict, measurement=measurement)
+        if loaded is not None:
+            self._restore(loaded)
         if is_main_process():
             self._sinks = SinkGroup([*self._extra_sinks, *logdir_sinks(self.logdir)], strict=self.strict)
             if self._init is not None:  # resumed (or attached again): later points of an earlier session are void
@@ -246,6 +264,20 @@ class RegimeMonitor:
         if self._init is None:
             self._safe_measure(0)
         return self
+
+    def _size_measurement(self, outputs: int) -> MeasurementPlan:
+        """The measurement plan (:mod:`regimescope.capture.sizing`), logged."""
+        plan = plan_measurement(
+            self.model,
+            self.probe,
+            self.config,
+            outputs,
+            max_overhead=self._budget.max_overhead,
+            output_projection=self._requested["output_projection"],
+            probe_size=self._requested["probe_size"],
+        )
+        logger.info("regimescope measures %s.", plan.describe())
+        return plan
 
     def _validate_model(self) -> None:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -393,8 +425,8 @@ class RegimeMonitor:
         if not split or Need.KERNEL not in self._suite.needs:
             return None
         if self._owners is None:
-            self._owners = layer_assignment(self.model, self.probe, self.config)
-        return split_layer_kernels(self.model, self.probe, self.config, self._owners)
+            self._owners = layer_assignment(self.model, self._context.probe, self.config)
+        return split_layer_kernels(self.model, self._context.probe, self.config, self._owners)
 
     def _measure_here(
         self, step: int, kernels: dict[str, torch.Tensor] | None = None, shared_seconds: float = 0.0
@@ -408,12 +440,15 @@ class RegimeMonitor:
         """
         start = time.perf_counter() - shared_seconds
         self._context.learning_rates = group_learning_rates(self._trained, self.optimizer)
-        snapshot = capture(self.model, self.probe, self._suite.needs, self.config, step, kernels)
-        if self._init is None:
+        snapshot = capture(self.model, self._context.probe, self._suite.needs, self.config, step, kernels)
+        first = self._init is None
+        if first:
             self._init = self._suite.retained(snapshot, Reference.INIT)
             self._judge.make_forecast(self._context, self.config, snapshot.layer_kernels)
         references = {Reference.INIT: self._init, Reference.PREVIOUS: self._previous, Reference.NONE: None}
         record, usable = self._suite.compute(snapshot, references, self._context)
+        if first:
+            record.texts[COST_NOTES] = self.plan.markdown()
         verdict = self._judge.judge(record) if usable else None
         alerts = self._watch.evaluate(Observation.of(record.step, record.scalars, verdict))
         if alerts:
@@ -493,7 +528,7 @@ class RegimeMonitor:
         """
         if self._loaded is not None:
             return dict(self._loaded)
-        saved = fingerprint(self.model, self.probe)
+        saved = fingerprint(self.model, self._context.probe)
         if self._replica is not None:
             del saved["weights"]  # a replica's weights are as fresh as the last measurement only
         return {
@@ -507,6 +542,7 @@ class RegimeMonitor:
             "judge": self._judge.state_dict(),
             "alert_rules": self._watch.state_dict(),
             "budget": self._budget.state_dict(),
+            "plan": None if self.plan is None else self.plan.to_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -533,7 +569,7 @@ class RegimeMonitor:
     def _restore(self, state: dict[str, Any]) -> None:
         """Check that ``state`` belongs to this run, then restore every stage from it (after set-up)."""
         saved = state["fingerprint"]
-        problem = mismatch(saved, self.model, self.probe)
+        problem = mismatch(saved, self.model, self._context.probe)
         if problem is not None:
             raise ValueError(
                 f"This monitor state cannot be resumed here: {problem}. Load the model weights saved with it (the "
@@ -544,8 +580,6 @@ class RegimeMonitor:
         self._previous = None if state["previous"] is None else Snapshot.from_state(state["previous"])
         self._optimizer_steps = int(state["optimizer_steps"])
         self._last_measured = state["last_measured"]
-        if self._init is not None and self._init.layer_kernels:
-            self.config.kernel_layers = tuple(self._init.layer_kernels)
         self._suite.load_state_dict(state["indicators"])
         self._judge.load_state_dict(state["judge"])
         self._watch.load_state_dict(state["alert_rules"])

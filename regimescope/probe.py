@@ -64,6 +64,20 @@ class Probe:
         targets = None if self.targets is None else self.targets.to(device)
         return Probe(batch.to_device(self.inputs, torch.device(device)), targets)
 
+    def subset(self, size: int) -> Probe:
+        """The probe of the first ``size`` examples (the probe is already a fixed draw, so its first examples are a
+        fixed draw too); the probe itself when ``size`` is its size.
+
+        Raises:
+            ValueError: When ``size`` is not between 2 and the probe's size.
+        """
+        if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size <= self.size:
+            raise ValueError(f"A probe subset needs 2 to {self.size} examples; received {size!r}.")
+        if size == self.size:
+            return self
+        targets = None if self.targets is None else self.targets[:size]
+        return Probe(batch.select(self.inputs, slice(0, size)), targets)
+
     @classmethod
     def from_loader(cls, loader: Any, size: int = 64, seed: int = 0) -> Probe:
         """Draw a probe of ``size`` examples from a ``DataLoader``, deterministically.

@@ -84,6 +84,32 @@ def layer_kernels(
     return empirical_ntk(model, probe.inputs, **options)  # type: ignore[return-value]
 
 
+def projected_layer_kernels(
+    model: nn.Module, probe: Probe, config: CaptureConfig
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The per-layer trace-kernel estimates of ``config.output_projection = m >= 2`` output combinations, and the
+    estimates of each half of the combinations.
+
+    One ``kind="full"`` computation gives the ``(n, n, m, m)`` kernel of the combinations; row ``r`` of the seeded
+    Rademacher projection gives the unbiased estimate ``m K_rr`` of the trace kernel (:mod:`regimescope.ntk`'s
+    output map), so the estimate is ``sum_r K_rr`` and each half ``H`` of the rows (even, odd) gives its own unbiased
+    estimate ``(m / |H|) sum_{r in H} K_rr``. An indicator computed on either half differs from the whole by the
+    projection's noise: half their spread is its standard error.
+
+    Returns:
+        ``(layer -> (n, n) estimate, layer -> (2, n, n) half estimates)``, on the model's device.
+    """
+    full = empirical_ntk(model, probe.inputs, kind="full", **config.kernel_options())
+    kernels, halves = {}, {}
+    for name, block in full.items():  # type: ignore[union-attr]
+        diagonal = torch.diagonal(block, dim1=2, dim2=3)
+        m = diagonal.shape[-1]
+        even, odd = diagonal[..., 0::2], diagonal[..., 1::2]
+        kernels[name] = diagonal.sum(-1)
+        halves[name] = torch.stack([even.sum(-1) * (m / even.shape[-1]), odd.sum(-1) * (m / odd.shape[-1])])
+    return kernels, halves
+
+
 def capture(
     model: nn.Module,
     probe: Probe,
@@ -103,7 +129,8 @@ def capture(
         config: Capture settings.
         step: Global step recorded in the snapshot.
         kernels: The per-layer kernel blocks when they were computed already (by every rank of a distributed job
-            for its share of the layers, see :mod:`regimescope.split_kernel`); ``None`` computes them here.
+            for its share of the layers, see :mod:`regimescope.split_kernel`); ``None`` computes them here, with the
+            projection's half estimates when ``config.output_projection >= 2``.
 
     Returns:
         The snapshot, tensors on CPU.
@@ -118,6 +145,13 @@ def capture(
         snapshot.features = views["features"]
         snapshot.activation_patterns = views["activation_patterns"]
     if Need.KERNEL in needs:
-        computed = layer_kernels(model, probe, config) if kernels is None else kernels
+        halves: dict[str, torch.Tensor] = {}
+        if kernels is not None:
+            computed = kernels
+        elif (config.output_projection or 0) >= 2:
+            computed, halves = projected_layer_kernels(model, probe, config)
+        else:
+            computed = layer_kernels(model, probe, config)
         snapshot.layer_kernels = {name: _cpu(k) for name, k in computed.items()}
+        snapshot.layer_kernel_halves = {name: _cpu(h) for name, h in halves.items()}
     return snapshot

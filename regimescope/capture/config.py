@@ -23,6 +23,10 @@ class CaptureConfig:
         max_memory: NTK engine byte budget (``None``: default).
         feature_layers: Module names whose outputs are the monitored representations.
         pattern_layers: Names of ReLU-family modules whose on/off states are tracked.
+        output_projection: Number ``m`` of seeded random combinations of the outputs the kernel is taken of
+            (``None``: every output, exact). With ``m >= 2`` the capture also keeps the kernels of the two halves of
+            the combinations, whose spread is the projection's own noise.
+        seed: Seed of the output projection (the same combinations at every measurement of a run).
         kernel_layers: The kernel blocks measured (names from :func:`regimescope.ntk.layer_names`); ``None``: every
             block with trainable parameters. A monitor fixes them at ``attach()``, so every kernel of a run sums
             the same blocks.
@@ -35,9 +39,12 @@ class CaptureConfig:
     max_memory: int | None = None
     feature_layers: list[str] = field(default_factory=list)
     pattern_layers: list[str] = field(default_factory=list)
+    output_projection: int | None = None
+    seed: int = 0
     kernel_layers: tuple[str, ...] | None = None
 
     def kernel_options(self) -> dict[str, Any]:
         """The keyword arguments of the per-layer kernel these settings ask for (``empirical_ntk``/``plan_ntk``)."""
         return dict(per_layer=True, output_fn=self.output_fn, mode=self.mode, dtype=self.dtype,
-                    implementation=self.implementation, max_memory=self.max_memory, layers=self.kernel_layers)
+                    implementation=self.implementation, max_memory=self.max_memory, layers=self.kernel_layers,
+                    output_projection=self.output_projection, seed=self.seed)

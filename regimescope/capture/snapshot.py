@@ -21,6 +21,9 @@ class Snapshot:
         features: ``layer name -> (n, d)`` flattened hidden representations.
         activation_patterns: ``module name -> (n, units)`` boolean on/off states of ReLU-family modules.
         layer_kernels: ``layer name -> (n, n)`` trace-NTK block; their sum is the whole kernel.
+        layer_kernel_halves: With a random output projection of ``m >= 2`` combinations, ``layer name -> (2, n, n)``:
+            the block estimated from the even and from the odd combinations alone (each unbiased, their mean is the
+            block), whose spread gives the projection's own noise. Empty otherwise.
     """
 
     step: int
@@ -29,6 +32,14 @@ class Snapshot:
     features: dict[str, torch.Tensor] = field(default_factory=dict)
     activation_patterns: dict[str, torch.Tensor] = field(default_factory=dict)
     layer_kernels: dict[str, torch.Tensor] = field(default_factory=dict)
+    layer_kernel_halves: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @functools.cached_property
+    def kernel_halves(self) -> torch.Tensor | None:
+        """``(2, n, n)``: the whole kernel estimated from each half of the output combinations (``None`` without)."""
+        if not self.layer_kernel_halves:
+            return None
+        return torch.stack(list(self.layer_kernel_halves.values())).sum(0)
 
     @functools.cached_property
     def kernel(self) -> torch.Tensor | None:
@@ -49,6 +60,7 @@ class Snapshot:
             "features": self.features,
             "activation_patterns": self.activation_patterns,
             "layer_kernels": self.layer_kernels,
+            "layer_kernel_halves": self.layer_kernel_halves,
         }
 
     @classmethod

@@ -6,7 +6,7 @@ from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.kernel_distance import kernel_distance
 from regimescope.indicators.base import Context, Direction, Output, Reference
-from regimescope.indicators.noise import NoisyIndicator
+from regimescope.indicators.noise import NoisyIndicator, distance
 from regimescope.record import Record
 from regimescope.tags import KERNEL_DISTANCE
 
@@ -28,5 +28,6 @@ class KernelDistance(NoisyIndicator):
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
         record = Record(current.step, scalars={KERNEL_DISTANCE: float(kernel_distance(reference.kernel, current.kernel))})
-        self.add_noise(record, KERNEL_DISTANCE, kernel_distance, reference.kernel, current.kernel)
+        halves = (reference.kernel_halves, current.kernel_halves)
+        self.add_noise(record, KERNEL_DISTANCE, distance, reference.kernel, current.kernel, halves=halves)
         return record

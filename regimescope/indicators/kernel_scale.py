@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import torch
-
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.kernel_distance import norm_ratio, relative_change
 from regimescope.indicators.base import Context, Direction, Output, Reference
-from regimescope.indicators.noise import NoisyIndicator
+from regimescope.indicators.noise import NoisyIndicator, change
 from regimescope.record import Record
 from regimescope.tags import KERNEL_NORM_RATIO, KERNEL_RELATIVE_CHANGE
-
-
-def _change_from(reference: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    return relative_change(kernel, reference)
 
 
 class KernelScale(NoisyIndicator):
@@ -44,5 +38,6 @@ class KernelScale(NoisyIndicator):
                 KERNEL_NORM_RATIO: float(norm_ratio(k_t, k_0)),
             },
         )
-        self.add_noise(record, KERNEL_RELATIVE_CHANGE, _change_from, k_0, k_t)
+        halves = (reference.kernel_halves, current.kernel_halves)
+        self.add_noise(record, KERNEL_RELATIVE_CHANGE, change, k_0, k_t, halves=halves)
         return record

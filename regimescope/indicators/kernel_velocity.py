@@ -6,7 +6,7 @@ from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.kernel_distance import kernel_angle
 from regimescope.indicators.base import Context, Direction, Output, Reference
-from regimescope.indicators.noise import NoisyIndicator
+from regimescope.indicators.noise import NoisyIndicator, angle
 from regimescope.record import Record
 from regimescope.tags import KERNEL_VELOCITY
 
@@ -30,5 +30,8 @@ class KernelVelocity(NoisyIndicator):
         if reference is not None and current.step > reference.step:
             interval = current.step - reference.step
             record.scalars[KERNEL_VELOCITY] = float(kernel_angle(reference.kernel, current.kernel)) / interval
-            self.add_noise(record, KERNEL_VELOCITY, kernel_angle, reference.kernel, current.kernel, per=interval)
+            halves = (reference.kernel_halves, current.kernel_halves)
+            self.add_noise(
+                record, KERNEL_VELOCITY, angle, reference.kernel, current.kernel, per=interval, halves=halves
+            )
         return record

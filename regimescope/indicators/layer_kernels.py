@@ -8,7 +8,7 @@ from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.kernel_distance import kernel_distance
 from regimescope.indicators.base import Context, Direction, Output, Reference
-from regimescope.indicators.noise import NoisyIndicator
+from regimescope.indicators.noise import NoisyIndicator, distance
 from regimescope.record import Record
 from regimescope.tags import KERNEL_DISTANCE, KERNEL_SHARE, layer_tag
 
@@ -37,9 +37,10 @@ class LayerKernels(NoisyIndicator):
         for layer, k_t in current.layer_kernels.items():
             if layer in reference.layer_kernels:
                 k_0 = reference.layer_kernels[layer]
-                distance = layer_tag(KERNEL_DISTANCE, layer)
-                record.scalars[distance] = float(kernel_distance(k_0, k_t))
-                self.add_noise(record, distance, kernel_distance, k_0, k_t)
+                tag = layer_tag(KERNEL_DISTANCE, layer)
+                record.scalars[tag] = float(kernel_distance(k_0, k_t))
+                halves = (reference.layer_kernel_halves.get(layer), current.layer_kernel_halves.get(layer))
+                self.add_noise(record, tag, distance, k_0, k_t, halves=halves)
             share = float(torch.trace(k_t.double())) / total if total > 0 else 0.0
             record.scalars[layer_tag(KERNEL_SHARE, layer)] = share
         return record

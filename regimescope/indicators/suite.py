@@ -17,11 +17,11 @@ from regimescope.record import Record
 logger = logging.getLogger(__name__)
 
 _SNAPSHOT_FIELDS = {
-    Need.WEIGHTS: "weights",
-    Need.OUTPUTS: "outputs",
-    Need.FEATURES: "features",
-    Need.ACTIVATION_PATTERNS: "activation_patterns",
-    Need.KERNEL: "layer_kernels",
+    Need.WEIGHTS: ("weights",),
+    Need.OUTPUTS: ("outputs",),
+    Need.FEATURES: ("features",),
+    Need.ACTIVATION_PATTERNS: ("activation_patterns",),
+    Need.KERNEL: ("layer_kernels", "layer_kernel_halves"),
 }
 
 
@@ -94,7 +94,8 @@ class IndicatorSuite:
         """A copy of ``snapshot`` holding only what the indicators comparing against ``reference`` read later."""
         kept = Snapshot(step=snapshot.step)
         for need in merged_needs(i for i in self.indicators if i.reference == reference):
-            setattr(kept, _SNAPSHOT_FIELDS[need], getattr(snapshot, _SNAPSHOT_FIELDS[need]))
+            for name in _SNAPSHOT_FIELDS[need]:
+                setattr(kept, name, getattr(snapshot, name))
         return kept
 
     def observe_step(self, optimizer: torch.optim.Optimizer) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from regimescope.tags import KERNEL_DISTANCE, KERNEL_SHARE, PATTERN_CHANGE, REPRESENTATION_CKA, by_layer
+from regimescope.tags import KERNEL_DISTANCE, KERNEL_SHARE, PATTERN_CHANGE, REPRESENTATION_CKA, by_layer, noise_tag
 from regimescope.verdict.labeler import LAZY_BELOW, RICH_ABOVE, Verdict
 from regimescope.verdict.score import RAMPS, default_sources
+
 CHANGED_REPRESENTATION = 0.8
 """Linear CKA to init below which a representation counts as changed (worth a word next to a lazy verdict)."""
 MINOR_SHARE = 0.05
 """Kernel share below which a layer "carries little of the kernel"."""
+UNCERTAIN_SIGMAS = 2.0
+"""A driving value within this many of its noise errors of a label boundary makes the label uncertain."""
 
 _EVIDENCE = {
     "direction": ("S(K_0, K_t)", "the kernel turned"),
@@ -31,6 +34,21 @@ def _evidence_line(name: str, evidence: Mapping[str, float], value: float, drive
         f"{symbol} = {value:.3g} -> {evidence[name]:.2f} ({role}; lazy below "
         f"{ramp.boundary(LAZY_BELOW):.2g}, rich above {ramp.boundary(RICH_ABOVE):.2g}): "
         f"{meaning if evidence[name] > 0 else 'no sign of it'}."
+    )
+
+
+def _confidence_line(name: str, value: float, noise: float | None) -> str | None:
+    """A warning when ``value`` lies within :data:`UNCERTAIN_SIGMAS` noise errors of a label boundary."""
+    if noise is None or noise <= 0:
+        return None
+    ramp = RAMPS[name]
+    boundary = min((ramp.boundary(LAZY_BELOW), ramp.boundary(RICH_ABOVE)), key=lambda b: abs(value - b))
+    sigmas = abs(value - boundary) / noise
+    if sigmas >= UNCERTAIN_SIGMAS:
+        return None
+    return (
+        f"Uncertain: {_EVIDENCE[name][0]} = {value:.3g} +- {noise:.2g} is {sigmas:.1f} noise errors from the "
+        f"boundary at {boundary:.2g}; another probe could give the neighbouring label."
     )
 
 
@@ -69,6 +87,7 @@ def explain(
     scalars: Mapping[str, float],
     forecast_text: str | None = None,
     sources: Mapping[str, str] | None = None,
+    measurement: str | None = None,
 ) -> str:
     """A short markdown explanation of ``verdict`` from the record it was made on.
 
@@ -82,6 +101,7 @@ def explain(
         scalars: The record's scalars (``regimescope/...`` tags).
         forecast_text: One line about the step-0 forecast, appended as is.
         sources: ``evidence name -> tag`` the score was built from (default: the built-in indicators').
+        measurement: What a reduced measurement computed (fewer probe examples, an output projection), said so.
 
     Returns:
         Markdown, one item per line.
@@ -94,6 +114,15 @@ def explain(
     driver = max(present, key=lambda name: evidence[name]) if present else ""
     lines = [f"**{verdict.label}** at step {verdict.step} (score {verdict.score:.2f}): {_MEANING[verdict.label]}."]
     lines += [f"- {_evidence_line(name, evidence, scalars[sources[name]], driver)}" for name in present]
+    if driver:
+        value, noise = scalars[sources[driver]], scalars.get(noise_tag(sources[driver]))
+        uncertain = _confidence_line(driver, value, noise)
+        lines += [f"- {uncertain}"] if uncertain else []
+    if measurement:
+        lines.append(
+            f"- Reduced measurement: {measurement}, to keep the monitor within its overhead budget; the noise of "
+            "each value (`regimescope/noise/...`) includes the reduction's."
+        )
     lines += [f"- {line}" for line in _context_lines(verdict.label, scalars)]
     if forecast_text:
         lines.append(f"- {forecast_text}")

@@ -33,11 +33,13 @@ class RegimeJudge:
         sources: ``evidence name -> tag`` (:func:`~regimescope.verdict.score.evidence_sources` of the active
             indicators).
         strict: Raise a failing forecast instead of logging it and going on without one.
+        measurement: What a reduced measurement computes, for the explanation (``None``: the exact measurement).
     """
 
-    def __init__(self, sources: Mapping[str, str], *, strict: bool = False) -> None:
+    def __init__(self, sources: Mapping[str, str], *, strict: bool = False, measurement: str | None = None) -> None:
         self.sources = dict(sources)
         self.strict = strict
+        self.measurement = measurement
         self.verdict: Verdict | None = None
         self.forecast: Forecast | None = None
         self._last_scalars: dict[str, float] = {}
@@ -89,7 +91,7 @@ class RegimeJudge:
 
     def explain(self) -> str:
         """The explanation of the current verdict (see :func:`~regimescope.verdict.explanation.explain`)."""
-        return explain(self.verdict, self._last_scalars, self._forecast_line(), self.sources)
+        return explain(self.verdict, self._last_scalars, self._forecast_line(), self.sources, self.measurement)
 
     def _forecast_line(self) -> str | None:
         if self.forecast is None or self.forecast.label is None:

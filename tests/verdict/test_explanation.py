@@ -6,10 +6,12 @@ import pytest
 import torch
 
 import regimescope as rs
-from regimescope.verdict import Verdict, explain, richness_evidence, richness_score
-from regimescope.verdict.calibration import get
 from regimescope.tags import KERNEL_DISTANCE as DISTANCE_TAG
 from regimescope.tags import KERNEL_RELATIVE_CHANGE as CHANGE_TAG
+from regimescope.tags import noise_tag
+from regimescope.verdict import RAMPS, Verdict, explain, richness_evidence, richness_score
+from regimescope.verdict.calibration import get
+from regimescope.verdict.labeler import LAZY_BELOW
 
 
 def _verdict(scalars: dict[str, float], label: str) -> Verdict:
@@ -76,3 +78,18 @@ def test_monitor_explains_and_writes_the_explanation_at_every_verdict() -> None:
 def test_every_label_has_a_meaning(label: str) -> None:
     scalars = {DISTANCE_TAG: 0.01}
     assert explain(_verdict(scalars, label), scalars).startswith(f"**{label}** at step 40")
+
+
+def test_a_value_near_a_boundary_within_its_noise_is_called_uncertain() -> None:
+    boundary = RAMPS["direction"].boundary(LAZY_BELOW)
+    near = {DISTANCE_TAG: boundary * 1.05, noise_tag(DISTANCE_TAG): boundary * 0.1}
+    far = {DISTANCE_TAG: boundary * 1.05, noise_tag(DISTANCE_TAG): boundary * 0.01}
+    assert "Uncertain" in explain(_verdict(near, "lazy"), near)
+    assert "Uncertain" not in explain(_verdict(far, "lazy"), far)
+    assert "Uncertain" not in explain(_verdict({DISTANCE_TAG: boundary * 1.05}, "lazy"), {DISTANCE_TAG: boundary * 1.05})
+
+
+def test_a_reduced_measurement_is_said() -> None:
+    scalars = {DISTANCE_TAG: 0.2}
+    text = explain(_verdict(scalars, "rich"), scalars, measurement="4 random combinations of the 2048 outputs")
+    assert "Reduced measurement: 4 random combinations of the 2048 outputs" in text
