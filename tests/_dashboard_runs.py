@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -145,3 +146,13 @@ def _write_runs(logdir: Path) -> None:
         with rs.RegimeMonitor(paused, rs.Probe(x[:16], y[:16]), optimizer=optimizer, logdir=logdir / PAUSED,
                               indicators=indicators):
             pass
+
+
+_SHARED: dict[str, Path] = {}
+
+
+def shared_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The runs of :func:`write_runs`, written once per test session for every test module that reads them."""
+    if "runs" not in _SHARED:
+        _SHARED["runs"] = write_runs(tmp_path_factory.mktemp("dashboard-runs"))
+    return _SHARED["runs"]
