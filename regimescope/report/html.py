@@ -18,6 +18,9 @@ NOTES = (
 )
 """The texts a run's page shows above its figures (the latest of each): (title with the text's step, text tag)."""
 
+LONG_LINE = 320
+"""Characters past which a markdown line is folded: its start shown, the rest one click away (``<details>``)."""
+
 _LIST_ITEM = re.compile(r"^\s*[-*+]\s+(.*)$")
 _INLINE = re.compile(r"\*\*(.+?)\*\*|`([^`]+)`")
 
@@ -61,24 +64,32 @@ def _inline(text: str) -> str:
     return "".join(parts)
 
 
+def _line(text: str) -> str:
+    """One line as HTML, folded when longer than :data:`LONG_LINE` (a forecast naming every pair of a ResNet)."""
+    if len(text) <= LONG_LINE:
+        return _inline(text)
+    head = text[:LONG_LINE].rsplit(" ", 1)[0]
+    return f"<details><summary>{_inline(head)} … ({len(text)} characters)</summary>{_inline(text)}</details>"
+
+
 def markdown_html(text: str) -> str:
     """The markdown regimescope writes (paragraph lines, ``- `` items, bold, code) as safe HTML.
 
     Every other character is escaped, so the result can be put into a page as it is. A list needs no blank line
-    before it (CommonMark's rule, which the library's texts follow).
+    before it (CommonMark's rule, which the library's texts follow). Lines longer than :data:`LONG_LINE` are folded.
     """
     blocks: list[str] = []
     items: list[str] = []
     for line in text.split("\n"):
         item = _LIST_ITEM.match(line)
         if item:
-            items.append(f"<li>{_inline(item.group(1))}</li>")
+            items.append(f"<li>{_line(item.group(1))}</li>")
             continue
         if items:
             blocks.append(f"<ul>{''.join(items)}</ul>")
             items = []
         if line.strip():
-            blocks.append(f"<p>{_inline(line.strip())}</p>")
+            blocks.append(f"<p>{_line(line.strip())}</p>")
     if items:
         blocks.append(f"<ul>{''.join(items)}</ul>")
     return "".join(blocks)

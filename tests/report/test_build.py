@@ -16,6 +16,7 @@ from regimescope.report.build import COMPARISON_FIGURES, RUN_FIGURES, ReportFile
 from regimescope.report.figures import top_movers
 from regimescope.report.html import markdown_html
 from tests._dashboard_runs import PAUSED, RUNS, shared_runs
+from tests.tensorboard_plugin._chromium import count_color, find_chromium, screenshot
 
 pytest.importorskip("matplotlib")
 pytestmark = pytest.mark.filterwarnings("ignore::regimescope.alerts.RegimeWarning")
@@ -129,3 +130,17 @@ def test_per_layer_panels_name_the_layers_that_moved_most(logdir: Path) -> None:
     assert len(top) == 8
     final = {layer: s.values[-1] for layer, s in lines.items()}
     assert min(final[layer] for layer in top) >= sorted(final.values())[-12]  # the movers end among the largest
+
+
+def test_screenshot_of_a_report_page_shows_the_verdict_and_its_figures(
+    report: tuple[ReportFiles, Progress, Path], tmp_path: Path
+) -> None:
+    """The run page as a browser draws it (``REGIMESCOPE_SCREENSHOTS=docs`` refreshes ``docs/report.png``)."""
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("Chromium is not installed (`make test` runs `apt-get install -y chromium`)")
+    page = report[0].pages["mlp/rich"]
+    pixels = screenshot(executable, page.as_uri(), "1300,1700", tmp_path / "report.png")
+    assert count_color(pixels, (192, 57, 43)) > 12_000  # the rich band of the verdict timeline
+    assert count_color(pixels, (46, 134, 193)) > 12_000  # and its lazy start
+    assert count_color(pixels, (189, 189, 189)) > 600  # the left rule of the explanation, forecast and diagnosis
