@@ -221,13 +221,14 @@ def families_figure(run: RunData) -> Figure:
         top = top_movers(lines)
         for layer in sorted(set(lines) - set(top)):
             ax.plot(lines[layer].steps, lines[layer].values, lw=0.7, color=OTHERS_COLOR)
-        for layer in top:
+        for layer in sorted(top):  # in name order, so that a layer keeps its colour where the same layers show
             ax.plot(lines[layer].steps, lines[layer].values, lw=1.4, label=layer)
         log = _log_scale([v for series in lines.values() for v in series.values])
         if log:
             _log_axis(ax, [v for series in lines.values() for v in series.values])
-        shown = f"{len(top)} that moved most of {len(lines)}" if len(lines) > len(top) else f"{len(lines)}"
-        ax.set_title(f"{name} ({shown}{', log scale' if log else ''})", fontsize=9)
+        notes = [f"{len(top)} of {len(lines)} that moved most, others grey"] if len(lines) > len(top) else []
+        notes += ["log scale"] if log else []
+        ax.set_title(name + (f"\n{', '.join(notes)}" if notes else ""), fontsize=9)
         _step_axis(ax, _step_range([run]), label=False)
         ax.tick_params(labelsize=7)
         _legend(ax, fontsize=6, loc="best")
