@@ -34,6 +34,7 @@ async function getJson(url) {
 }
 
 function format(value) {
+  if (value === 0) return "0";
   return value === null ? "n/a" : Math.abs(value) >= 1e-3 && Math.abs(value) < 1e4 ? String(+value.toPrecision(3)) : value.toExponential(2);
 }
 
@@ -58,7 +59,7 @@ function stepTicks(range) {
   } else {
     const raw = (range[1] - range[0]) / 5;
     const unit = 10 ** Math.floor(Math.log10(raw));
-    const step = [1, 2, 5, 10].map((m) => m * unit).find((s) => s >= raw);
+    const step = Math.max(1, [1, 2, 5, 10].map((m) => m * unit).find((s) => s >= raw)); // whole steps
     for (let t = Math.ceil(range[0] / step) * step; t <= range[1]; t += step) if (t > range[0]) ticks.push(t);
   }
   return ticks;
@@ -131,7 +132,7 @@ function lineChart(title, entries, range, width = 330, height = 150) {
     plot.append(svg("line", { x1: 0, x2: plotW, y1: y(tick), y2: y(tick), stroke: "#f0f0f0" }), svg("text", { class: "rs-axis", x: -4, y: y(tick) + 3, "text-anchor": "end" }, log ? `1e${Math.round(Math.log10(tick))}` : format(tick)));
   });
   for (const entry of entries) {
-    const pts = entry.steps.map((s, i) => [s, entry.values[i]]).filter(([, v]) => v !== null && Number.isFinite(v) && (!log || v > 0));
+    const pts = entry.steps.map((s, i) => [s, entry.values[i]]).filter(([, v]) => v !== null && Number.isFinite(v) && (!log || v >= lo));
     plot.appendChild(svg("polyline", { class: "rs-line", "data-run": entry.run, points: pts.map(([s, v]) => `${x(s).toFixed(1)},${y(v).toFixed(1)}`).join(" "), fill: "none", stroke: entry.color, "stroke-width": 1.6 }));
     for (const [s, v] of pts) plot.appendChild(tooltip(svg("circle", { cx: x(s), cy: y(v), r: 2.2, fill: entry.color }), `${entry.run}, step ${s}: ${format(v)}`));
   }
