@@ -17,11 +17,12 @@ def _check_pair(k_a: torch.Tensor, k_b: torch.Tensor) -> None:
 
 PSD_TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-3}
 """Relative slack of the positive semi-definiteness checks of :func:`kernel_distance`, keyed by the kernels' dtype
-(``1e-2`` for other dtypes): far above the rounding of kernels computed as ``J J^T``, far below the misuse they catch."""
+(``1e-2`` for other dtypes): far above the rounding of kernels computed as ``J J^T``, far below the misuse they
+catch."""
 
 
 def _diagonal(k: torch.Tensor) -> torch.Tensor | None:
-    """The diagonal of an ``(n, n)`` or ``(n, n, k, k)`` kernel (entries ``K[i, i]`` or ``K[i, i, a, a]``), else ``None``."""
+    """The diagonal of an ``(n, n)`` or ``(n, n, k, k)`` kernel (``K[i, i]`` or ``K[i, i, a, a]``), else ``None``."""
     if k.ndim == 2 and k.shape[0] == k.shape[1]:
         return k.diagonal()
     if k.ndim == 4 and k.shape[0] == k.shape[1] and k.shape[2] == k.shape[3]:
@@ -30,7 +31,7 @@ def _diagonal(k: torch.Tensor) -> torch.Tensor | None:
 
 
 def _not_psd(name: str, k: torch.Tensor, tolerance: float) -> str | None:
-    """Why ``k`` cannot be positive semi-definite (a diagonal entry below ``-tolerance`` times the largest), or ``None``."""
+    """Why ``k`` cannot be PSD (a diagonal entry below ``-tolerance`` times the largest), or ``None``."""
     diagonal = _diagonal(k)
     if diagonal is None or diagonal.numel() == 0:
         return None
@@ -68,7 +69,8 @@ def kernel_distance(k_a: torch.Tensor, k_b: torch.Tensor) -> torch.Tensor:
     a, b = k_a.reshape(-1).double(), k_b.reshape(-1).double()
     denom = a.norm() * b.norm()
     if problem is None and denom > 0 and (a @ b) < -tolerance * denom:
-        problem = f"`<k_a, k_b>_F` is negative (S = {float(1 - (a @ b) / denom):.3g} > 1), impossible for two PSD kernels"
+        value = float(1 - (a @ b) / denom)
+        problem = f"`<k_a, k_b>_F` is negative (S = {value:.3g} > 1), impossible for two PSD kernels"
     if problem is not None:
         raise ValueError(
             f"kernel_distance expects positive semi-definite kernels (S is in [0, 1] only for them); {problem}. "

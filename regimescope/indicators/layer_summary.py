@@ -70,7 +70,8 @@ class LayerSummary(Indicator):
         params = {block.name: block.param_names for block in blocks}
         groups = group_layers(list(params)) if len(params) > SUMMARISED_ABOVE else {}
         context.extras[self.name] = {
-            block: (layers, tuple(name for layer in layers for name in params[layer])) for block, layers in groups.items()
+            block: (layers, tuple(name for layer in layers for name in params[layer]))
+            for block, layers in groups.items()
         }
 
     def applicable(self, context: Context) -> bool:

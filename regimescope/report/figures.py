@@ -171,7 +171,8 @@ def kernel_figure(runs: Sequence[RunData]) -> Figure:
         ax.tick_params(labelsize=7)
     handles = [_line(color, name) for name, color in colors.items()]
     if handles:
-        figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=8, frameon=False)
+        columns = min(len(handles), 5)
+        figure.legend(handles=handles, loc="outside lower center", ncols=columns, fontsize=8, frameon=False)
     figure.suptitle("Kernel indicators (shaded: measurement noise from the two probe halves)", fontsize=10)
     return figure
 

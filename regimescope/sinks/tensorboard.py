@@ -64,7 +64,7 @@ class TensorBoardSink(Sink):
 
     Scalars go to ``add_scalar``, histograms to ``add_histogram``, images (``(H, W, 3)`` uint8) to
     ``add_image`` and texts (alerts under ``regimescope/alerts``) to ``add_text``, which TensorBoard files
-    under ``<tag>/text_summary`` (lists get the blank line TensorBoard's markdown needs: :func:`tensorboard_markdown`). With the first record the sink also writes the custom-scalars layout of
+    under ``<tag>/text_summary``. With the first record the sink also writes the custom-scalars layout of
     :func:`regimescope.sinks.layout.build_layout` (the "Custom Scalars" tab), once: TensorBoard reads only
     the first layout of a run. Histogram values that are not finite are left out (with a warning), since
     a histogram of NaN has no bins.

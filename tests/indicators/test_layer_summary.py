@@ -33,7 +33,8 @@ def test_a_resnet_is_grouped_by_residual_block() -> None:
 
 def test_a_gpt_is_grouped_by_transformer_layer() -> None:
     layers = ["transformer.wte", "transformer.wpe"]
-    layers += [f"transformer.h.{i}.{part}" for i in range(12) for part in ("ln_1", "attn.c_attn", "attn.c_proj", "ln_2")]
+    parts = ("ln_1", "attn.c_attn", "attn.c_proj", "ln_2")
+    layers += [f"transformer.h.{i}.{part}" for i in range(12) for part in parts]
     layers += ["transformer.ln_f", "lm_head"]
     groups = group_layers(layers)
     assert list(groups) == ["transformer.wte", "transformer.wpe", *(f"transformer.h.{i}" for i in range(12)),

@@ -56,7 +56,8 @@ class _Collect(logging.Handler):
 def test_report_writes_every_figure_and_page(report: tuple[ReportFiles, Progress, Path]) -> None:
     files, progress, out = report
     assert sorted(files.pages) == list(RUNS)
-    assert progress.done == progress.total == len(COMPARISON_FIGURES) + len(RUNS) * len(RUN_FIGURES)
+    measured = len(RUNS) - 1  # the run that paused at step 0 has no figure
+    assert progress.done == progress.total == len(COMPARISON_FIGURES) + measured * len(RUN_FIGURES)
     assert len(files.figures) == progress.total
     for path in files.figures:
         assert path.read_bytes().startswith(b"\x89PNG"), path
@@ -109,9 +110,11 @@ def test_report_explains_the_verdict_with_forecast_and_diagnosis(
 def test_a_paused_run_is_reported_with_its_error(report: tuple[ReportFiles, Progress, Path]) -> None:
     files = report[0]
     page = files.pages[PAUSED].read_text()
-    assert '<p class="failure">Measuring paused at step 0: measurement failed (RuntimeError: CUDA out of memory.' in page
+    failure = '<p class="failure">Measuring paused at step 0: measurement failed (RuntimeError: CUDA out of memory.'
+    assert failure in page
     row = re.search(r"<tr><td><a href=\"[^\"]*paused.html\">.*?</tr>", files.index.read_text()).group(0)
     assert "measuring paused" in row
+    assert "<img" not in page  # nothing was measured: no empty figure
 
 
 def test_markdown_is_escaped_and_lists_need_no_blank_line() -> None:

@@ -50,7 +50,8 @@ def screenshot(executable: str, url: str, size: str, path: Path) -> np.ndarray:
     The file is also copied into ``$REGIMESCOPE_SCREENSHOTS`` when that is set.
     """
     image_module = pytest.importorskip("PIL.Image")
-    result = chromium(executable, path.parent / f"profile-{path.stem}", f"--window-size={size}", f"--screenshot={path}", url)
+    profile = path.parent / f"profile-{path.stem}"
+    result = chromium(executable, profile, f"--window-size={size}", f"--screenshot={path}", url)
     assert path.exists(), result.stderr[-2000:]
     keep = os.environ.get("REGIMESCOPE_SCREENSHOTS")
     if keep:
