@@ -98,6 +98,14 @@ WEIGHTS_VALUE = tag("weights", "value")
 OUTPUTS_VALUE = tag("outputs", "value")
 """The first non-finite model output on the probe (written only when there is one)."""
 
+# ----------------------------------------------------------------------------------------------- block summaries
+BLOCK_KERNEL_DISTANCE = tag("blocks", "kernel_distance_from_init")
+"""Per block of layers (``layer2.0``): ``S(K_{b,0}, K_{b,t})`` of the block's part of the kernel."""
+BLOCK_KERNEL_SHARE = tag("blocks", "kernel_share")
+"""Per block: ``tr K_b / tr K``."""
+BLOCK_WEIGHTS_RELATIVE_CHANGE = tag("blocks", "weights_relative_change")
+"""Per block: ``|W_{b,t} - W_{b,0}|_F / |W_{b,0}|_F``."""
+
 # ------------------------------------------------------------------------------------ representations, patterns
 REPRESENTATION_CKA = tag("representation", "cka_to_init")
 """Per layer: linear CKA of the features now vs at init."""

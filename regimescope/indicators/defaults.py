@@ -12,6 +12,7 @@ from regimescope.indicators.kernel_heatmap import KernelHeatmap
 from regimescope.indicators.kernel_scale import KernelScale
 from regimescope.indicators.kernel_velocity import KernelVelocity
 from regimescope.indicators.layer_kernels import LayerKernels
+from regimescope.indicators.layer_summary import LayerSummary
 from regimescope.indicators.non_finite import NonFiniteValues
 from regimescope.indicators.representation_alignment import RepresentationAlignment
 from regimescope.indicators.representation_drift import RepresentationDrift
@@ -28,6 +29,7 @@ def default_indicators(heatmap_every: int = 10) -> list[Indicator]:
         KernelTargetAlignment(),
         KernelEffectiveRank(),
         LayerKernels(),
+        LayerSummary(),
         KernelHeatmap(every=heatmap_every),
         BalanceIndicator(),
         WeightChange(),

@@ -73,10 +73,11 @@ def build_report(
     """Write the report of every run under ``logdir`` into ``out``.
 
     ``out/index.html`` compares the runs side by side (verdict timelines, kernel indicators, cost) and links to
-    ``out/<run>.html``, one self-contained page per run (alerts, verdict timeline, kernel indicators, every
-    per-layer family, layer x step heat maps, cost). The PNGs are written too: ``out/<figure>.png`` for the
-    comparison and ``out/<run>/<figure>.png`` per run. Runs are read from their ``regimescope.jsonl`` (every
-    point, the last session when a folder was written twice).
+    ``out/<run>.html``, one self-contained page per run (explanation, step-0 forecast, conservation diagnosis,
+    alerts, verdict timeline, kernel indicators, every per-layer family, layer x step heat maps, cost; a run whose
+    monitor paused before measuring anything has its error and no figure). The PNGs are written too:
+    ``out/<figure>.png`` for the comparison and ``out/<run>/<figure>.png`` per run. Runs are read from their
+    ``regimescope.jsonl`` (every point, the last session when a folder was written twice).
 
     Args:
         logdir: A logdir holding runs (folders with ``regimescope.jsonl``), or one run's folder.
@@ -94,14 +95,14 @@ def build_report(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     if progress is not None:
-        progress.total = len(COMPARISON_FIGURES) + len(runs) * len(RUN_FIGURES)
+        progress.total = len(COMPARISON_FIGURES) + sum(bool(run.scalars) for run in runs) * len(RUN_FIGURES)
     written: list[Path] = []
     pages: dict[str, Path] = {}
     for run in runs:
         folder = root / slug(run.name)
         folder.mkdir(exist_ok=True)
         sections = []
-        for stem, title, build in RUN_FIGURES:
+        for stem, title, build in RUN_FIGURES if run.scalars else ():  # a run that paused at step 0 has no figure
             path = folder / f"{stem}.png"
             sections.append(Section(title, png=_save(build(run), path)))
             written.append(path)

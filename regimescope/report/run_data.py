@@ -70,11 +70,13 @@ class RunData:
         name: The run's name (its folder relative to the logdir).
         scalars: ``tag -> series`` of every ``regimescope/`` scalar.
         alerts: The alerts in step order.
+        texts: ``tag -> [(step, markdown), ...]`` of every text (explanation, forecast, diagnosis, alerts).
     """
 
     name: str
     scalars: dict[str, Series] = field(default_factory=dict)
     alerts: list[AlertRow] = field(default_factory=list)
+    texts: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
     def series(self, tag: str) -> Series | None:
         """The series of ``tag``, or ``None``."""
@@ -162,15 +164,16 @@ def parse_alerts(entries: Iterable[tuple[int, str]]) -> list[AlertRow]:
 def run_from_records(name: str, records: list[Record]) -> RunData:
     """A :class:`RunData` from a monitor's records (its ``history``, or a JSONL file's run as lived)."""
     columns: dict[str, tuple[list[int], list[float]]] = {}
-    texts: list[tuple[int, str]] = []
+    texts: dict[str, list[tuple[int, str]]] = {}
     for record in records:
         for tag, value in record.scalars.items():
             steps, values = columns.setdefault(tag, ([], []))
             steps.append(record.step)
             values.append(float(value))
-        texts.extend((record.step, text) for tag, text in record.texts.items() if tag == f"{TAG_ROOT}/alerts")
+        for tag, text in record.texts.items():
+            texts.setdefault(tag, []).append((record.step, text))
     scalars = {tag: Series(steps, values) for tag, (steps, values) in columns.items()}
-    return RunData(name=name, scalars=scalars, alerts=parse_alerts(texts))
+    return RunData(name=name, scalars=scalars, alerts=parse_alerts(texts.get(f"{TAG_ROOT}/alerts", [])), texts=texts)
 
 
 def find_runs(logdir: str | os.PathLike[str]) -> list[Path]:

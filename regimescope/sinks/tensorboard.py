@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +17,22 @@ if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
 logger = logging.getLogger(__name__)
+
+_LIST_ITEM = re.compile(r"^\s*([-*+]|\d+\.)\s")
+
+
+def tensorboard_markdown(text: str) -> str:
+    """``text`` with a blank line before every list that follows a paragraph line.
+
+    regimescope writes CommonMark, where a list may follow a line directly; TensorBoard's Text tab renders with
+    Python-Markdown, which then runs the items into the paragraph ("**head** - a - b" on one line).
+    """
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if _LIST_ITEM.match(line) and lines and lines[-1].strip() and not _LIST_ITEM.match(lines[-1]):
+            lines.append("")
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _summary_writer_class() -> type[SummaryWriter]:
@@ -126,7 +143,7 @@ class TensorBoardSink(Sink):
         for tag, image in images.items():
             writer.add_image(tag, image, global_step=step, dataformats="HWC")
         for tag, text in record.texts.items():
-            writer.add_text(tag, text, global_step=step)
+            writer.add_text(tag, tensorboard_markdown(text), global_step=step)
 
     def _drop_writer(self) -> None:
         """Let go of a writer that failed (its event file stays as written); the next write opens a new one."""

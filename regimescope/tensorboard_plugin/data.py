@@ -8,13 +8,18 @@ from typing import Any
 from tensorboard.data import provider
 
 from regimescope.record import TAG_ROOT
+from regimescope.report.html import NOTES
 from regimescope.report.run_data import RunData, parse_alerts, series_from_mapping
 
 SCALARS_PLUGIN = "scalars"
 TEXT_PLUGIN = "text"
 IMAGES_PLUGIN = "images"
-ALERTS_TEXT_TAG = f"{TAG_ROOT}/alerts/text_summary"
+TEXT_SUFFIX = "/text_summary"
+"""``SummaryWriter.add_text(tag, ...)`` files a text under ``tag + TEXT_SUFFIX``."""
+ALERTS_TEXT_TAG = f"{TAG_ROOT}/alerts{TEXT_SUFFIX}"
 """Where ``SummaryWriter.add_text("regimescope/alerts", ...)`` puts the alerts."""
+TEXT_TAGS = (ALERTS_TEXT_TAG, *(text_tag + TEXT_SUFFIX for _, text_tag in NOTES))
+"""The texts a run's view reads: alerts, explanation, forecast, conservation diagnosis."""
 HEATMAP_TAG = f"{TAG_ROOT}/kernel/heatmap"
 DOWNSAMPLE = 10_000
 """Points per series asked from the provider (TensorBoard keeps 1000 scalars per series by default)."""
@@ -43,9 +48,20 @@ class RunReader:
         self._experiment = experiment_id
 
     def runs(self) -> list[str]:
-        """Names of the runs holding at least one ``regimescope/`` scalar, sorted."""
-        listing = self._provider.list_scalars(self._ctx, experiment_id=self._experiment, plugin_name=SCALARS_PLUGIN)
-        return sorted(run for run, tags in listing.items() if any(tag.startswith(f"{TAG_ROOT}/") for tag in tags))
+        """Names of the runs holding a ``regimescope/`` scalar or regimescope alerts, sorted.
+
+        A run whose monitor paused at its first measurement holds no scalar, only the alert that says why: it is
+        listed, so that the dashboard shows its error rather than leaving it out.
+        """
+        scalars = self._provider.list_scalars(self._ctx, experiment_id=self._experiment, plugin_name=SCALARS_PLUGIN)
+        texts = self._provider.list_tensors(
+            self._ctx,
+            experiment_id=self._experiment,
+            plugin_name=TEXT_PLUGIN,
+            run_tag_filter=provider.RunTagFilter(tags=[ALERTS_TEXT_TAG]),
+        )
+        measured = {run for run, tags in scalars.items() if any(tag.startswith(f"{TAG_ROOT}/") for tag in tags)}
+        return sorted(measured | {run for run, tags in texts.items() if ALERTS_TEXT_TAG in tags})
 
     def run(self, name: str) -> RunData:
         """The scalars and alerts of run ``name`` (empty when the run does not exist)."""
@@ -66,25 +82,26 @@ class RunReader:
         scalars = series_from_mapping(
             {tag: ([d.step for d in points], [d.value for d in points]) for tag, points in data.items()}
         )
-        return RunData(name=name, scalars=scalars, alerts=parse_alerts(self._alert_texts(name)))
+        texts = self._texts(name)
+        alerts = parse_alerts(texts.get(ALERTS_TEXT_TAG[: -len(TEXT_SUFFIX)], []))
+        return RunData(name=name, scalars=scalars, alerts=alerts, texts=texts)
 
-    def _alert_texts(self, name: str) -> list[tuple[int, str]]:
-        texts = (
-            self._provider.read_tensors(
-                self._ctx,
-                experiment_id=self._experiment,
-                plugin_name=TEXT_PLUGIN,
-                downsample=DOWNSAMPLE,
-                run_tag_filter=provider.RunTagFilter(runs=[name], tags=[ALERTS_TEXT_TAG]),
-            )
-            .get(name, {})
-            .get(ALERTS_TEXT_TAG, [])
-        )
-        entries = []
-        for datum in texts:
-            for item in datum.numpy.reshape(-1):
-                entries.append((datum.step, item.decode("utf-8") if isinstance(item, bytes) else str(item)))
-        return entries
+    def _texts(self, name: str) -> dict[str, list[tuple[int, str]]]:
+        """``text tag (as the monitor wrote it) -> [(step, markdown), ...]`` of :data:`TEXT_TAGS`, in step order."""
+        data = self._provider.read_tensors(
+            self._ctx,
+            experiment_id=self._experiment,
+            plugin_name=TEXT_PLUGIN,
+            downsample=DOWNSAMPLE,
+            run_tag_filter=provider.RunTagFilter(runs=[name], tags=list(TEXT_TAGS)),
+        ).get(name, {})
+        texts: dict[str, list[tuple[int, str]]] = {}
+        for summary_tag, points in data.items():
+            entries = texts.setdefault(summary_tag[: -len(TEXT_SUFFIX)], [])
+            for datum in sorted(points, key=lambda d: d.step):
+                for item in datum.numpy.reshape(-1):
+                    entries.append((datum.step, item.decode("utf-8") if isinstance(item, bytes) else str(item)))
+        return texts
 
     def kernel_images(self, name: str) -> list[KernelImage]:
         """The NTK heatmap images of run ``name``, in step order."""

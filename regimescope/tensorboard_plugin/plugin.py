@@ -41,8 +41,10 @@ class RegimescopePlugin(base_plugin.TBPlugin):
     Routes (under ``/data/plugin/regimescope``):
 
     - ``/index.js``, ``/style.css``: the frontend, shipped in the package (no network access needed);
-    - ``/runs``: every run with regimescope data, its final verdict and verdict timeline;
-    - ``/run?run=NAME``: one run: timeline, alerts, per-layer heat maps (kernel distance, balance), images;
+    - ``/runs``: every run with regimescope data (a run whose monitor paused with its error), its final verdict,
+      verdict timeline and whole-model kernel series;
+    - ``/run?run=NAME``: one run: the above, its explanation, forecast and conservation diagnosis (as HTML), alerts,
+      per-layer heat maps (kernel distance per block and per layer, balance), images;
     - ``/image?run=NAME&index=I``: the ``I``-th NTK heatmap PNG of the run.
 
     Args:

@@ -6,24 +6,37 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlencode
 
+from regimescope.record import tag
+from regimescope.report.figures import BLOCK_DISTANCE_PREFIX, KERNEL_METRICS
+from regimescope.report.html import failure, notes
 from regimescope.report.run_data import BALANCE_PREFIX, LAYER_DISTANCE_PREFIX, RunData
 
-GRIDS = {
-    "kernel distance from init S(K_l0, K_lt)": LAYER_DISTANCE_PREFIX,
-    "balance (mean rho_k: +1 upstream, 0 balanced, -1 downstream)": BALANCE_PREFIX,
-}
-"""The per-layer heat maps: title -> tag prefix of the family."""
+GRIDS = (
+    ("kernel distance from init S(K_b0, K_bt), per block", BLOCK_DISTANCE_PREFIX, "distance"),
+    ("kernel distance from init S(K_l0, K_lt), per layer", LAYER_DISTANCE_PREFIX, "distance"),
+    ("balance (mean rho_k: +1 upstream, 0 balanced, -1 downstream), per layer pair", BALANCE_PREFIX, "balance"),
+)
+"""The per-layer heat maps: (title, tag prefix of the family, color scale). The per-block one only where logged."""
 
 
 def summary_view(run: RunData) -> dict[str, Any]:
-    """A run's name, final verdict, alert count and verdict timeline."""
+    """A run's name, final verdict, alert count, verdict timeline, whole-model kernel series and, when its monitor
+    paused, the error (``failure``: step and message)."""
     final = run.final()
+    paused = failure(run)
+    kernel = []
+    for metric, title, positive in KERNEL_METRICS:
+        series = run.series(tag("kernel", metric))
+        if series is not None:
+            kernel.append({"metric": metric, "title": title, "positive": positive, **asdict(series)})
     return {
         "name": run.name,
         "label": final[0] if final else None,
         "score": final[1] if final else None,
         "alerts": len(run.alerts),
         "timeline": run.timeline(),
+        "failure": None if paused is None else {"step": paused.step, "message": paused.message},
+        "kernel": kernel,
     }
 
 
@@ -34,10 +47,16 @@ def run_view(run: RunData, image_steps: list[int]) -> dict[str, Any]:
         run: The run's data.
         image_steps: Steps of its NTK heatmap images (served by the ``/image`` route, by index).
     """
+    grids = []
+    for title, prefix, scale in GRIDS:
+        grid = run.layer_grid(prefix)
+        if grid.layers or prefix != BLOCK_DISTANCE_PREFIX:
+            grids.append({"title": title, "scale": scale, **asdict(grid)})
     return {
         **summary_view(run),
+        "notes": [{"title": title, "html": body} for title, body in notes(run)],
         "alert_list": [asdict(alert) for alert in run.alerts],
-        "grids": [{"title": title, **asdict(run.layer_grid(prefix))} for title, prefix in GRIDS.items()],
+        "grids": grids,
         "images": [
             {"step": step, "url": "image?" + urlencode({"run": run.name, "index": index})}
             for index, step in enumerate(image_steps)

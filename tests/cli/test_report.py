@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from io import StringIO
 from pathlib import Path
@@ -22,7 +23,8 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, s
     with redirect_stdout(StringIO()):
         assert main(["demo", "--quick", "--logdir", str(logdir)]) == 0
     printed = StringIO()
-    with redirect_stdout(printed):
+    with redirect_stdout(printed), warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fresh clone's first report prints no warning
         assert main(["report", str(logdir), "--out", str(out)]) == 0
     return logdir, out, printed.getvalue()
 
@@ -35,6 +37,7 @@ def test_report_writes_pngs_and_html_for_every_demo_run(demo_report: tuple[Path,
         page = (out / f"{run}.html").read_text()
         assert f"<title>regimescope report: {run}</title>" in page
         assert f'href="{run}.html"' in index
+        assert "<h2>Why this verdict (step " in page and "<h2>Forecast at step 0</h2>" in page
         for figure in ("timeline", "kernel", "families", "layers", "cost"):
             assert (out / run / f"{figure}.png").read_bytes().startswith(b"\x89PNG"), (run, figure)
     for figure in ("timeline", "kernel", "cost"):

@@ -114,3 +114,43 @@ Pairwise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def test_mismatched_shapes_are_rejected_with_both_shapes(fn: Pairwise) -> None:
     with pytest.raises(ValueError, match=r"same shape.*\(3, 3\).*\(4, 4\)"):
         fn(torch.eye(3), torch.eye(4))
+
+
+def test_negated_kernel_is_refused_instead_of_reaching_two() -> None:
+    k = torch.from_numpy(ref.random_psd(6, 3, 4))
+    with pytest.raises(ValueError, match=r"positive semi-definite.*`k_b` has a negative diagonal entry"):
+        kernel_distance(k, -k)
+    with pytest.raises(ValueError, match="`k_a` has a negative diagonal entry"):
+        kernel_angle(-k, k)
+
+
+def test_full_kernels_are_checked_on_their_output_diagonal() -> None:
+    jacobian = torch.randn(4, 2, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    full = torch.einsum("iap,jbp->ijab", jacobian, jacobian)  # (n, n, k, k), PSD
+    assert 0.0 <= float(kernel_distance(full, 2.0 * full)) <= 1e-12
+    with pytest.raises(ValueError, match="negative diagonal"):
+        kernel_distance(full, -full)
+
+
+def test_negative_inner_product_is_refused_even_with_a_positive_diagonal() -> None:
+    """[[1, -3], [-3, 1]] and [[1, 3], [3, 1]] (eigenvalues 4 and -2 each) have unit diagonals, but
+    <B, C>_F = -16 gives S = 1 + 16 / 20 = 1.8, impossible for PSD kernels."""
+    b = torch.tensor([[1.0, -3.0], [-3.0, 1.0]], dtype=torch.float64)
+    c = torch.tensor([[1.0, 3.0], [3.0, 1.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"negative \(S = 1.8 > 1\)"):
+        kernel_distance(b, c)
+    # A non-PSD matrix that passes both necessary checks is clamped into [0, 1] (documented: not a full PSD test).
+    assert 0.0 <= float(kernel_distance(b, torch.eye(2, dtype=torch.float64))) <= 1.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rounding_below_the_tolerance_is_accepted_and_clamped(dtype: torch.dtype) -> None:
+    u = torch.zeros(3, 1, dtype=dtype)
+    v = torch.zeros(3, 1, dtype=dtype)
+    u[0], v[1] = 1.0, 1.0
+    a = u @ u.T
+    b = v @ v.T
+    b[2, 2] = -1e-12  # a rounding-level negative diagonal entry, as a float32 kernel of a dead sample can have
+    b[0, 0] = -1e-12
+    value = float(kernel_distance(a, b))
+    assert value == 1.0

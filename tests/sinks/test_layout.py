@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import re
 
-from regimescope.sinks import build_layout
+import pytest
+import torch
+
+import regimescope as rs
+from regimescope.sinks import MemorySink, build_layout
+from regimescope.sinks.layout import KERNEL_CHARTS
+from tests._dashboard_runs import ResNetLike, one_thread
 
 CONTRACT_TAGS = [
     "regimescope/regime/score",
@@ -14,6 +20,11 @@ CONTRACT_TAGS = [
     "regimescope/kernel/velocity",
     "regimescope/kernel/target_alignment",
     "regimescope/kernel/effective_rank",
+    "regimescope/kernel/norm_ratio",
+    "regimescope/noise/kernel/distance_from_init",
+    "regimescope/noise/kernel/distance_from_init/features.0",
+    "regimescope/noise/balance_drift/fc1-fc2",
+    "regimescope/balance_explained/fc1-fc2",
     "regimescope/kernel/distance_from_init/features.0",
     "regimescope/kernel/share/fc1",
     "regimescope/balance/fc1-fc2",
@@ -79,3 +90,46 @@ def test_tags_outside_the_contract_get_their_own_chart() -> None:
     charts = _charts_matching(layout, "regimescope/gradients/norm/fc2")
     assert charts == _charts_matching(layout, "regimescope/gradients/norm") == ["gradients/norm"]
     assert _charts_matching(layout, "other/loss") == []
+
+
+def test_each_kernel_metric_has_its_own_chart_with_its_noise() -> None:
+    """S (about 1e-6 in a lazy run) and the relative change (up to 25) never share an axis."""
+    layout = build_layout([])
+    charts = [_charts_matching(layout, f"regimescope/kernel/{metric}") for metric in KERNEL_CHARTS]
+    assert all(len(found) == 1 for found in charts)
+    assert len({found[0] for found in charts}) == len(KERNEL_CHARTS)
+    for metric, title in KERNEL_CHARTS.items():
+        assert _charts_matching(layout, f"regimescope/noise/kernel/{metric}") == [title]
+        regexes = layout["regimescope"][title][1]
+        assert sum(bool(re.search(regex, name)) for name in CONTRACT_TAGS for regex in regexes) <= 2
+
+
+@pytest.fixture(scope="module")
+def resnet_tags() -> tuple[list[str], list[str]]:
+    """The scalar tags of a ResNet-18-like run: those of its first record (what the layout is built from), and all."""
+    model = ResNetLike()
+    sink = MemorySink()
+    x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with one_thread(), rs.RegimeMonitor(model, rs.Probe(x, torch.zeros(8, 3)), sinks=[sink]) as monitor:
+        model.conv1.weight.data.mul_(1.5)  # a change to measure (no optimizer here)
+        monitor.measure(1)
+    return list(sink.records[0].scalars), sorted({name for r in sink.records for name in r.scalars})
+
+
+def test_a_resnet_layout_shows_blocks_and_keeps_every_chart_readable(resnet_tags: tuple[list[str], list[str]]) -> None:
+    first, every = resnet_tags
+    assert len([name for name in every if name.startswith("regimescope/weights/relative_change/")]) == 41
+    layout = build_layout(first)
+    for title, (_, regexes) in layout["regimescope"].items():
+        lines = [name for name in every if any(re.search(regex, name) for regex in regexes)]
+        assert len(lines) <= 16, (title, len(lines))
+    for block in ("conv1", "bn1", "layer1.0", "layer2.0", "layer4.1", "fc"):
+        for metric in ("kernel_distance_from_init", "kernel_share", "weights_relative_change"):
+            assert len(_charts_matching(layout, f"regimescope/blocks/{metric}/{block}")) == 1
+    # The per-layer tags are still written; the layout leaves the four long families to the other views.
+    assert _charts_matching(layout, "regimescope/weights/relative_change/layer2.0.downsample.0") == []
+    assert _charts_matching(layout, "regimescope/kernel/share/fc") == []
+    for name in every:
+        summarised = re.match(r"regimescope/(kernel/(distance_from_init|share)|weights/relative_change|"
+                              r"noise/kernel/distance_from_init)/", name)
+        assert len(_charts_matching(layout, name)) == (0 if summarised else 1), name
