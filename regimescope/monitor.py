@@ -31,6 +31,7 @@ from regimescope.conservation import DriftDiagnoser, diagnosis_markdown
 from regimescope.conservation.learning_rates import group_learning_rates
 from regimescope.distributed import from_main_process, is_main_process, world_size
 from regimescope.forecast import Forecast, forecast_regime
+from regimescope.guards import MODES
 from regimescope.indicators.balance import BalanceIndicator, diagnosed_pairs
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.indicators.defaults import default_indicators
@@ -64,6 +65,7 @@ _SNAPSHOT_FIELDS = {
     Need.FEATURES: "features",
     Need.ACTIVATION_PATTERNS: "activation_patterns",
     Need.KERNEL: "layer_kernels",
+    Need.NORMALIZATION: "normalization",
 }
 
 
@@ -109,12 +111,19 @@ class RegimeMonitor:
             conservation broken, non-finite values); add e.g. ``regimescope.alerts.Threshold(tag, above=...)``.
         stop_on: Alert kinds that set :attr:`stop_requested` (the framework adapters then stop training).
         strict: Raise errors from measurements instead of pausing.
-        mode: Model behaviour during measurement: ``"eval"`` (default) or ``"train"`` (see ``empirical_ntk``).
+        mode: Model behaviour during measurement: ``"batch_stats"`` (default: eval mode, except BatchNorm-style
+            layers, which normalise with the probe's own statistics as in training; see ``docs/architectures.md``),
+            ``"eval"`` or ``"train"`` (see ``empirical_ntk``).
         dtype: Compute dtype of kernels and features (float32 by default).
         output_fn: Maps the model's return value to the output tensor (default: tensor, ``"logits"``, first item).
         layers: Module names whose outputs are the monitored representations (default: the activation modules).
         implementation: NTK implementation (see :class:`~regimescope.ntk.Implementation`).
         max_memory: NTK byte budget.
+        output_projection: Measure the kernel of this many seeded random combinations of the outputs (an unbiased
+            estimate of the trace kernel; for models with many outputs, e.g. a language model's positions times
+            vocabulary); see ``empirical_ntk``.
+        sketch: CountSketch each per-sample gradient block to this many dimensions (unbiased; for models too
+            large for the exact kernel); see ``empirical_ntk``.
         heatmap_every: Log the kernel heatmap image every this many measurements.
         distributed: Who computes the per-layer kernel in a distributed job (see
             :class:`~regimescope.split_kernel.KernelSharing`): ``"rank0"`` (default) or ``"split_layers"`` (every
@@ -143,12 +152,14 @@ class RegimeMonitor:
         alert_rules: Iterable[AlertRule] | None = None,
         stop_on: Iterable[str] = (),
         strict: bool = False,
-        mode: str = "eval",
+        mode: str = "batch_stats",
         dtype: torch.dtype = torch.float32,
         output_fn: OutputFn | None = None,
         layers: list[str] | None = None,
         implementation: str = "auto",
         max_memory: int | None = None,
+        output_projection: int | None = None,
+        sketch: int | None = None,
         heatmap_every: int = 10,
         distributed: str = DEFAULT_SHARING.value,
     ) -> None:
@@ -163,8 +174,8 @@ class RegimeMonitor:
             )
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"`optimizer` must be a torch.optim.Optimizer; received {type(optimizer).__name__}.")
-        if mode not in ("eval", "train"):
-            raise ValueError(f"`mode` must be 'eval' or 'train'; received {mode!r}.")
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {', '.join(map(repr, MODES))}; received {mode!r}.")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"`dtype` must be torch.float32 or torch.float64; received {dtype}.")
         if schedule is not None and not callable(schedule):
@@ -196,6 +207,8 @@ class RegimeMonitor:
             output_fn=output_fn,
             implementation=parse_implementation(implementation),
             max_memory=max_memory,
+            output_projection=output_projection,
+            sketch=sketch,
             feature_layers=list(layers) if layers is not None else default_feature_layers(self.model),
             pattern_layers=default_pattern_layers(self.model),
         )
@@ -228,7 +241,7 @@ class RegimeMonitor:
         if self._replica is not None:
             self._replica.refresh()
         self._validate_model()
-        self.probe.check(self.model, self.config.output_fn)
+        self.probe.check(self.model, self.config.output_fn, self.config.mode)
         resolve_layers(self.model, self.config.feature_layers, "layers")
         self._setup_indicators()
         self._needs = merged_needs(self.indicators)

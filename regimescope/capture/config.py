@@ -21,6 +21,9 @@ class CaptureConfig:
         output_fn: Maps the model's return value to the output tensor.
         implementation: NTK implementation.
         max_memory: NTK engine byte budget (``None``: default).
+        output_projection: ``m``: the kernel of ``m`` seeded random combinations of the outputs, an unbiased
+            estimate of the trace kernel at the cost of ``m`` outputs (``None``: every output).
+        sketch: ``m``: CountSketch every per-sample gradient block larger than ``m`` entries (``None``: exact).
         feature_layers: Module names whose outputs are the monitored representations.
         pattern_layers: Names of ReLU-family modules whose on/off states are tracked.
     """
@@ -30,10 +33,27 @@ class CaptureConfig:
     output_fn: OutputFn | None = None
     implementation: Implementation = Implementation.AUTO
     max_memory: int | None = None
+    output_projection: int | None = None
+    sketch: int | None = None
     feature_layers: list[str] = field(default_factory=list)
     pattern_layers: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        for name in ("output_projection", "sketch"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(
+                    f"`{name}` must be a positive int or None; received {value!r}. For a language model, "
+                    f"{name}=8 (output_projection) or 4096 (sketch) is a good start."
+                )
+
     def kernel_options(self) -> dict[str, Any]:
-        """The keyword arguments of the per-layer kernel these settings ask for (``empirical_ntk``/``plan_ntk``)."""
+        """The keyword arguments of the per-layer kernel these settings ask for (``empirical_ntk``/``plan_ntk``).
+
+        The one place the monitor's kernel settings become engine arguments: every capture, the distributed
+        split and the cost planning read them here, so every kernel of a run is the same estimator (the
+        projection and sketch keep the engine's fixed seed).
+        """
         return dict(per_layer=True, output_fn=self.output_fn, mode=self.mode, dtype=self.dtype,
-                    implementation=self.implementation, max_memory=self.max_memory)
+                    implementation=self.implementation, max_memory=self.max_memory,
+                    output_projection=self.output_projection, sketch=self.sketch)

@@ -21,6 +21,9 @@ class Snapshot:
         features: ``layer name -> (n, d)`` flattened hidden representations.
         activation_patterns: ``module name -> (n, units)`` boolean on/off states of ReLU-family modules.
         layer_kernels: ``layer name -> (n, n)`` trace-NTK block; their sum is the whole kernel.
+        normalization: ``BatchNorm layer name -> {"running_mean", "running_var", "batch_mean", "batch_var",
+            "eps"}``: the layer's running statistics and the probe's per-channel mean and (biased) variance at its
+            input, float64.
     """
 
     step: int
@@ -29,6 +32,7 @@ class Snapshot:
     features: dict[str, torch.Tensor] = field(default_factory=dict)
     activation_patterns: dict[str, torch.Tensor] = field(default_factory=dict)
     layer_kernels: dict[str, torch.Tensor] = field(default_factory=dict)
+    normalization: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     @functools.cached_property
     def kernel(self) -> torch.Tensor | None:
@@ -49,6 +53,7 @@ class Snapshot:
             "features": self.features,
             "activation_patterns": self.activation_patterns,
             "layer_kernels": self.layer_kernels,
+            "normalization": self.normalization,
         }
 
     @classmethod

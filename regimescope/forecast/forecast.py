@@ -15,7 +15,7 @@ from regimescope import batch
 from regimescope.forecast.geometry import InitGeometry, PairGeometry, init_geometry
 from regimescope.forecast.lazy_ratio import LazyRatio, lazy_ratios
 from regimescope.forecast.residual import target_residual
-from regimescope.guards import preserved_rng
+from regimescope.guards import preserved_rng, set_mode
 from regimescope.outputs import OutputFn, flat_outputs
 from regimescope.probe import Probe
 
@@ -169,7 +169,7 @@ def forecast_regime(
         probe: The probe; its targets set the task scale (without them the forecast has no label).
         learning_rates: ``parameter name -> lr`` (per-layer rates weight the kernel and the steps).
         output_fn: Maps the model's return value to the output tensor.
-        mode: ``"eval"`` or ``"train"`` behaviour of the model during the forecast.
+        mode: Measurement mode of the model during the forecast (see :func:`regimescope.guards.set_mode`).
         dtype: Compute dtype of the kernels.
 
     Returns:
@@ -178,7 +178,8 @@ def forecast_regime(
     device = probe.device
     n = probe.size
     with preserved_rng([device]):
-        work = copy.deepcopy(model).train(mode == "train")
+        work = copy.deepcopy(model)
+        set_mode(work, mode)
         prediction = flat_outputs(batch.call_model(work, probe.inputs), n, output_fn)
         geometry = init_geometry(model, prediction.detach(), probe.targets, learning_rates)
         residual = target_residual(prediction, probe.targets)

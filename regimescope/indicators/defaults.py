@@ -12,6 +12,7 @@ from regimescope.indicators.kernel_heatmap import KernelHeatmap
 from regimescope.indicators.kernel_scale import KernelScale
 from regimescope.indicators.kernel_velocity import KernelVelocity
 from regimescope.indicators.layer_kernels import LayerKernels
+from regimescope.indicators.normalization_statistics import NormalizationStatistics
 from regimescope.indicators.representation_alignment import RepresentationAlignment
 from regimescope.indicators.representation_drift import RepresentationDrift
 from regimescope.indicators.weight_change import WeightChange
@@ -32,4 +33,5 @@ def default_indicators(heatmap_every: int = 10) -> list[Indicator]:
         RepresentationDrift(),
         RepresentationAlignment(),
         ActivationPatternChange(),
+        NormalizationStatistics(),
     ]

@@ -12,6 +12,10 @@ from regimescope.record import Record, tag
 class KernelTargetAlignment(Indicator):
     """``<H K H, Y_c Y_c^T>_F / (|H K H|_F |Y_c Y_c^T|_F)`` with the probe's targets.
 
+    ``Y`` is read in the probe's target layout (class labels, a target matrix, or one class per output position
+    for a language model: then ``(Y Y^T)[i, j]`` counts the positions where two examples' next tokens agree; see
+    :func:`~regimescope.functional.alignment.kernel_alignment`).
+
     Rises while the kernel learns the task (rich training; "silent alignment" from small initialisation, often
     before the loss moves), flat in lazy training. Needs probe targets.
 
@@ -26,6 +30,6 @@ class KernelTargetAlignment(Indicator):
         return context.probe.targets is not None
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
-        targets = context.probe.targets.cpu()
-        value = kernel_alignment(current.kernel, targets)
+        probe = context.probe
+        value = kernel_alignment(current.kernel, probe.targets.cpu(), layout=probe.target_layout)
         return Record(current.step, scalars={tag("kernel", "target_alignment"): float(value)})
