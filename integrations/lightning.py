@@ -54,7 +54,8 @@ class RegimeCallback(Callback):
         probe_size: Examples drawn from the training data when ``probe`` is not given.
         probe_seed: Seed of that draw.
         **options: Other :class:`regimescope.RegimeMonitor` arguments (``indicators``, ``alert_rules``,
-            ``on_alert``, ``mode``, ``dtype``, ``output_fn``, ``layers``, ``implementation``, ``sinks``,
+            ``on_alert``, ``mode``, ``dtype``, ``output_fn``, ``layers``, ``implementation``, ``output_projection``
+            and ``sketch`` (e.g. ``output_projection=8`` for a language model), ``sinks``,
             ``distributed="split_layers"`` to share the kernel's layer blocks among the DDP ranks, ...).
 
     Attributes:

@@ -7,13 +7,14 @@ from typing import Any
 
 import torch
 
-from regimescope.ntk.implementation import Implementation
+from regimescope.guards import MODES
+from regimescope.ntk.implementation import Implementation, parse_implementation
 from regimescope.outputs import OutputFn
 
 
 @dataclass
 class CaptureConfig:
-    """Settings of every capture of one monitor.
+    """Settings of every capture of one monitor, checked when built (``ValueError`` naming the argument).
 
     Attributes:
         mode: ``"eval"`` or ``"train"`` behaviour of the model during measurement (see ``empirical_ntk``).
@@ -39,12 +40,15 @@ class CaptureConfig:
     pattern_layers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"`mode` must be one of {', '.join(map(repr, MODES))}; received {self.mode!r}.")
+        self.implementation = parse_implementation(self.implementation)
         for name in ("output_projection", "sketch"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(
-                    f"`{name}` must be a positive int or None; received {value!r}. For a language model, "
-                    f"{name}=8 (output_projection) or 4096 (sketch) is a good start."
+                    f"`{name}` must be a positive int or None; received {value!r}. For example output_projection=8 "
+                    "for a language model, sketch=4096 for a model too large for the exact kernel."
                 )
 
     def kernel_options(self) -> dict[str, Any]:

@@ -99,9 +99,10 @@ def _prepare(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, kind: 
     interact = mode == "train" or examples_interact(model)  # BatchNorm batch statistics, train-mode dropout
     if interact and implementation not in (Implementation.AUTO, Implementation.FULL_BATCH):
         raise ValueError(
-            f"implementation={implementation.value!r} assumes independent examples, which mode={mode!r} does not "
-            "give here (BatchNorm batch statistics, dropout). Use implementation='auto' or 'full_batch', or "
-            "mode='eval' with BatchNorm layers that track running statistics."
+            f"implementation={implementation.value!r} assumes independent examples, which neither train mode "
+            "(dropout, batch statistics) nor a BatchNorm normalising with batch statistics (mode='batch_stats', or "
+            "no running statistics) gives. Use implementation='auto' or 'full_batch', or mode='eval' with BatchNorm "
+            "layers that track running statistics."
         )
     if interact:
         implementation = Implementation.FULL_BATCH
