@@ -18,7 +18,7 @@ except ImportError as error:
         f"({error}). Install it with `pip install 'regimescope[lightning]'`."
     ) from error
 
-from regimescope.integrations.options import adapter_arguments
+from regimescope.integrations.options import adapter_arguments, kernel_options
 from regimescope.integrations.probe_source import model_device, resolve_probe
 from regimescope.monitor import RegimeMonitor
 from regimescope.probe import Probe
@@ -107,7 +107,7 @@ class RegimeCallback(Callback):
             )
         if self._probe is not None and next(pl_module.parameters(), None) is not None:
             output_fn = self._options.get("output_fn")
-            self._probe.to(model_device(pl_module)).check(pl_module, output_fn)
+            self._probe.to(model_device(pl_module)).check(pl_module, output_fn, kernel_options(self._options)["mode"])
         self._logdir = self._resolve_logdir(trainer)
 
     def _resolve_logdir(self, trainer: Trainer) -> Path:

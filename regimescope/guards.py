@@ -45,7 +45,9 @@ def examples_interact(model: nn.Module) -> bool:
 
 
 @contextlib.contextmanager
-def preserved_modes(model: torch.nn.Module, train: bool | None = None, *, mode: str | None = None) -> Iterator[None]:
+def preserved_modes(
+    model: torch.nn.Module, train: bool | None = None, *, mode: str | None = None
+) -> Iterator[None]:
     """Optionally switch every module to train/eval mode, and restore each module's own flag afterwards.
 
     Args:

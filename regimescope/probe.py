@@ -107,7 +107,8 @@ class Probe:
             if isinstance(inputs, Mapping):
                 labels = inputs.get("input_ids")
             else:
-                labels = inputs if isinstance(inputs, torch.Tensor) else next(iter(batch.tensor_leaves(inputs)), None)
+                leaves = batch.tensor_leaves(inputs)
+                labels = leaves[0] if leaves else None
         if not isinstance(labels, torch.Tensor) or labels.dim() != 2 or labels.is_floating_point():
             found = type(labels).__name__ if not isinstance(labels, torch.Tensor) else tuple(labels.shape)
             raise ValueError(

@@ -124,3 +124,12 @@ def test_non_finite_targets_fail_the_check() -> None:
     probe = rs.Probe(torch.randn(4, 3), torch.tensor([[0.0], [float("nan")], [1.0], [2.0]]))
     with pytest.raises(ValueError, match="NaN or infinite"):
         probe.check(nn.Linear(3, 1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_targets_on_the_cpu_with_inputs_on_the_gpu_are_measured() -> None:
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 3)).cuda()
+    probe = rs.Probe(torch.randn(6, 3, device="cuda"), torch.tensor([0, 1, 2, 0, 1, 2]))
+    monitor = rs.RegimeMonitor(model, probe, strict=True).attach()
+    assert probe.targets.device.type == "cuda"
+    assert "regimescope/kernel/target_alignment" in monitor.history[0].scalars

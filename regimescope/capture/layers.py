@@ -29,8 +29,9 @@ def default_pattern_layers(model: nn.Module) -> list[str]:
 def normalization_layers(model: nn.Module) -> list[str]:
     """Names of the BatchNorm modules that keep running statistics (``track_running_stats=True``)."""
     return [
-        name for name, m in model.named_modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None and m.running_var is not None
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
     ]
 
 

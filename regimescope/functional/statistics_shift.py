@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def statistics_shift(mean_a: torch.Tensor, var_a: torch.Tensor, mean_b: torch.Tensor, var_b: torch.Tensor) -> torch.Tensor:
+def statistics_shift(
+    mean_a: torch.Tensor, var_a: torch.Tensor, mean_b: torch.Tensor, var_b: torch.Tensor
+) -> torch.Tensor:
     """Mean over channels of the squared Hellinger distance between ``N(mean_a, var_a)`` and ``N(mean_b, var_b)``.
 
     Per channel ``c``,

@@ -37,7 +37,8 @@ def test_declares_its_need_and_reference() -> None:
 def test_is_applicable_only_with_running_statistics() -> None:
     indicator = NormalizationStatistics()
     assert indicator.applicable(_context(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))))
-    assert not indicator.applicable(_context(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3, track_running_stats=False))))
+    without = nn.BatchNorm1d(3, track_running_stats=False)
+    assert not indicator.applicable(_context(nn.Sequential(nn.Linear(2, 3), without)))
     assert not indicator.applicable(_context(nn.Sequential(nn.Linear(2, 3), nn.LayerNorm(3))))
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 import regimescope as rs
 
-capture_module = importlib.import_module("regimescope.capture.capture")  # the package re-exports a function of that name
+capture_module = importlib.import_module("regimescope.capture.capture")  # the package exports a function of that name
 
 VOCAB, LENGTH = 32, 8
 
@@ -99,7 +99,8 @@ def test_target_errors_surface_at_attach_before_any_kernel(monkeypatch: pytest.M
     with pytest.raises(ValueError, match=r"\(6, 9\) match the model's outputs \(6, 8, 32\) in no layout"):
         rs.RegimeMonitor(model, rs.Probe(tokens, too_long)).attach()
     with pytest.raises(ValueError, match=r"range over \[0, 40\].*32 outputs per position"):
-        rs.RegimeMonitor(model, rs.Probe(tokens, torch.full_like(tokens, 40).index_fill_(1, torch.tensor([0]), 0))).attach()
+        out_of_vocabulary = torch.full_like(tokens, 40).index_fill_(1, torch.tensor([0]), 0)
+        rs.RegimeMonitor(model, rs.Probe(tokens, out_of_vocabulary)).attach()
 
 
 def test_unshifted_language_model_labels_are_flagged(caplog: pytest.LogCaptureFixture) -> None:
