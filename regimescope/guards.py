@@ -14,6 +14,12 @@ MODES = ("eval", "train", "batch_stats")
 """How modules behave while the model is measured (see :func:`set_mode`)."""
 
 
+def check_mode(mode: str) -> None:
+    """Raise ``ValueError`` (naming the valid values) unless ``mode`` is one of :data:`MODES`."""
+    if mode not in MODES:
+        raise ValueError(f"`mode` must be one of {', '.join(map(repr, MODES))}; received {mode!r}.")
+
+
 def set_mode(model: nn.Module, mode: str) -> None:
     """Switch the module flags of ``model`` for a measurement in ``mode``.
 
@@ -26,8 +32,7 @@ def set_mode(model: nn.Module, mode: str) -> None:
     Raises:
         ValueError: For another ``mode``.
     """
-    if mode not in MODES:
-        raise ValueError(f"`mode` must be one of {', '.join(map(repr, MODES))}; received {mode!r}.")
+    check_mode(mode)
     model.train(mode == "train")
     if mode == "batch_stats":
         for module in model.modules():

@@ -31,7 +31,7 @@ from regimescope.conservation import DriftDiagnoser, diagnosis_markdown
 from regimescope.conservation.learning_rates import group_learning_rates
 from regimescope.distributed import from_main_process, is_main_process, world_size
 from regimescope.forecast import Forecast, forecast_regime
-from regimescope.guards import MODES
+from regimescope.guards import check_mode
 from regimescope.indicators.balance import BalanceIndicator, diagnosed_pairs
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.indicators.defaults import default_indicators
@@ -174,8 +174,7 @@ class RegimeMonitor:
             )
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"`optimizer` must be a torch.optim.Optimizer; received {type(optimizer).__name__}.")
-        if mode not in MODES:
-            raise ValueError(f"`mode` must be one of {', '.join(map(repr, MODES))}; received {mode!r}.")
+        check_mode(mode)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"`dtype` must be torch.float32 or torch.float64; received {dtype}.")
         if schedule is not None and not callable(schedule):

@@ -11,7 +11,7 @@ from torch import nn
 
 from regimescope import batch
 from regimescope.functional.alignment import IGNORE_INDEX, TargetLayout, target_layout
-from regimescope.guards import preserved_modes, preserved_rng
+from regimescope.guards import check_mode, preserved_modes, preserved_rng
 from regimescope.ntk.model_call import ModelCall
 from regimescope.outputs import OutputFn, default_output, flat_outputs
 
@@ -161,10 +161,11 @@ class Probe:
         targets' layout is decided against it.
 
         Raises:
-            ValueError: When the probe is on another device than the model, the model cannot run on it (the
-                message shows the probe's shapes and the model's error), or the targets fit the outputs in no
-                layout, hold token ids outside the vocabulary, or are not finite.
+            ValueError: For an unknown ``mode``; when the probe is on another device than the model, the model
+                cannot run on it (the message shows the probe's shapes and the model's error), or the targets fit
+                the outputs in no layout, hold token ids outside the vocabulary, or are not finite.
         """
+        check_mode(mode)
         params = list(model.parameters())
         if params and params[0].device != self.device:
             raise ValueError(

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from regimescope.guards import MODES
+from regimescope.guards import check_mode
 from regimescope.ntk.implementation import Implementation, parse_implementation
 from regimescope.outputs import OutputFn
 
@@ -40,8 +40,7 @@ class CaptureConfig:
     pattern_layers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"`mode` must be one of {', '.join(map(repr, MODES))}; received {self.mode!r}.")
+        check_mode(self.mode)
         self.implementation = parse_implementation(self.implementation)
         for name in ("output_projection", "sketch"):
             value = getattr(self, name)

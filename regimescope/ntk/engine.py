@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from regimescope import batch
-from regimescope.guards import MODES, examples_interact, no_autocast, preserved_modes, preserved_rng
+from regimescope.guards import check_mode, examples_interact, no_autocast, preserved_modes, preserved_rng
 from regimescope.ntk.blocks import ParamBlock, parameter_blocks, select_blocks
 from regimescope.ntk.execute import Run, execute
 from regimescope.progress import Progress
@@ -42,8 +42,7 @@ def _validate(model: nn.Module, kind: str, mode: str, inputs: list[batch.Inputs]
         raise TypeError(f"`model` must be a torch.nn.Module; received {type(model).__name__}.")
     if kind not in ("trace", "full"):
         raise ValueError(f"`kind` must be 'trace' or 'full'; received {kind!r}.")
-    if mode not in MODES:
-        raise ValueError(f"`mode` must be one of {', '.join(map(repr, MODES))}; received {mode!r}.")
+    check_mode(mode)
     if sketch is not None and (isinstance(sketch, bool) or not isinstance(sketch, int) or sketch < 1):
         raise ValueError(f"`sketch` must be a positive int (dimensions per parameter block) or None; received "
                          f"{sketch!r}. Try sketch=4096.")

@@ -151,3 +151,14 @@ def test_batchnorm_without_running_statistics_is_measured_as_the_batch_function(
     assert not monitor.paused
     assert [r.step for r in monitor.history] == [0, 1, 2, 3]
     assert monitor.regime is not None
+
+
+def test_instance_norm_with_running_statistics_uses_each_examples_statistics() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv1d(2, 3, 3), nn.InstanceNorm1d(3, affine=True, track_running_stats=True), nn.ReLU(), nn.Flatten(),
+        nn.Linear(18, 2),
+    )
+    x = torch.randn(5, 2, 8)
+    kernel = rs.empirical_ntk(model, x, mode="batch_stats", dtype=torch.float64)
+    torch.testing.assert_close(kernel, _batch_function_kernel(model.train(), x), rtol=1e-10, atol=1e-12)
