@@ -18,7 +18,7 @@ except ImportError as error:
         f"({error}). Install it with `pip install 'regimescope[lightning]'`."
     ) from error
 
-from regimescope.integrations.options import adapter_arguments
+from regimescope.integrations.options import adapter_arguments, kernel_options
 from regimescope.integrations.probe_source import model_device, resolve_probe
 from regimescope.monitor import RegimeMonitor
 from regimescope.probe import Probe
@@ -54,7 +54,8 @@ class RegimeCallback(Callback):
         probe_size: Examples drawn from the training data when ``probe`` is not given.
         probe_seed: Seed of that draw.
         **options: Other :class:`regimescope.RegimeMonitor` arguments (``indicators``, ``alert_rules``,
-            ``on_alert``, ``mode``, ``dtype``, ``output_fn``, ``layers``, ``implementation``, ``sinks``,
+            ``on_alert``, ``mode``, ``dtype``, ``output_fn``, ``layers``, ``implementation``, ``output_projection``
+            and ``sketch`` (e.g. ``output_projection=8`` for a language model), ``sinks``,
             ``distributed="split_layers"`` to share the kernel's layer blocks among the DDP ranks, ...).
 
     Attributes:
@@ -106,7 +107,7 @@ class RegimeCallback(Callback):
             )
         if self._probe is not None and next(pl_module.parameters(), None) is not None:
             output_fn = self._options.get("output_fn")
-            self._probe.to(model_device(pl_module)).check(pl_module, output_fn)
+            self._probe.to(model_device(pl_module)).check(pl_module, output_fn, kernel_options(self._options)["mode"])
         self._logdir = self._resolve_logdir(trainer)
 
     def _resolve_logdir(self, trainer: Trainer) -> Path:

@@ -22,6 +22,7 @@ from regimescope.capture.sizing import Auto, MeasurementPlan, plan_measurement
 from regimescope.conservation.learning_rates import group_learning_rates
 from regimescope.distributed import from_main_process, is_main_process, world_size
 from regimescope.fingerprint import fingerprint, mismatch
+from regimescope.guards import check_mode
 from regimescope.forecast import Forecast
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.indicators.defaults import default_indicators
@@ -88,12 +89,16 @@ class RegimeMonitor:
             conservation broken, non-finite values); add e.g. ``regimescope.alerts.Threshold(tag, above=...)``.
         stop_on: Alert kinds that set :attr:`stop_requested` (the framework adapters then stop training).
         strict: Raise errors from measurements instead of pausing.
-        mode: Model behaviour during measurement: ``"eval"`` (default) or ``"train"`` (see ``empirical_ntk``).
+        mode: Model behaviour during measurement: ``"batch_stats"`` (default: eval mode, except BatchNorm-style
+            layers, which normalise with the probe's own statistics as in training; see ``docs/architectures.md``),
+            ``"eval"`` or ``"train"`` (see ``empirical_ntk``).
         dtype: Compute dtype of kernels and features (float32 by default).
         output_fn: Maps the model's return value to the output tensor (default: tensor, ``"logits"``, first item).
         layers: Module names whose outputs are the monitored representations (default: the activation modules).
         implementation: NTK implementation (see :class:`~regimescope.ntk.Implementation`).
         max_memory: NTK byte budget.
+        sketch: CountSketch each per-sample gradient block to this many dimensions (unbiased; for models too
+            large for the exact kernel); see ``empirical_ntk``.
         heatmap_every: Log the kernel heatmap image every this many measurements.
         distributed: Who computes the per-layer kernel in a distributed job (see
             :class:`~regimescope.split_kernel.KernelSharing`): ``"rank0"`` (default) or ``"split_layers"`` (every
@@ -105,7 +110,8 @@ class RegimeMonitor:
         output_projection: The kernel's outputs: ``"auto"`` (sized at :meth:`attach` to the budget, see
             :mod:`regimescope.capture.sizing`: exact for a few outputs, random combinations for many, like a language
             model's logits), ``None`` (every output, exact) or a number of seeded random output combinations.
-        probe_size: Probe examples measured: ``"auto"`` (the whole probe unless the budget needs fewer) or a number.
+        measured_examples: Probe examples measured: ``"auto"`` (the whole probe unless the budget needs fewer) or a
+            number (the first that many examples of the probe).
         history_size: Measurements :attr:`history` keeps in memory (scalars and texts; images and histograms go
             to the sinks only). The JSONL file under ``logdir`` keeps every measurement.
 
@@ -133,17 +139,18 @@ class RegimeMonitor:
         alert_rules: Iterable[AlertRule] | None = None,
         stop_on: Iterable[str] = (),
         strict: bool = False,
-        mode: str = "eval",
+        mode: str = "batch_stats",
         dtype: torch.dtype = torch.float32,
         output_fn: OutputFn | None = None,
         layers: list[str] | None = None,
         implementation: str = "auto",
         max_memory: int | None = None,
+        sketch: int | None = None,
         heatmap_every: int = 10,
         distributed: str = DEFAULT_SHARING.value,
         max_overhead: float | None = DEFAULT_MAX_OVERHEAD,
         output_projection: int | None | Auto = "auto",
-        probe_size: int | Auto = "auto",
+        measured_examples: int | Auto = "auto",
         history_size: int = DEFAULT_HISTORY,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -157,8 +164,7 @@ class RegimeMonitor:
             )
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"`optimizer` must be a torch.optim.Optimizer; received {type(optimizer).__name__}.")
-        if mode not in ("eval", "train"):
-            raise ValueError(f"`mode` must be 'eval' or 'train'; received {mode!r}.")
+        check_mode(mode)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"`dtype` must be torch.float32 or torch.float64; received {dtype}.")
         if schedule is not None and not callable(schedule):
@@ -183,7 +189,7 @@ class RegimeMonitor:
         self._watch = AlertWatch(default_rules() if alert_rules is None else alert_rules, strict=strict)
         self._judge = RegimeJudge({}, strict=strict)
         self._budget = OverheadBudget(max_overhead)
-        self._requested: dict[str, Any] = {"output_projection": output_projection, "probe_size": probe_size}
+        self._requested = {"output_projection": output_projection, "measured_examples": measured_examples}
         self.plan: MeasurementPlan | None = None
         self._deferred_from: int | None = None
         self._told_deferral = False
@@ -196,6 +202,7 @@ class RegimeMonitor:
             output_fn=output_fn,
             implementation=parse_implementation(implementation),
             max_memory=max_memory,
+            sketch=sketch,
             feature_layers=list(layers) if layers is not None else default_feature_layers(self.model),
             pattern_layers=default_pattern_layers(self.model),
         )
@@ -235,7 +242,7 @@ class RegimeMonitor:
         if self._replica is not None:
             self._replica.refresh()
         self._validate_model()
-        outputs = self.probe.check(self.model, self.config.output_fn)
+        outputs = self.probe.check(self.model, self.config.output_fn, self.config.mode)
         resolve_layers(self.model, self.config.feature_layers, "layers")
         self._context.learning_rates = group_learning_rates(self._trained, self.optimizer)
         loaded, self._loaded = self._loaded, None
@@ -274,7 +281,7 @@ class RegimeMonitor:
             outputs,
             max_overhead=self._budget.max_overhead,
             output_projection=self._requested["output_projection"],
-            probe_size=self._requested["probe_size"],
+            measured_examples=self._requested["measured_examples"],
         )
         logger.info("regimescope measures %s.", plan.describe())
         return plan

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,8 +10,12 @@ import torch
 from torch import nn
 
 from regimescope import batch
-from regimescope.guards import on_copied_buffers, preserved_modes, preserved_rng
-from regimescope.outputs import OutputFn, flat_outputs
+from regimescope.functional.alignment import IGNORE_INDEX, TargetLayout, target_layout
+from regimescope.guards import check_mode, preserved_modes, preserved_rng
+from regimescope.ntk.model_call import ModelCall
+from regimescope.outputs import OutputFn, default_output, flat_outputs
+
+logger = logging.getLogger(__name__)
 
 TARGET_KEYS = ("labels", "label", "targets", "target", "y")
 """Keys taken as targets when a loader yields dicts (Hugging Face style)."""
@@ -20,12 +25,18 @@ class Probe:
     """A fixed batch of inputs, and optionally targets, chosen once and kept for the whole run.
 
     Every kernel and representation comparison over time is made on the same probe, so its examples must not
-    change: the tensors are detached and copied at construction.
+    change: the tensors are detached and copied at construction (targets onto the inputs' device).
+
+    Targets are read in one of the layouts of :class:`~regimescope.functional.alignment.TargetLayout`, decided
+    against the model's outputs by :meth:`check` (the monitor calls it at ``attach()``): ``(n,)`` class labels,
+    float targets or one-hot rows shaped like the outputs, or one class per output position (a language model's
+    ``(n, T)`` next tokens for ``(n, T, V)`` logits). ``-100`` marks an example or position without a target.
 
     Args:
         inputs: Batch-first inputs: a tensor (``model(x)``), a tuple (``model(*x)``) or a dict (``model(**x)``).
-        targets: Optional ``(n,)`` class labels or ``(n, ...)`` float targets, for the target-alignment
-            indicators.
+        targets: Optional targets, for the target-alignment indicators (see above). The target of output
+            position ``t`` is ``targets[:, t]``: for a model that shifts its labels inside (Hugging Face causal
+            LMs), build the probe with :meth:`next_token`.
 
     Raises:
         ValueError: When inputs hold no tensor, disagree on the batch size, or targets have another batch size.
@@ -45,14 +56,24 @@ class Probe:
                 raise ValueError(
                     f"`targets` must have the probe's {n} examples first; received shape {tuple(targets.shape)}."
                 )
-            targets = targets.detach().clone()
+            targets = targets.detach().to(batch.tensor_leaves(inputs)[0].device, copy=True)
         self.inputs = batch.map_tensors(inputs, lambda t: t.detach().clone())
         self.targets = targets
+        self.output_shape: tuple[int, ...] | None = None
+        """Shape of one example's output (before flattening), known once :meth:`check` ran."""
 
     @property
     def size(self) -> int:
         """Number of examples ``n``."""
         return batch.batch_size(self.inputs)
+
+    @property
+    def target_layout(self) -> TargetLayout | None:
+        """How the targets map to the outputs (checked against them once :meth:`check` ran); ``None`` without
+        targets."""
+        if self.targets is None:
+            return None
+        return target_layout(self.targets, self.output_shape)
 
     @property
     def device(self) -> torch.device:
@@ -66,7 +87,7 @@ class Probe:
 
     def subset(self, size: int) -> Probe:
         """The probe of the first ``size`` examples (the probe is already a fixed draw, so its first examples are a
-        fixed draw too); the probe itself when ``size`` is its size.
+        fixed draw too), with the output shape :meth:`check` found; the probe itself when ``size`` is its size.
 
         Raises:
             ValueError: When ``size`` is not between 2 and the probe's size.
@@ -76,7 +97,43 @@ class Probe:
         if size == self.size:
             return self
         targets = None if self.targets is None else self.targets[:size]
-        return Probe(batch.select(self.inputs, slice(0, size)), targets)
+        subset = Probe(batch.select(self.inputs, slice(0, size)), targets)
+        subset.output_shape = self.output_shape
+        return subset
+
+    @classmethod
+    def next_token(cls, inputs: batch.Inputs, labels: torch.Tensor | None = None) -> Probe:
+        """A language-model probe whose target at position ``t`` is the label at ``t + 1``.
+
+        For models trained on next-token prediction from labels aligned with the inputs (Hugging Face causal
+        LMs take ``labels = input_ids`` and shift them inside the model; a plain loop computes
+        ``cross_entropy(logits[:, :-1], tokens[:, 1:])``): ``targets[:, t] = labels[:, t + 1]`` and the last
+        position, which predicts nothing, gets ``-100``.
+
+        Args:
+            inputs: The model inputs: token ids ``(n, T)``, or a dict holding ``input_ids`` (and e.g.
+                ``attention_mask``), or a tuple whose first item is the token ids.
+            labels: ``(n, T)`` labels aligned with the inputs (``-100`` for ignored positions); default: the token
+                ids.
+
+        Raises:
+            ValueError: When there are no ``(n, T)`` integer labels to shift.
+        """
+        if labels is None:
+            if isinstance(inputs, Mapping):
+                labels = inputs.get("input_ids")
+            else:
+                leaves = batch.tensor_leaves(inputs)
+                labels = leaves[0] if leaves else None
+        if not isinstance(labels, torch.Tensor) or labels.dim() != 2 or labels.is_floating_point():
+            found = type(labels).__name__ if not isinstance(labels, torch.Tensor) else tuple(labels.shape)
+            raise ValueError(
+                f"Probe.next_token needs (n, T) integer labels (or token ids among the inputs); received {found}. "
+                "Pass `labels=` with one token id per position."
+            )
+        shifted = torch.full_like(labels, IGNORE_INDEX)
+        shifted[:, :-1] = labels[:, 1:]
+        return cls(inputs, shifted)
 
     @classmethod
     def from_loader(cls, loader: Any, size: int = 64, seed: int = 0) -> Probe:
@@ -111,13 +168,20 @@ class Probe:
         target = None if any(t is None for t in targets) else torch.cat(targets)[:size]
         return cls(inputs, target)
 
-    def check(self, model: nn.Module, output_fn: OutputFn | None = None) -> int:
-        """Run the model once on the probe (eval mode, on copies of its buffers) and return the output count ``k``.
+    def check(self, model: nn.Module, output_fn: OutputFn | None = None, mode: str = "eval") -> int:
+        """Run the model once on the probe and check the targets against its outputs; return the output count ``k``.
+
+        The model runs through ``torch.func.functional_call`` on copies of its buffers, in measurement ``mode``
+        (see :func:`regimescope.guards.set_mode`), without gradients: nothing of the model changes, even when
+        its forward updates state. The per-example output shape is kept in :attr:`output_shape`, and the
+        targets' layout is decided against it.
 
         Raises:
-            ValueError: When the probe is on another device than the model, or the model cannot run on it; the
-                message shows the probe's shapes and the model's error.
+            ValueError: For an unknown ``mode``; when the probe is on another device than the model, the model
+                cannot run on it (the message shows the probe's shapes and the model's error), or the targets fit
+                the outputs in no layout, hold token ids outside the vocabulary, or are not finite.
         """
+        check_mode(mode)
         params = list(model.parameters())
         if params and params[0].device != self.device:
             raise ValueError(
@@ -125,16 +189,50 @@ class Probe:
                 f"`probe.to('{params[0].device}')` or build the probe from tensors on the model's device."
             )
         shapes = batch.map_tensors(self.inputs, lambda t: tuple(t.shape))
+        call = ModelCall(
+            model=model,
+            params={name: p.detach() for name, p in model.named_parameters()},
+            buffers={name: b.detach().clone() for name, b in model.named_buffers()},
+            dtype=params[0].dtype if params else torch.float32,
+        )
         try:
-            with preserved_modes(model, train=False), preserved_rng([self.device]), torch.no_grad():
-                output = batch.call_model(on_copied_buffers(model), self.inputs)
+            with preserved_modes(model, mode=mode), preserved_rng([self.device]), torch.no_grad():
+                output = call.raw({}, self.inputs)
         except Exception as error:
             raise ValueError(
                 f"The model could not run on the probe (input shapes {shapes}): {type(error).__name__}: {error}. "
                 "The probe must hold inputs exactly as the training loop passes them to the model, batch first: a "
                 "tensor for model(x), a tuple for model(*args), a dict for model(**kwargs)."
             ) from error
-        return flat_outputs(output, self.size, output_fn).shape[1]
+        flat = flat_outputs(output, self.size, output_fn)
+        self.output_shape = tuple((output_fn or default_output)(output).shape[1:])
+        self._check_targets()
+        return flat.shape[1]
+
+    def _check_targets(self) -> None:
+        """Validate the targets against :attr:`output_shape` (see :meth:`check`)."""
+        targets = self.targets
+        if targets is None:
+            return
+        layout = self.target_layout
+        if targets.is_floating_point() and not bool(torch.isfinite(targets).all()):
+            raise ValueError("The probe's targets hold NaN or infinite values; pass finite targets.")
+        if layout is not TargetLayout.TOKENS:
+            return
+        vocabulary = self.output_shape[-1]
+        kept = targets[targets != IGNORE_INDEX]
+        if kept.numel() and (int(kept.min()) < 0 or int(kept.max()) >= vocabulary):
+            raise ValueError(
+                f"The probe's token targets range over [{int(kept.min())}, {int(kept.max())}], but the model has "
+                f"{vocabulary} outputs per position; targets must be token ids below {vocabulary}, or -100 where a "
+                "position has no target."
+            )
+        if any(t.shape == targets.shape and torch.equal(t, targets) for t in batch.tensor_leaves(self.inputs)):
+            logger.warning(
+                "regimescope: the probe's token targets equal its input ids, so each position's target is its own "
+                "input token. For a causal language model (Hugging Face models shift `labels` inside), build the "
+                "probe with `rs.Probe.next_token(inputs)`, whose target at position t is the token at t + 1."
+            )
 
 
 def _split(item: Any) -> tuple[batch.Inputs, torch.Tensor | None]:

@@ -106,6 +106,12 @@ BLOCK_KERNEL_SHARE = tag("blocks", "kernel_share")
 BLOCK_WEIGHTS_RELATIVE_CHANGE = tag("blocks", "weights_relative_change")
 """Per block: ``|W_{b,t} - W_{b,0}|_F / |W_{b,0}|_F``."""
 
+# --------------------------------------------------------------------------------------- normalisation statistics
+NORMALIZATION_RUNNING_CHANGE = tag("normalization", "running_change")
+"""Per BatchNorm layer (and the mean): how far the running statistics moved since step 0 (never feature learning)."""
+NORMALIZATION_EVAL_GAP = tag("normalization", "eval_gap")
+"""Per BatchNorm layer (and the mean): how far eval-mode statistics are from the probe's batch statistics."""
+
 # ------------------------------------------------------------------------------------ representations, patterns
 REPRESENTATION_CKA = tag("representation", "cka_to_init")
 """Per layer: linear CKA of the features now vs at init."""

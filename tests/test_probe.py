@@ -76,3 +76,60 @@ def test_check_reports_model_errors_with_shapes() -> None:
     probe = rs.Probe({"x": torch.randn(5, 3)})
     with pytest.raises(ValueError, match=r"input shapes \{'x': \(5, 3\)\}"):
         probe.check(nn.Linear(3, 2))
+
+
+def test_targets_follow_the_inputs_device() -> None:
+    probe = rs.Probe(torch.randn(4, 3, device="meta"), torch.tensor([0, 1, 0, 1]))
+    assert probe.targets.device.type == "meta"
+
+
+class _Counting(nn.Module):
+    """A forward that updates state even in eval mode (a call counter next to a BatchNorm)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer, self.norm = nn.Linear(3, 4), nn.BatchNorm1d(4)
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.norm(self.layer(x))
+
+
+@pytest.mark.parametrize("mode", ["eval", "train", "batch_stats"])
+def test_check_never_changes_the_model_and_records_the_output_shape(mode: str) -> None:
+    model = _Counting()
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    probe = rs.Probe(torch.randn(6, 3), torch.tensor([0, 1, 2, 3, 0, 1]))
+    assert probe.check(model, mode=mode) == 4
+    assert all(torch.equal(before[name], t) for name, t in model.state_dict().items())
+    assert model.training
+    assert probe.output_shape == (4,)
+    assert probe.target_layout.value == "classes"
+
+
+def test_one_hot_targets_are_accepted_as_one_hot() -> None:
+    labels = torch.tensor([0, 2, 1, 2, 0, 1])
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 3))
+    x = torch.randn(6, 3)
+    values = []
+    for targets in (labels, nn.functional.one_hot(labels, 3)):
+        monitor = rs.RegimeMonitor(model, rs.Probe(x, targets)).attach()
+        values.append(monitor.history[0].scalars["regimescope/kernel/target_alignment"])
+        assert monitor.probe.target_layout.value == ("classes" if targets.dim() == 1 else "matrix")
+    assert values[0] == pytest.approx(values[1], rel=1e-12)
+
+
+def test_non_finite_targets_fail_the_check() -> None:
+    probe = rs.Probe(torch.randn(4, 3), torch.tensor([[0.0], [float("nan")], [1.0], [2.0]]))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        probe.check(nn.Linear(3, 1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_targets_on_the_cpu_with_inputs_on_the_gpu_are_measured() -> None:
+    model = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 3)).cuda()
+    probe = rs.Probe(torch.randn(6, 3, device="cuda"), torch.tensor([0, 1, 2, 0, 1, 2]))
+    monitor = rs.RegimeMonitor(model, probe, strict=True).attach()
+    assert probe.targets.device.type == "cuda"
+    assert "regimescope/kernel/target_alignment" in monitor.history[0].scalars

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from regimescope.capture.config import CaptureConfig
-from regimescope.capture.layers import resolve_layers
+from regimescope.capture.layers import normalization_layers, resolve_layers
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.guards import no_autocast, preserved_modes, preserved_rng
@@ -26,15 +26,40 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1)
 
 
+def _channel_statistics(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-channel mean and biased variance of a BatchNorm input ``(n, C, ...)``, float64 on CPU."""
+    dims = [d for d in range(x.dim()) if d != 1]
+    x = x.detach().double()
+    return {"batch_mean": x.mean(dims).cpu(), "batch_var": x.var(dims, unbiased=False).cpu()}
+
+
+def _normalization(model: nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """The running statistics of the watched BatchNorm layers next to the probe statistics seen at their input."""
+    modules = dict(model.named_modules())
+    found = {}
+    for name, stats in inputs.items():
+        module = modules[name]
+        found[name] = {
+            **stats,
+            "running_mean": _cpu(module.running_mean).double(),
+            "running_var": _cpu(module.running_var).double(),
+            "eps": torch.tensor(float(module.eps), dtype=torch.float64),
+        }
+    return found
+
+
 def _forward_views(model: nn.Module, probe: Probe, config: CaptureConfig, needs: set[Need]) -> dict[str, Any]:
-    """One no-grad forward with hooks on the watched layers; returns outputs, features and patterns."""
+    """One no-grad forward with hooks on the watched layers; returns outputs, features, patterns and BatchNorm
+    statistics."""
     features: dict[str, list[torch.Tensor]] = {}
     patterns: dict[str, list[torch.Tensor]] = {}
+    norm_inputs: dict[str, dict[str, torch.Tensor]] = {}
     watched: list[tuple[dict[str, list[torch.Tensor]], dict[str, nn.Module], Any]] = []
     if Need.FEATURES in needs:
         watched.append((features, resolve_layers(model, config.feature_layers, "layers"), lambda t: _cpu(_flat(t))))
     if Need.ACTIVATION_PATTERNS in needs:
         watched.append((patterns, resolve_layers(model, config.pattern_layers, "pattern_layers"), lambda t: _cpu(_flat(t) > 0)))
+    norms = resolve_layers(model, normalization_layers(model), "normalization") if Need.NORMALIZATION in needs else {}
     handles = []
     device = probe.device
     try:
@@ -45,8 +70,13 @@ def _forward_views(model: nn.Module, probe: Probe, config: CaptureConfig, needs:
                         store.setdefault(name, []).append(convert(out))
 
                 handles.append(module.register_forward_hook(hook))
+        for name, module in norms.items():
+            def norm_hook(_m: nn.Module, args: tuple, name: str = name) -> None:
+                norm_inputs.setdefault(name, _channel_statistics(args[0]))
+
+            handles.append(module.register_forward_pre_hook(norm_hook))
         with (
-            preserved_modes(model, train=config.mode == "train"),
+            preserved_modes(model, mode=config.mode),
             preserved_rng([device], seed=SEED),
             no_autocast(device.type),
             torch.no_grad(),
@@ -60,6 +90,7 @@ def _forward_views(model: nn.Module, probe: Probe, config: CaptureConfig, needs:
         "outputs": _cpu(outputs),
         "features": {name: torch.cat(parts, dim=1) for name, parts in features.items()},
         "activation_patterns": {name: torch.cat(parts, dim=1) for name, parts in patterns.items()},
+        "normalization": _normalization(model, norm_inputs),
     }
 
 
@@ -139,11 +170,12 @@ def capture(
     snapshot = Snapshot(step=step)
     if Need.WEIGHTS in needs:
         snapshot.weights = {name: _cpu(p) for name, p in model.named_parameters() if p.requires_grad}
-    if needs & {Need.OUTPUTS, Need.FEATURES, Need.ACTIVATION_PATTERNS}:
+    if needs & {Need.OUTPUTS, Need.FEATURES, Need.ACTIVATION_PATTERNS, Need.NORMALIZATION}:
         views = _forward_views(model, probe, config, needs)
         snapshot.outputs = views["outputs"]
         snapshot.features = views["features"]
         snapshot.activation_patterns = views["activation_patterns"]
+        snapshot.normalization = views["normalization"]
     if Need.KERNEL in needs:
         halves: dict[str, torch.Tensor] = {}
         if kernels is not None:

@@ -7,20 +7,23 @@ from typing import Any
 
 import torch
 
-from regimescope.ntk.implementation import Implementation
+from regimescope.guards import check_mode
+from regimescope.ntk.implementation import Implementation, parse_implementation
 from regimescope.outputs import OutputFn
 
 
 @dataclass
 class CaptureConfig:
-    """Settings of every capture of one monitor.
+    """Settings of every capture of one monitor, checked when built (``ValueError`` naming the argument).
 
     Attributes:
-        mode: ``"eval"`` or ``"train"`` behaviour of the model during measurement (see ``empirical_ntk``).
+        mode: ``"batch_stats"``, ``"eval"`` or ``"train"`` behaviour of the model during measurement (see
+            :func:`regimescope.guards.set_mode`).
         dtype: Compute dtype of kernels and features.
         output_fn: Maps the model's return value to the output tensor.
         implementation: NTK implementation.
         max_memory: NTK engine byte budget (``None``: default).
+        sketch: ``m``: CountSketch every per-sample gradient block larger than ``m`` entries (``None``: exact).
         feature_layers: Module names whose outputs are the monitored representations.
         pattern_layers: Names of ReLU-family modules whose on/off states are tracked.
         output_projection: Number ``m`` of seeded random combinations of the outputs the kernel is taken of
@@ -37,14 +40,31 @@ class CaptureConfig:
     output_fn: OutputFn | None = None
     implementation: Implementation = Implementation.AUTO
     max_memory: int | None = None
+    sketch: int | None = None
     feature_layers: list[str] = field(default_factory=list)
     pattern_layers: list[str] = field(default_factory=list)
     output_projection: int | None = None
     seed: int = 0
     kernel_layers: tuple[str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        self.implementation = parse_implementation(self.implementation)
+        for name in ("output_projection", "sketch"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(
+                    f"`{name}` must be a positive int or None; received {value!r}. For example output_projection=8 "
+                    "for a language model, sketch=4096 for a model too large for the exact kernel."
+                )
+
     def kernel_options(self) -> dict[str, Any]:
-        """The keyword arguments of the per-layer kernel these settings ask for (``empirical_ntk``/``plan_ntk``)."""
+        """The keyword arguments of the per-layer kernel these settings ask for (``empirical_ntk``/``plan_ntk``).
+
+        The one place the monitor's kernel settings become engine arguments: every capture, the distributed
+        split and the cost planning read them here, so every kernel of a run is the same estimator (the
+        projection and sketch keep the engine's fixed seed).
+        """
         return dict(per_layer=True, output_fn=self.output_fn, mode=self.mode, dtype=self.dtype,
                     implementation=self.implementation, max_memory=self.max_memory, layers=self.kernel_layers,
-                    output_projection=self.output_projection, seed=self.seed)
+                    output_projection=self.output_projection, seed=self.seed, sketch=self.sketch)

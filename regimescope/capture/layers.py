@@ -26,6 +26,15 @@ def default_pattern_layers(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, PATTERN_TYPES)]
 
 
+def normalization_layers(model: nn.Module) -> list[str]:
+    """Names of the BatchNorm modules that keep running statistics (``track_running_stats=True``)."""
+    return [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
+    ]
+
+
 def resolve_layers(model: nn.Module, names: list[str], argument: str) -> dict[str, nn.Module]:
     """Map layer names to modules.
 

@@ -20,5 +20,8 @@ class Need(enum.Enum):
     """Hidden representations of the monitored layers, each flattened to ``(n, d)`` (same forward pass)."""
     ACTIVATION_PATTERNS = "activation_patterns"
     """Boolean on/off states of ReLU-family modules on the probe (same forward pass)."""
+    NORMALIZATION = "normalization"
+    """Running statistics of every BatchNorm layer that tracks them, and the probe's statistics at its input (same
+    forward pass)."""
     KERNEL = "kernel"
     """Per-layer trace NTK on the probe, ``(n, n)`` blocks summing to the whole kernel (forward + k backward passes)."""

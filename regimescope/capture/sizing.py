@@ -138,7 +138,8 @@ class MeasurementPlan:
         return cls(**{**state, "reasons": tuple(state["reasons"])})
 
 
-def _check_choice(name: str, value: Any, minimum: int) -> None:
+def check_choice(name: str, value: Any, minimum: int) -> None:
+    """Raise ``ValueError`` unless ``value`` is ``"auto"``, a valid count, or (``output_projection``) ``None``."""
     if value == "auto" or value is None and name == "output_projection":
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -146,10 +147,10 @@ def _check_choice(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"`{name}` must be {allowed} an integer >= {minimum}; received {value!r}.")
 
 
-def _candidate_sizes(probe_examples: int, probe_size: int | Auto) -> list[int]:
-    if probe_size != "auto":
-        return [min(probe_size, probe_examples)]
-    sizes = [probe_examples]
+def _candidate_sizes(total: int, measured_examples: int | Auto) -> list[int]:
+    if measured_examples != "auto":
+        return [min(measured_examples, total)]
+    sizes = [total]
     while sizes[-1] // 2 >= MIN_EXAMPLES:
         sizes.append(sizes[-1] // 2)
     return sizes
@@ -170,7 +171,7 @@ def plan_measurement(
     *,
     max_overhead: float | None,
     output_projection: int | None | Auto = "auto",
-    probe_size: int | Auto = "auto",
+    measured_examples: int | Auto = "auto",
     timer: Timer | None = None,
 ) -> MeasurementPlan:
     """Choose what each measurement of a run computes (see the module docstring).
@@ -182,25 +183,25 @@ def plan_measurement(
         outputs: Model outputs per example (``Probe.check``'s answer).
         max_overhead: The overhead budget; ``None`` measures exactly whatever it costs.
         output_projection: ``"auto"``, ``None`` (every output, exact) or a number of combinations, kept as given.
-        probe_size: ``"auto"`` or a number of probe examples, kept as given.
+        measured_examples: ``"auto"`` or a number of the probe's examples to measure, kept as given.
         timer: ``timer(fn)`` returns the seconds ``fn()`` takes (tests pass a deterministic one).
 
     Returns:
         The plan.
 
     Raises:
-        ValueError: For an ``output_projection`` or ``probe_size`` that is neither ``"auto"`` nor valid.
+        ValueError: For an ``output_projection`` or ``measured_examples`` that is neither ``"auto"`` nor valid.
     """
-    _check_choice("output_projection", output_projection, 1)
-    _check_choice("probe_size", probe_size, 2)
+    check_choice("output_projection", output_projection, 1)
+    check_choice("measured_examples", measured_examples, 2)
     n = probe.size
-    sizes = _candidate_sizes(n, probe_size)
+    sizes = _candidate_sizes(n, measured_examples)
     projections = _candidate_projections(outputs, output_projection)
     if max_overhead is None:
         m = None if output_projection == "auto" else output_projection
         return MeasurementPlan(sizes[0], n, outputs, m, reasons=("max_overhead=None: nothing is reduced.",))
     if len(sizes) == 1 and len(projections) == 1:
-        given = output_projection != "auto" and probe_size != "auto"
+        given = output_projection != "auto" and measured_examples != "auto"
         reason = "The options given fix the measurement." if given else "There is nothing cheaper to choose."
         return MeasurementPlan(sizes[0], n, outputs, projections[0], reasons=(reason,))
 

@@ -24,6 +24,9 @@ class Snapshot:
         layer_kernel_halves: With a random output projection of ``m >= 2`` combinations, ``layer name -> (2, n, n)``:
             the block estimated from the even and from the odd combinations alone (each unbiased, their mean is the
             block), whose spread gives the projection's own noise. Empty otherwise.
+        normalization: ``BatchNorm layer name -> {"running_mean", "running_var", "batch_mean", "batch_var",
+            "eps"}``: the layer's running statistics and the probe's per-channel mean and (biased) variance at its
+            input, float64.
     """
 
     step: int
@@ -40,6 +43,7 @@ class Snapshot:
         if not self.layer_kernel_halves:
             return None
         return torch.stack(list(self.layer_kernel_halves.values())).sum(0)
+    normalization: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     @functools.cached_property
     def kernel(self) -> torch.Tensor | None:
@@ -61,6 +65,7 @@ class Snapshot:
             "activation_patterns": self.activation_patterns,
             "layer_kernels": self.layer_kernels,
             "layer_kernel_halves": self.layer_kernel_halves,
+            "normalization": self.normalization,
         }
 
     @classmethod

@@ -16,7 +16,7 @@ from regimescope.conservation.summary import count_summary
 from regimescope.forecast.geometry import InitGeometry, PairGeometry, init_geometry
 from regimescope.forecast.lazy_ratio import LazyRatio, UndefinedRatio, kernel_settings, lazy_ratios, weighted_kernel
 from regimescope.forecast.residual import target_residual
-from regimescope.guards import preserved_rng, shadow_copy
+from regimescope.guards import preserved_rng, set_mode, shadow_copy
 from regimescope.outputs import OutputFn, flat_outputs
 from regimescope.probe import Probe
 
@@ -211,7 +211,7 @@ def forecast_regime(
         probe: The probe; its targets set the task scale (without them the forecast has no label).
         learning_rates: ``parameter name -> lr`` (per-layer rates weight the kernel and the steps).
         output_fn: Maps the model's return value to the output tensor.
-        mode: ``"eval"`` or ``"train"`` behaviour of the model during the forecast.
+        mode: Measurement mode of the model during the forecast (see :func:`regimescope.guards.set_mode`).
         dtype: Compute dtype of the kernels.
         kernels: The per-layer trace kernels of ``model`` on ``probe`` at initialisation, when they are computed
             already (the monitor's step-0 ``Snapshot.layer_kernels``); ``None`` computes them.
@@ -230,7 +230,8 @@ def forecast_regime(
     n = probe.size
     settings = kernel_settings(output_fn, mode, dtype, kernel_options)
     with preserved_rng([device]):
-        work = shadow_copy(model, share_parameters=False).train(settings["mode"] == "train")
+        work = shadow_copy(model, share_parameters=False)
+        set_mode(work, settings["mode"])
         prediction = flat_outputs(batch.call_model(work, probe.inputs), n, settings["output_fn"])
         geometry = init_geometry(model, prediction.detach(), probe.targets, learning_rates)
         residual = target_residual(prediction, probe.targets)

@@ -14,6 +14,7 @@ from regimescope.indicators.kernel_velocity import KernelVelocity
 from regimescope.indicators.layer_kernels import LayerKernels
 from regimescope.indicators.layer_summary import LayerSummary
 from regimescope.indicators.non_finite import NonFiniteValues
+from regimescope.indicators.normalization_statistics import NormalizationStatistics
 from regimescope.indicators.representation_alignment import RepresentationAlignment
 from regimescope.indicators.representation_drift import RepresentationDrift
 from regimescope.indicators.weight_change import WeightChange
@@ -36,4 +37,5 @@ def default_indicators(heatmap_every: int = 10) -> list[Indicator]:
         RepresentationDrift(),
         RepresentationAlignment(),
         ActivationPatternChange(),
+        NormalizationStatistics(),
     ]

@@ -22,6 +22,7 @@ _SNAPSHOT_FIELDS = {
     Need.FEATURES: ("features",),
     Need.ACTIVATION_PATTERNS: ("activation_patterns",),
     Need.KERNEL: ("layer_kernels", "layer_kernel_halves"),
+    Need.NORMALIZATION: ("normalization",),
 }
 
 

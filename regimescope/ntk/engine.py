@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from regimescope import batch
-from regimescope.guards import no_autocast, preserved_modes, preserved_rng
+from regimescope.guards import check_mode, examples_interact, no_autocast, preserved_modes, preserved_rng
 from regimescope.ntk.blocks import ParamBlock, parameter_blocks, select_blocks
 from regimescope.ntk.execute import Run, execute
 from regimescope.progress import Progress
@@ -29,7 +29,7 @@ from regimescope.ntk.rule import LayerRule
 from regimescope.outputs import OutputFn
 
 Kind = Literal["trace", "full"]
-Mode = Literal["eval", "train"]
+Mode = Literal["eval", "train", "batch_stats"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,7 @@ def _validate(model: nn.Module, kind: str, mode: str, inputs: list[batch.Inputs]
         raise TypeError(f"`model` must be a torch.nn.Module; received {type(model).__name__}.")
     if kind not in ("trace", "full"):
         raise ValueError(f"`kind` must be 'trace' or 'full'; received {kind!r}.")
-    if mode not in ("eval", "train"):
-        raise ValueError(f"`mode` must be 'eval' or 'train'; received {mode!r}.")
+    check_mode(mode)
     if sketch is not None and (isinstance(sketch, bool) or not isinstance(sketch, int) or sketch < 1):
         raise ValueError(f"`sketch` must be a positive int (dimensions per parameter block) or None; received "
                          f"{sketch!r}. Try sketch=4096.")
@@ -70,7 +69,7 @@ def _validate(model: nn.Module, kind: str, mode: str, inputs: list[batch.Inputs]
 def _measuring(model: nn.Module, mode: str, device: torch.device) -> Iterator[None]:
     """Mode switched, random state and backward hooks preserved, autocast off, gradients on."""
     with (
-        preserved_modes(model, train=mode == "train"),
+        preserved_modes(model, mode=mode),
         preserved_rng([device]),
         no_autocast(device.type),
         suspended_backward_hooks(model),
@@ -96,12 +95,15 @@ def _prepare(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, kind: 
              layers: Collection[str] | None) -> _Prepared:
     """Validate, snapshot the model, run the probe pass and plan (inside the measuring context)."""
     implementation = parse_implementation(implementation)
-    if mode == "train" and implementation not in (Implementation.AUTO, Implementation.FULL_BATCH):
+    interact = mode == "train" or examples_interact(model)  # BatchNorm batch statistics, train-mode dropout
+    if interact and implementation not in (Implementation.AUTO, Implementation.FULL_BATCH):
         raise ValueError(
-            f"implementation={implementation.value!r} assumes independent examples, which train mode does not "
-            "give (BatchNorm batch statistics, dropout). Use implementation='auto' or 'full_batch', or mode='eval'."
+            f"implementation={implementation.value!r} assumes independent examples, which neither train mode "
+            "(dropout, batch statistics) nor a BatchNorm normalising with batch statistics (mode='batch_stats', or "
+            "no running statistics) gives. Use implementation='auto' or 'full_batch', or mode='eval' with BatchNorm "
+            "layers that track running statistics."
         )
-    if mode == "train":
+    if interact:
         implementation = Implementation.FULL_BATCH
     blocks = parameter_blocks(model, include_frozen)
     if not blocks:
@@ -215,7 +217,11 @@ def empirical_ntk(
             ``"logits"``, a tuple's first element). Trailing dimensions are flattened into ``k``.
         mode: ``"eval"`` (default): modules in eval mode, examples independent. ``"train"``: train-mode
             behaviour (BatchNorm batch statistics, dropout with a fixed seed); the kernel is the Jacobian of the
-            whole batch function and BatchNorm running statistics stay untouched.
+            whole batch function and BatchNorm running statistics stay untouched. ``"batch_stats"``: eval mode
+            except the normalisation layers with running statistics, which use the batch's statistics as in
+            training (dropout off; the monitor's default, see ``docs/architectures.md``). Whenever a BatchNorm
+            normalises with batch statistics (also one without running statistics in eval mode), the kernel is
+            that of the whole-batch function.
         dtype: Compute dtype (``torch.float32`` by default; ``torch.float64`` for reference precision). The
             computation runs outside autocast.
         implementation: See :class:`~regimescope.ntk.implementation.Implementation`; in train mode only

@@ -94,7 +94,7 @@ def test_when_nothing_fits_the_cheapest_is_taken_and_the_budget_spaces_it(monkey
 
 def test_explicit_options_are_kept_and_no_budget_reduces_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     cost = CostModel(50.0, 1.0, 1.0)
-    fixed = _plan(monkeypatch, cost, outputs=100, max_overhead=0.05, output_projection=16, probe_size=64)
+    fixed = _plan(monkeypatch, cost, outputs=100, max_overhead=0.05, output_projection=16, measured_examples=64)
     assert (fixed.examples, fixed.output_projection) == (64, 16) and cost.trials == []
     exact = _plan(monkeypatch, cost, outputs=2048, max_overhead=None)
     assert (exact.examples, exact.output_projection, exact.reduced) == (64, None, False) and cost.trials == []
@@ -103,7 +103,7 @@ def test_explicit_options_are_kept_and_no_budget_reduces_nothing(monkeypatch: py
 
 
 @pytest.mark.parametrize(("argument", "value"), [("output_projection", 0), ("output_projection", "all"),
-                                                 ("probe_size", 1), ("probe_size", None)])
+                                                 ("measured_examples", 1), ("measured_examples", None)])
 def test_invalid_choices_are_refused(monkeypatch: pytest.MonkeyPatch, argument: str, value: object) -> None:
     with pytest.raises(ValueError, match=argument):
         _plan(monkeypatch, CostModel(0.2, 0.1, 0.1), outputs=10, max_overhead=0.05, **{argument: value})

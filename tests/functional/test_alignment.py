@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from regimescope.functional.alignment import center, kernel_alignment, target_matrix
+from regimescope.functional.alignment import (
+    IGNORE_INDEX,
+    TargetLayout,
+    center,
+    kernel_alignment,
+    target_gram,
+    target_layout,
+    target_matrix,
+)
 from tests.reference import formulas as ref
 
 
@@ -104,5 +112,69 @@ def test_errors_name_the_problem() -> None:
         kernel_alignment(torch.eye(3), torch.tensor([0, 1, 0, 1]))
     with pytest.raises(ValueError, match="0-dimensional"):
         target_matrix(torch.tensor(1.0))
-    with pytest.raises(ValueError, match=r"class labels of shape \(n,\).*\(2, 2\)"):
-        target_matrix(torch.zeros(2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"class labels of shape \(n,\).*target_gram"):
+        target_matrix(torch.tensor([[3, 1], [0, 2]]))
+
+
+def _token_one_hot(tokens: np.ndarray, vocabulary: int) -> np.ndarray:
+    """The explicit ``(n, T V)`` one-hot matrix of ``(n, T)`` tokens, ignored positions all zero."""
+    n, length = tokens.shape
+    y = np.zeros((n, length, vocabulary))
+    for i in range(n):
+        for t in range(length):
+            if tokens[i, t] != IGNORE_INDEX:
+                y[i, t, tokens[i, t]] = 1.0
+    return y.reshape(n, -1)
+
+
+@pytest.mark.parametrize(("n", "length", "vocabulary", "seed"), [(6, 3, 4, 0), (10, 8, 5, 1), (16, 5, 40, 2)])
+def test_token_targets_match_the_reference_with_the_explicit_one_hot_matrix(
+    n: int, length: int, vocabulary: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, vocabulary, (n, length))
+    tokens[rng.random((n, length)) < 0.2] = IGNORE_INDEX
+    tokens[:, -1] = IGNORE_INDEX  # the last position of a next-token probe predicts nothing
+    y = _token_one_hot(tokens, vocabulary)
+    k = torch.from_numpy(ref.random_psd(n, 5, seed))
+    as_tokens = torch.from_numpy(tokens)
+    np.testing.assert_allclose(target_gram(as_tokens, "tokens").numpy(), y @ y.T, atol=0)
+    for centered in (True, False):
+        expected = ref.kernel_alignment(k.numpy(), y, centered=centered)
+        value = kernel_alignment(k, as_tokens, centered, layout=TargetLayout.TOKENS)
+        assert float(value) == pytest.approx(expected, rel=1e-10)
+
+
+def test_the_token_gram_counts_the_positions_where_next_tokens_agree() -> None:
+    tokens = torch.tensor([[1, 2, 3, -100], [1, 5, 3, -100], [-100, 2, 0, -100]])
+    assert target_gram(tokens, "tokens").tolist() == [[3, 2, 1], [2, 3, 0], [1, 0, 2]]
+
+
+def test_ignored_class_labels_are_zero_rows() -> None:
+    labels = torch.tensor([0, IGNORE_INDEX, 2, 0])
+    assert target_matrix(labels).tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 1], [1, 0, 0]]
+    k = torch.from_numpy(ref.random_psd(4, 3, 5))
+    expected = ref.kernel_alignment(k.numpy(), target_matrix(labels).numpy())
+    assert float(kernel_alignment(k, labels)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_integer_one_hot_rows_are_read_as_one_hot() -> None:
+    labels = _labels(9, 3, 7)
+    k = torch.from_numpy(ref.random_psd(9, 4, 7))
+    one_hot = torch.nn.functional.one_hot(labels, 3)
+    assert one_hot.dtype == torch.int64
+    assert target_layout(one_hot) is TargetLayout.MATRIX
+    assert target_layout(one_hot, output_shape=(3,)) is TargetLayout.MATRIX
+    assert float(kernel_alignment(k, one_hot)) == pytest.approx(float(kernel_alignment(k, labels)), rel=1e-12)
+
+
+def test_layouts_follow_the_output_shape() -> None:
+    tokens = torch.randint(0, 5, (4, 6))
+    assert target_layout(torch.tensor([0, 1, 1])) is TargetLayout.CLASSES
+    assert target_layout(torch.randn(4, 2)) is TargetLayout.MATRIX
+    assert target_layout(tokens + 2) is TargetLayout.TOKENS
+    assert target_layout(tokens, output_shape=(6, 5)) is TargetLayout.TOKENS
+    assert target_layout(tokens % 2, output_shape=(6, 5)) is TargetLayout.TOKENS  # binary tokens: the shape decides
+    assert target_layout(tokens % 2, output_shape=(6,)) is TargetLayout.MATRIX
+    with pytest.raises(ValueError, match=r"\(4, 6\) match the model's outputs \(4, 3\) in no layout.*next_token"):
+        target_layout(tokens, output_shape=(3,))

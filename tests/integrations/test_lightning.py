@@ -160,3 +160,13 @@ def test_wrong_arguments_fail_at_construction() -> None:
         RegimeCallback(optimizer=None)
     with pytest.raises(ValueError, match="`distributed` must be one of 'rank0', 'split_layers'; received 'all'"):
         RegimeCallback(distributed="all")
+
+
+def test_kernel_options_reach_the_monitor_and_are_checked_at_construction(tmp_path: Path) -> None:
+    callback = RegimeCallback(every=2, probe_size=16, output_projection=1, sketch=8, max_overhead=None)
+    trainer = _trainer(tmp_path, max_steps=2, logger=False, callbacks=[callback], enable_checkpointing=False)
+    trainer.fit(Regressor(), _loader())
+    assert (callback.monitor.config.output_projection, callback.monitor.config.sketch) == (1, 8)
+    assert [r.step for r in callback.monitor.history] == [0, 1, 2]
+    with pytest.raises(ValueError, match="`sketch` must be a positive int or None; received -1"):
+        RegimeCallback(sketch=-1)

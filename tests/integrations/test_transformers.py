@@ -108,3 +108,69 @@ def test_unknown_stop_on_or_distributed_fails_at_construction() -> None:
         RegimeTrainerCallback(stop_on="lazzy")
     with pytest.raises(ValueError, match="`distributed` must be one of 'rank0', 'split_layers'; received 'split'"):
         RegimeTrainerCallback(distributed="split")
+
+
+class Sequences(torch.utils.data.Dataset):
+    """Seeded arithmetic token sequences for a causal language model; ``labels`` are the ``input_ids``, as the
+    causal-LM collators give them (the model shifts them inside)."""
+
+    def __init__(self, n: int = 32, vocabulary: int = 64) -> None:
+        generator = torch.Generator().manual_seed(0)
+        start = torch.randint(0, vocabulary, (n, 1), generator=generator)
+        self.ids = (start + 3 * torch.arange(LENGTH)) % vocabulary
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+def _gpt2() -> torch.nn.Module:
+    config = transformers.GPT2Config(
+        vocab_size=64, n_positions=LENGTH, n_embd=16, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0,
+    )
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(config)
+
+
+def _train_lm(output_dir: Path, callbacks: list) -> transformers.Trainer:
+    arguments = transformers.TrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=8, learning_rate=1e-2, report_to=[], use_cpu=True,
+        disable_tqdm=True, save_strategy="no", seed=0, max_steps=4,
+    )
+    trainer = transformers.Trainer(model=_gpt2(), args=arguments, train_dataset=Sequences(), callbacks=callbacks)
+    trainer.train()
+    return trainer
+
+
+def test_a_causal_lm_gets_next_token_targets_a_verdict_and_trains_bit_identically(tmp_path: Path) -> None:
+    callback = RegimeTrainerCallback(
+        probe_size=8, output_projection=8, schedule=lambda step: step in (0, 4), max_overhead=None
+    )
+    watched = _train_lm(tmp_path / "watched", [callback])
+    plain = _train_lm(tmp_path / "plain", [])
+    monitor = callback.monitor
+    assert not monitor.paused and monitor.regime is not None
+    assert [r.step for r in monitor.history] == [0, 4]
+    assert monitor.config.output_projection == 8
+    ids = monitor.probe.inputs["input_ids"]
+    assert torch.equal(monitor.probe.targets[:, :-1], ids[:, 1:])  # the target of position t is the token at t + 1
+    assert (monitor.probe.targets[:, -1] == -100).all()
+    assert "regimescope/kernel/target_alignment" in monitor.history[-1].scalars
+    plain_state, watched_state = plain.model.state_dict(), watched.model.state_dict()
+    assert all(torch.equal(plain_state[name], watched_state[name]) for name in plain_state)
+
+
+def test_kernel_options_travel_in_the_json_arguments() -> None:
+    callback = RegimeTrainerCallback(output_projection=8, sketch=256, mode="eval")
+    arguments = callback.state()["args"]
+    assert {k: arguments[k] for k in ("mode", "implementation", "output_projection", "sketch")} == {
+        "mode": "eval", "implementation": "auto", "output_projection": 8, "sketch": 256,
+    }
+    rebuilt = RegimeTrainerCallback(**arguments)  # what restore_callback_states_from_checkpoint does
+    assert rebuilt.state()["args"] == arguments
+    with pytest.raises(ValueError, match=r"`output_projection` must be 'auto', None .* >= 1; received 0"):
+        RegimeTrainerCallback(output_projection=0)
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        RegimeTrainerCallback(mode="inference")
