@@ -5,17 +5,20 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.regimescope-installed
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup browser demo test clean
+.PHONY: setup browser demo test docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# torch first (the CPU build pinned here) unless one is already importable, then the project, its test extras and
-# the framework extras, so that the integration tests run instead of being skipped.
+# torch first (the CPU build pinned here) unless one is already importable, then the project, its test extras, the
+# framework extras (so that the integration tests run instead of being skipped) and the docs tool (the tests build
+# the docs). setuptools notes every editable install of a layout without src/ ("Editable installation. Please be
+# careful with folders ... named as your package"): that information only, and no other warning, is silenced.
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test,report,lightning,transformers,examples]"
+	PYTHONWARNINGS="ignore:Editable installation" \
+		$(PY) -m pip install --quiet -e ".[test,report,lightning,transformers,examples,docs]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -33,5 +36,9 @@ browser:
 test: setup browser
 	$(PY) -m pytest -q
 
+# The documentation site (README.md and docs/) into site/, strict: any warning fails (docs/contributing.md).
+docs: setup
+	$(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info runs
+	rm -rf $(VENV) build dist *.egg-info runs site

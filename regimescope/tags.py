@@ -1,7 +1,7 @@
 """Every TensorBoard tag and label name regimescope writes, in one light module (no torch, no numpy).
 
 Tags are ``regimescope/<family>/<metric>[/<layer>]``; TensorBoard groups panels by the first two parts. The names
-below are a contract (``design.md`` section 3): indicators, the verdict, alert rules, sinks, the report, the
+below are a contract (``docs/tags.md`` lists them): indicators, the verdict, alert rules, sinks, the report, the
 TensorBoard plugin and the command line all read them from here, so a tag is spelled once.
 
 Per-layer quantities are written under ``<base>/<layer>`` (e.g. ``regimescope/kernel/distance_from_init/fc1``),
