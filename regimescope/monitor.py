@@ -119,6 +119,7 @@ class RegimeMonitor:
         model: The module measured: the unwrapped model, or the replica of an FSDP2 model.
         plan: What each measurement computes (probe examples, output projection, expected cost and why), chosen at
             :meth:`attach` and kept for the run (:class:`~regimescope.capture.sizing.MeasurementPlan`).
+        attach_seconds: Wall time :meth:`attach` took (validation, sizing, the step-0 measurement and forecast).
 
     Raises:
         TypeError / ValueError: At construction, for arguments of the wrong type or value, with the fix.
@@ -191,6 +192,7 @@ class RegimeMonitor:
         self._budget = OverheadBudget(max_overhead)
         self._requested = {"output_projection": output_projection, "measured_examples": measured_examples}
         self.plan: MeasurementPlan | None = None
+        self.attach_seconds = 0.0
         self._deferred_from: int | None = None
         self._told_deferral = False
         self._attach_step = 0
@@ -239,6 +241,7 @@ class RegimeMonitor:
             raise RuntimeError("This monitor is closed; build a new RegimeMonitor to monitor another run.")
         if self._attached:
             return self
+        started = time.perf_counter()
         if self._replica is not None:
             self._replica.refresh()
         self._validate_model()
@@ -270,6 +273,7 @@ class RegimeMonitor:
         self._attach_step = self._optimizer_steps
         if self._init is None:
             self._safe_measure(0)
+        self.attach_seconds = time.perf_counter() - started
         return self
 
     def _size_measurement(self, outputs: int) -> MeasurementPlan:

@@ -18,14 +18,16 @@ the probe's size; with ``max_overhead = 5%`` the budget allows one about every 4
    tried, then a quarter, down to :data:`MIN_EXAMPLES` examples (the probe-half noise grows as the probe shrinks,
    and is reported).
 
-Each candidate is timed on the real computation (the two cheapest projections at a probe size, the cost of more
-combinations extrapolated linearly between them), so the sizing needs no cost model of the hardware. The choice is
+The candidates are timed on the real computation, on small subsets of the probe (the two cheapest projections on
+16 examples, the cheapest again on 32; more combinations and more examples extrapolated from them), so the sizing
+needs no cost model of the hardware and costs less than one measurement of the whole probe. The choice is
 made once and kept for the whole run, so the kernels stay comparable; it is saved with the monitor's state. Options
 the user passes explicitly are kept as given; with ``max_overhead=None`` nothing is reduced.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -48,7 +50,9 @@ EXACT_OUTPUTS = 16
 PROJECTIONS = (8, 4, 2)
 """Output combinations tried, most exact first."""
 MIN_EXAMPLES = 16
-"""The probe is never cut below this many examples (eight per half for the noise estimate)."""
+"""The probe is never cut below this many examples."""
+TRIAL_EXAMPLES = 16
+"""Examples the candidate kernels are timed on (their cost on the whole probe is extrapolated)."""
 
 Auto = Literal["auto"]
 Timer = Callable[[Callable[[], Any]], float]
@@ -208,6 +212,7 @@ def plan_measurement(
     def timed(fn: Callable[[], Any]) -> float:
         return wall_seconds(fn, probe.device) if timer is None else timer(fn)
 
+    timed(lambda: probe_pass(model, probe, config))  # the first pass warms the model up
     unit = timed(lambda: probe_pass(model, probe, config))
     target = TARGET_PASSES * unit
     reasons = [
@@ -219,50 +224,60 @@ def plan_measurement(
             f"The model has {outputs} outputs per example: their exact kernel costs a backward pass each, so it is "
             "estimated from random output combinations (unbiased; its noise is reported)."
         )
-    cheapest: tuple[int, int | None, float] | None = None
+    predict = _cost_model(model, probe, config, outputs, projections, timed)
     for size in sizes:
-        subset = probe.subset(size)
-        costs = _timed_projections(model, subset, config, outputs, projections, timed)
-        fitting = [(m, cost) for m, cost in costs if cost <= target]
-        if cheapest is None or costs[-1][1] < cheapest[2]:
-            cheapest = (size, costs[-1][0], costs[-1][1])
-        if fitting:
-            m, cost = fitting[0]
-            if size < n:
-                reasons.append(f"The whole probe is too slow even with the cheapest projection: {size} examples.")
-            return MeasurementPlan(size, n, outputs, m, unit, cost, tuple(reasons))
-    size, m, cost = cheapest  # type: ignore[misc]
+        for m in projections:
+            cost = predict(size, m)
+            if cost <= target:
+                if size < n:
+                    reasons.append(f"The whole probe is too slow even with the cheapest projection: {size} examples.")
+                return MeasurementPlan(size, n, outputs, m, unit, cost, tuple(reasons))
+    size, m = sizes[-1], projections[-1]
+    cost = predict(size, m)
     reasons.append(
         f"Even the cheapest measurement ({cost:.3g} s) exceeds the target: the budget spaces measurements further."
     )
     return MeasurementPlan(size, n, outputs, m, unit, cost, tuple(reasons))
 
 
-def _timed_projections(
+def _cost_model(
     model: torch.nn.Module,
     probe: Probe,
     config: CaptureConfig,
     outputs: int,
     projections: Sequence[int | None],
     timed: Callable[[Callable[[], Any]], float],
-) -> list[tuple[int | None, float]]:
-    """``(projection, seconds)`` for each candidate, most exact first: the two cheapest timed, the others
-    extrapolated linearly in the number of combinations (an exact kernel counts its outputs)."""
+) -> Callable[[int, int | None], float]:
+    """``cost(examples, projection)`` in seconds, from a few kernels on small subsets of the probe.
 
-    def run(m: int | None) -> None:
+    The two cheapest projections are timed on the first :data:`TRIAL_EXAMPLES` examples (after one untimed run that
+    warms the engine up); more combinations are extrapolated linearly in the number of backward passes per example
+    (an exact kernel counts its outputs). The growth with the probe's size, ``(n / n_0)^a``, takes its exponent
+    from the cheapest projection timed again on twice the examples (``a`` between 1, the passes over examples, and
+    2, the Gram products), or 2 when the probe is too small to tell.
+    """
+
+    def kernel(size: int, m: int | None) -> Callable[[], Any]:
         options = {**config.kernel_options(), "output_projection": m}
         kind = "full" if (m or 0) >= 2 else "trace"
-        empirical_ntk(model, probe.inputs, kind=kind, **options)
+        inputs = probe.subset(size).inputs
+        return lambda: empirical_ntk(model, inputs, kind=kind, **options)
 
     def width(m: int | None) -> int:
         """Backward passes per example: ``m`` combinations, or every output for the exact kernel."""
         return outputs if m is None else m
 
-    timed_part = list(projections[-2:])
-    seconds = {m: timed(lambda m=m: run(m)) for m in timed_part}
-    if len(timed_part) == 2:
+    small = min(TRIAL_EXAMPLES, probe.size)
+    cheapest = projections[-1]
+    kernel(small, cheapest)()  # warm-up, untimed
+    seconds = {m: timed(kernel(small, m)) for m in projections[-2:]}
+    if len(seconds) == 2:
         (m_a, t_a), (m_b, t_b) = seconds.items()
         slope = (t_a - t_b) / (width(m_a) - width(m_b)) if width(m_a) != width(m_b) else 0.0
         for m in projections[:-2]:
             seconds[m] = t_b + max(slope, 0.0) * (width(m) - width(m_b))
-    return [(m, seconds[m]) for m in projections]
+    growth = 2.0
+    if probe.size >= 2 * small and seconds[cheapest] > 0:
+        ratio = timed(kernel(2 * small, cheapest)) / seconds[cheapest]
+        growth = min(2.0, max(1.0, math.log2(ratio))) if ratio > 0 else 2.0
+    return lambda size, m: seconds[m] * (size / small) ** growth
