@@ -57,7 +57,9 @@ def _panel(ax: Axes, values: list[list[float]], texts: list[list[str]], norm: An
     image = ax.imshow(values, cmap=cmap, norm=norm, origin="lower", aspect="auto", interpolation="nearest")
     for row, line in enumerate(texts):
         for column, text in enumerate(line):
-            ax.text(column, row, text, ha="center", va="center", fontsize=7, color="black")
+            value = values[row][column]
+            dark = math.isfinite(value) and abs(float(norm(value)) - 0.5) > 0.3  # deep blue or red: white text
+            ax.text(column, row, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
     ax.set_xticks(range(len(x.ordered())), [_format(v) for v in x.ordered()], fontsize=7)
     ax.set_xlabel(x.name, fontsize=8)
     if y is None:

@@ -168,7 +168,8 @@ def sweep(
         workers: Processes of the ``"process"`` engine (default: the CPU count).
         logdir: Where each point's monitor writes (``<logdir>/<point>``) and the HParams dashboard entries go;
             ``None`` writes no logs.
-        out: Folder for ``phase_diagram.png``, ``index.html`` (the report-style page) and ``points.json``;
+        out: Folder for ``phase_diagram.png``, ``index.html`` (the report-style page) and ``points.json``, written
+            after the forecast stage (so the forecast diagram is there within seconds) and again at the end;
             ``None`` writes none.
         seed: Torch seed before each point's build and run (so every point starts from the same draw).
         base_width: Base width of the NTK/muP parametrisations (default: the grid's smallest width).
@@ -206,6 +207,8 @@ def sweep(
             forecasts.append(forecaster.run(values))
             bar.update(detail=f"forecast {forecasts[-1]['point']}")
         table = forecasts
+        if out is not None and measure:  # the forecast diagram is there within seconds, before any training
+            _write_outputs(SweepResult(forecasts, axes, None), Path(out), "Forecast only; the measured diagram follows.")
         if measure:
             point = SweepPoint(task, axes, logdir=logdir)
             done = lambda row: bar.update(0 if chosen is Engine.INLINE else steps, detail=str(row.get("point", "")))
