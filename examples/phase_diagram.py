@@ -34,7 +34,10 @@ DIM, WIDTH, SAMPLES = 8, 32, 128
 """Input dimension, student width and training examples of the teacher-student task."""
 GRIDS = {
     "full": {
-        "teacher_student": {"delta": [-4.0, -1.0, -0.25, 0.0, 0.25, 1.0, 4.0], "init_scale": [0.05, 0.15, 0.4, 1.0, 2.5]},
+        "teacher_student": {
+            "delta": [-4.0, -1.0, -0.25, 0.0, 0.25, 1.0, 4.0],
+            "init_scale": [0.05, 0.15, 0.4, 1.0, 2.5],
+        },
         "digits_cnn": {"init_scale": [0.1, 0.3, 1.0, 3.0], "lr": [0.003, 0.01, 0.03, 0.1]},
     },
     "quick": {
@@ -76,8 +79,12 @@ class DigitsCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.head = nn.Linear(16 * 2 * 2, 10)
 
@@ -102,8 +109,13 @@ def digits_cnn() -> dict[str, Any]:
     order = torch.randperm(len(labels), generator=generator)
     batches = [(images[i], labels[i]) for i in order[64:].split(64)]
     probe = rs.Probe(images[order[:64]], labels[order[:64]])
-    return {"make_model": DigitsCNN, "make_optimizer": cnn_optimizer, "data": batches, "probe": probe,
-            "steps": STEPS["full"]["digits_cnn"]}
+    return {
+        "make_model": DigitsCNN,
+        "make_optimizer": cnn_optimizer,
+        "data": batches,
+        "probe": probe,
+        "steps": STEPS["full"]["digits_cnn"],
+    }
 
 
 TASKS = {"teacher_student": teacher_student, "digits_cnn": digits_cnn}

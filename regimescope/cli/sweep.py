@@ -20,7 +20,18 @@ from typing import Any
 from regimescope.alerts import RegimeWarning
 
 DEFAULT_LOGDIR = Path("runs") / "regimescope-sweep"
-TASK_KEYS = ("make_model", "make_optimizer", "data", "probe", "train_step", "steps", "monitor_options", "grid", "base_width", "seed")
+TASK_KEYS = (
+    "make_model",
+    "make_optimizer",
+    "data",
+    "probe",
+    "train_step",
+    "steps",
+    "monitor_options",
+    "grid",
+    "base_width",
+    "seed",
+)
 """Keys the target function may return."""
 
 
@@ -44,11 +55,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="KNOB=VALUES",
         help="a knob and its values: 0.1,1,10 or ntk,mup or LOW:HIGH:COUNT (log-spaced); repeat for up to 3 knobs",
     )
-    sweep.add_argument("--steps", type=int, default=None, help="training steps per point (default: the target's, or 200)")
+    sweep.add_argument(
+        "--steps", type=int, default=None, help="training steps per point (default: the target's, or 200)"
+    )
     sweep.add_argument("--forecast-only", action="store_true", help="draw the forecast diagram only (no training)")
     sweep.add_argument("--engine", choices=["inline", "process", "ray"], default="inline", help="how points run")
     sweep.add_argument("--workers", type=int, default=None, help="processes of the process engine")
-    sweep.add_argument("--logdir", type=Path, default=DEFAULT_LOGDIR, help=f"TensorBoard folder (default {DEFAULT_LOGDIR})")
+    sweep.add_argument(
+        "--logdir", type=Path, default=DEFAULT_LOGDIR, help=f"TensorBoard folder (default {DEFAULT_LOGDIR})"
+    )
     sweep.add_argument("--out", type=Path, default=None, help="report folder (default LOGDIR/report)")
 
 
@@ -77,7 +92,9 @@ def load_target(target: str) -> Callable[[], dict[str, Any]]:
         raise ValueError(f"Could not load {location!r} from TARGET {target!r}: {error}.") from error
     function = getattr(module, name, None)
     if not callable(function):
-        raise ValueError(f"{location!r} has no callable {name!r}; TARGET names a function returning rs.sweep's arguments.")
+        raise ValueError(
+            f"{location!r} has no callable {name!r}; TARGET names a function returning rs.sweep's arguments."
+        )
     return function
 
 
@@ -86,7 +103,7 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
 
     task = load_target(args.target)()
     if not isinstance(task, dict):
-        raise ValueError(f"{args.target} returned {type(task).__name__}; expected a dict of rs.sweep arguments.")
+        raise TypeError(f"{args.target} returned {type(task).__name__}; expected a dict of rs.sweep arguments.")
     unknown = sorted(set(task) - set(TASK_KEYS))
     if unknown:
         raise ValueError(f"{args.target} returned unknown keys {unknown}; expected some of {list(TASK_KEYS)}.")
@@ -136,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
 
 def format_table(rows: list[dict[str, Any]], knobs: list[str]) -> str:
     """The points as a fixed-width table: knobs, forecast, measured label and score, S, growth, rich at step."""
+
     def show(value: Any) -> str:
         if value is None:
             return "-"
@@ -143,7 +161,9 @@ def format_table(rows: list[dict[str, Any]], knobs: list[str]) -> str:
 
     columns = [*knobs, "forecast", "q", "measured", "score", "S", "growth", "rich at"]
     keys = [*knobs, "forecast", "forecast_ratio", "label", "score", "distance", "growth", "time_to_rich"]
-    table = [[show(row.get(key)) if row.get("error") is None or key in knobs else "failed" for key in keys] for row in rows]
+    table = [
+        [show(row.get(key)) if row.get("error") is None or key in knobs else "failed" for key in keys] for row in rows
+    ]
     widths = [max(len(c), *(len(line[i]) for line in table)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines.append("-" * len(lines[0]))

@@ -112,7 +112,9 @@ def model_at_init(model: nn.Module, weights: Mapping[str, torch.Tensor]) -> nn.M
     params = dict(copied.named_parameters())
     unknown = sorted(set(weights) - set(params))
     if unknown:
-        raise ValueError(f"`weights` holds {unknown[:5]}, which the model does not have; pass the same model's weights.")
+        raise ValueError(
+            f"`weights` holds {unknown[:5]}, which the model does not have; pass the same model's weights."
+        )
     with torch.no_grad():
         for name, value in weights.items():
             if params[name].shape != value.shape:
@@ -241,8 +243,10 @@ def advise(
         return Advice(f"Advice: the forecast cannot tell which knob moves this run ({start.reasons[0]})", (), start)
     label = verdict.label if verdict is not None else ("lazy" if start.label == "lazy" else "rich")
     goals, reason = _goals(label, start)
-    need = f"fitting the probe with the initial kernel would change it by {start.full.change:.2g} of its norm " \
+    need = (
+        f"fitting the probe with the initial kernel would change it by {start.full.change:.2g} of its norm "
         f"(lazy below {LAZY_RATIO})"
+    )
     if reason is not None:
         return Advice(f"Advice: the forecast cannot tell which knob moves this run: {reason} ({need}).", (), start)
     moves, missing = [], []
@@ -266,5 +270,7 @@ def advise(
     if missing:
         parts.append(f"no factor within {MAX_FACTOR:g}x crosses for {', '.join(missing)}")
     if not moves:
-        return Advice(f"Advice: the forecast cannot tell which knob moves this run: {'; '.join(parts)} ({need}).", (), start)
+        return Advice(
+            f"Advice: the forecast cannot tell which knob moves this run: {'; '.join(parts)} ({need}).", (), start
+        )
     return Advice(f"Advice ({label}, from the forecast): {need}; " + "; ".join(parts) + ".", tuple(moves), start)

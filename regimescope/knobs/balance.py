@@ -46,7 +46,9 @@ def _pairs(model: nn.Module, names: Sequence[str] | None) -> list[LayerPair]:
     if names is not None:
         missing = [name for name in names if name not in by_name]
         if missing:
-            raise ValueError(f"`pairs` names {missing}, which the model does not have; its pairs are {sorted(by_name)}.")
+            raise ValueError(
+                f"`pairs` names {missing}, which the model does not have; its pairs are {sorted(by_name)}."
+            )
         found = [by_name[name] for name in names]
     broken = [f"{pair.name} ({pair.reason})" for pair in found if not pair.conserved]
     if broken:
@@ -133,7 +135,9 @@ def rebalance(
     if (rho is None) == (delta is None):
         raise ValueError(f"Pass exactly one of `rho` and `delta`; received rho={rho!r}, delta={delta!r}.")
     if rho is not None and not -1 < rho < 1:
-        raise ValueError(f"`rho` must lie strictly between -1 and 1 (the fully one-sided ends need a zero layer); received {rho}.")
+        raise ValueError(
+            f"`rho` must lie strictly between -1 and 1 (the fully one-sided ends need a zero layer); received {rho}."
+        )
     if delta is not None and not math.isfinite(delta):
         raise ValueError(f"`delta` must be a finite number; received {delta}.")
     copied = working_copy(model)

@@ -23,9 +23,7 @@ def working_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model)
 
 
-def module_factors(
-    model: nn.Module, factor: float | Mapping[str, float], argument: str
-) -> dict[str, float]:
+def module_factors(model: nn.Module, factor: float | Mapping[str, float], argument: str) -> dict[str, float]:
     """``parameter name -> factor`` for the trainable parameters a knob scales.
 
     A number applies to every trainable parameter; a mapping ``module name -> factor`` applies each factor to the
@@ -50,7 +48,9 @@ def module_factors(
                 f"model.named_modules(), e.g. {candidates}."
             )
         if not (isinstance(value, (int, float)) and 0 < float(value) < float("inf")):
-            raise ValueError(f"`{argument}` for {name or 'the model'!r} must be a positive finite number; received {value!r}.")
+            raise ValueError(
+                f"`{argument}` for {name or 'the model'!r} must be a positive finite number; received {value!r}."
+            )
     chosen = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:

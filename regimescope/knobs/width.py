@@ -86,7 +86,7 @@ def multipliers(model: nn.Module) -> dict[str, float]:
 
 def _parse(parametrisation: Parametrisation | str) -> Parametrisation:
     try:
-        return Parametrisation(parametrisation.value if isinstance(parametrisation, Parametrisation) else parametrisation)
+        return Parametrisation(parametrisation)
     except ValueError as error:
         raise ValueError(
             f"`parametrisation` must be one of {[p.value for p in Parametrisation]}; received {parametrisation!r}."
@@ -169,7 +169,9 @@ def at_width(
     for name, param in params.items():
         shape, old = param.shape, base[name]
         if len(shape) != len(old):
-            raise ValueError(f"Parameter {name} has {len(shape)} dimensions at width {width} but {len(old)} at {base_width}.")
+            raise ValueError(
+                f"Parameter {name} has {len(shape)} dimensions at width {width} but {len(old)} at {base_width}."
+            )
         grown = [new / before for new, before in zip(shape, old)]
         if all(g == 1 for g in grown) or name.rsplit(".", 1)[-1] == "bias" or len(shape) == 1:
             continue

@@ -11,7 +11,13 @@ import sys
 import types
 from typing import Any
 
-from regimescope.sweep.boundary import FORECAST_BOUNDARY, MEASURED_BOUNDARY, crossings, forecast_boundary, measured_boundary
+from regimescope.sweep.boundary import (
+    FORECAST_BOUNDARY,
+    MEASURED_BOUNDARY,
+    crossings,
+    forecast_boundary,
+    measured_boundary,
+)
 from regimescope.sweep.builtins import BUILTIN_KNOBS, BuiltinKnob
 from regimescope.sweep.engines import Engine
 from regimescope.sweep.grid import Axis, parse_grid, parse_values, point_name, points

@@ -70,11 +70,15 @@ def crossings(
     return found
 
 
-def forecast_boundary(rows: Sequence[Mapping[str, Any]], knob: str, where: Mapping[str, Any] | None = None) -> list[float]:
+def forecast_boundary(
+    rows: Sequence[Mapping[str, Any]], knob: str, where: Mapping[str, Any] | None = None
+) -> list[float]:
     """Where the forecast's lazy ratio crosses :data:`FORECAST_BOUNDARY` along ``knob``."""
     return crossings(rows, knob, "forecast_ratio", FORECAST_BOUNDARY, where=where, log_metric=True)
 
 
-def measured_boundary(rows: Sequence[Mapping[str, Any]], knob: str, where: Mapping[str, Any] | None = None) -> list[float]:
+def measured_boundary(
+    rows: Sequence[Mapping[str, Any]], knob: str, where: Mapping[str, Any] | None = None
+) -> list[float]:
     """Where the measured richness score crosses :data:`MEASURED_BOUNDARY` along ``knob``."""
     return crossings(rows, knob, "score", MEASURED_BOUNDARY, where=where)

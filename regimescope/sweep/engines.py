@@ -9,8 +9,8 @@ from __future__ import annotations
 import concurrent.futures
 import enum
 import logging
-from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,8 +33,22 @@ class Engine(enum.Enum):
     running Ray instance or a new local one."""
 
 
-_RAY_KEYS = ("config", "time_", "timestamp", "training_iteration", "date", "hostname", "node_ip", "pid", "done",
-             "trial_id", "experiment_tag", "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint")
+_RAY_KEYS = (
+    "config",
+    "time_",
+    "timestamp",
+    "training_iteration",
+    "date",
+    "hostname",
+    "node_ip",
+    "pid",
+    "done",
+    "trial_id",
+    "experiment_tag",
+    "iterations_since_restore",
+    "checkpoint_dir_name",
+    "should_checkpoint",
+)
 """Bookkeeping fields Ray adds to every result (left out of the sweep's rows)."""
 ROW_FIELDS = (*FORECAST_FIELDS, *MEASURED_FIELDS, "point", "error", "seconds")
 """Every metric field of a row (the knob values come from the trial's config)."""
@@ -45,7 +59,12 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def run_inline(point: SweepPoint, grid: Sequence[Mapping[str, Value]], on_step: Callable[[], None], on_point: Callable[[dict], None]) -> list[dict[str, Any]]:
+def run_inline(
+    point: SweepPoint,
+    grid: Sequence[Mapping[str, Value]],
+    on_step: Callable[[], None],
+    on_point: Callable[[dict], None],
+) -> list[dict[str, Any]]:
     """Each point in turn in this process."""
     rows = []
     for values in grid:
@@ -55,7 +74,10 @@ def run_inline(point: SweepPoint, grid: Sequence[Mapping[str, Value]], on_step: 
 
 
 def run_executor(
-    point: SweepPoint, grid: Sequence[Mapping[str, Value]], executor: concurrent.futures.Executor, on_point: Callable[[dict], None]
+    point: SweepPoint,
+    grid: Sequence[Mapping[str, Value]],
+    executor: concurrent.futures.Executor,
+    on_point: Callable[[dict], None],
 ) -> list[dict[str, Any]]:
     """Submit every point to ``executor``; rows come back in grid order. A point whose submission or transport
     failed (e.g. a factory that cannot be pickled) is reported in its row like any failed point."""
@@ -72,7 +94,9 @@ def run_executor(
     return [row for row in rows if row is not None]
 
 
-def run_process_pool(point: SweepPoint, grid: Sequence[Mapping[str, Value]], workers: int | None, on_point: Callable[[dict], None]) -> list[dict[str, Any]]:
+def run_process_pool(
+    point: SweepPoint, grid: Sequence[Mapping[str, Value]], workers: int | None, on_point: Callable[[dict], None]
+) -> list[dict[str, Any]]:
     """A ``ProcessPoolExecutor`` with ``workers`` processes."""
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_single_thread) as executor:
         return run_executor(point, grid, executor, on_point)
@@ -125,4 +149,3 @@ def run_ray(
     finally:
         if started:
             ray.shutdown()
-

@@ -38,15 +38,29 @@ def _number(row: Mapping[str, Any] | None, key: str) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
 
 
-def _boundary_segments(grid: list[list[float]], level: float, log: bool) -> list[tuple[float, int]]:
-    """``(x position, row)`` where a row of ``grid`` crosses ``level`` between two neighbouring cells."""
-    segments = []
+def _crossing(a: float, b: float, level: float, log: bool) -> float | None:
+    """Where between two neighbouring cells (0 at ``a``, 1 at ``b``) the value crosses ``level``, if it does."""
     f = (lambda v: math.log(v) if v > 0 else math.nan) if log else float
+    a, b, level = f(a), f(b), f(level)
+    if math.isfinite(a) and math.isfinite(b) and (a - level) * (b - level) < 0:
+        return (level - a) / (b - a)
+    return None
+
+
+def _boundary_segments(grid: list[list[float]], level: float, log: bool) -> list[tuple[list[float], list[float]]]:
+    """Line segments ``(xs, ys)`` where ``grid`` crosses ``level`` between neighbouring cells, in cell coordinates:
+    vertical ones between columns, horizontal ones between rows."""
+    segments = []
     for y, line in enumerate(grid):
         for x in range(len(line) - 1):
-            a, b = f(line[x]), f(line[x + 1])
-            if math.isfinite(a) and math.isfinite(b) and (a - f(level)) * (b - f(level)) < 0:
-                segments.append((x + (f(level) - a) / (b - a), y))
+            where = _crossing(line[x], line[x + 1], level, log)
+            if where is not None:
+                segments.append(([x + where] * 2, [y - 0.5, y + 0.5]))
+    for y in range(len(grid) - 1):
+        for x in range(len(grid[y])):
+            where = _crossing(grid[y][x], grid[y + 1][x], level, log)
+            if where is not None:
+                segments.append(([x - 0.5, x + 0.5], [y + where] * 2))
     return segments
 
 
@@ -72,8 +86,8 @@ def _panel(ax: Axes, values: list[list[float]], texts: list[list[str]], norm: An
 
 def _draw_boundaries(ax: Axes, ratios: list[list[float]], scores: list[list[float]]) -> None:
     for grid, level, log, style in ((ratios, FORECAST_BOUNDARY, True, "--"), (scores, MEASURED_BOUNDARY, False, "-")):
-        for position, row in _boundary_segments(grid, level, log):
-            ax.plot([position, position], [row - 0.5, row + 0.5], color="black", lw=1.6, ls=style)
+        for xs, ys in _boundary_segments(grid, level, log):
+            ax.plot(xs, ys, color="black", lw=1.6, ls=style)
 
 
 def phase_figure(rows: Sequence[Mapping[str, Any]], axes: Sequence[Axis], steps: int | None = None) -> Figure:
@@ -94,13 +108,14 @@ def phase_figure(rows: Sequence[Mapping[str, Any]], axes: Sequence[Axis], steps:
 
     x, y = axes[0], axes[1] if len(axes) > 1 else None
     panels = list(axes[2].ordered()) if len(axes) > 2 else [None]
+    measured = any(row.get("score") is not None for row in rows)
     height = 1.2 + len(panels) * (0.9 + 0.45 * (len(y.values) if y else 1))
-    figure = new_figure(11, height)
-    grid_axes = figure.subplots(len(panels), 2, squeeze=False)
+    figure = new_figure(11 if measured else 6, height)
+    grid_axes = figure.subplots(len(panels), 2 if measured else 1, squeeze=False)
     ratio_norm = LogNorm(FORECAST_BOUNDARY * 10**-RATIO_DECADES, FORECAST_BOUNDARY * 10**RATIO_DECADES, clip=True)
     score_norm = Normalize(0, 1)
-    measured = any(row.get("score") is not None for row in rows)
-    for (forecast_ax, measured_ax), panel in zip(grid_axes, panels):
+    for panel_axes, panel in zip(grid_axes, panels):
+        forecast_ax = panel_axes[0]
         fixed_panel = {} if panel is None else {axes[2].name: panel}
         ratios, scores, forecast_texts, measured_texts = [], [], [], []
         for y_value in y.ordered() if y else [None]:
@@ -118,17 +133,15 @@ def phase_figure(rows: Sequence[Mapping[str, Any]], axes: Sequence[Axis], steps:
         forecast_ax.set_title(f"forecast from initialisation (lazy ratio q){suffix}", fontsize=9)
         figure.colorbar(image, ax=forecast_ax, fraction=0.04, label="q")
         if measured:
+            measured_ax = panel_axes[1]
             image = _panel(measured_ax, scores, measured_texts, score_norm, x, y)
             _draw_boundaries(measured_ax, ratios, scores)
             after = f" after {steps} steps" if steps else ""
             measured_ax.set_title(f"measured{after} (richness score){suffix}", fontsize=9)
             figure.colorbar(image, ax=measured_ax, fraction=0.04, label="score")
-        else:
-            measured_ax.set_axis_off()
+    title = f"Phase diagram: lazy (blue) or rich (red). Dashed: forecast boundary (q = {FORECAST_BOUNDARY:g})"
     figure.suptitle(
-        "Phase diagram: lazy (blue) or rich (red). Dashed: forecast boundary (q = "
-        f"{FORECAST_BOUNDARY:g}); solid: measured boundary (score {MEASURED_BOUNDARY:g})",
-        fontsize=10,
+        title + (f"; solid: measured boundary (score {MEASURED_BOUNDARY:g})" if measured else ""), fontsize=10
     )
     return figure
 

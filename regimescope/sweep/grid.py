@@ -45,7 +45,9 @@ def parse_grid(grid: Mapping[str, Sequence[Value]]) -> tuple[Axis, ...]:
             neither a finite number nor a string.
     """
     if not isinstance(grid, Mapping) or not grid:
-        raise ValueError(f"`grid` must map knob names to lists of values, e.g. {{'init_scale': [0.1, 1, 10]}}; received {grid!r}.")
+        raise ValueError(
+            f"`grid` must map knob names to lists of values, e.g. {{'init_scale': [0.1, 1, 10]}}; received {grid!r}."
+        )
     if len(grid) > MAX_KNOBS:
         raise ValueError(f"`grid` has {len(grid)} knobs ({list(grid)}); a phase diagram shows at most {MAX_KNOBS}.")
     axes = []
@@ -69,7 +71,9 @@ def points(axes: Sequence[Axis]) -> list[dict[str, Value]]:
 
 def point_name(values: Mapping[str, Value]) -> str:
     """A readable, stable name of a point: ``"init_scale=0.1,lr=0.01"``."""
-    return ",".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}" for name, value in values.items())
+    return ",".join(
+        f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}" for name, value in values.items()
+    )
 
 
 def parse_values(text: str) -> list[Value]:
@@ -83,7 +87,9 @@ def parse_values(text: str) -> list[Value]:
         try:
             low_f, high_f, n = float(low), float(high), int(count)
         except ValueError as error:
-            raise ValueError(f"A range is LOW:HIGH:COUNT with positive numbers, e.g. 0.01:10:7; received {text!r}.") from error
+            raise ValueError(
+                f"A range is LOW:HIGH:COUNT with positive numbers, e.g. 0.01:10:7; received {text!r}."
+            ) from error
         if low_f <= 0 or high_f <= 0 or n < 2:
             raise ValueError(f"A range is LOW:HIGH:COUNT with LOW, HIGH > 0 and COUNT >= 2; received {text!r}.")
         ratio = (high_f / low_f) ** (1 / (n - 1))

@@ -53,7 +53,9 @@ def _metric_values(row: Mapping[str, Any]) -> dict[str, float]:
     return values
 
 
-def write_hparams(logdir: str | Path, axes: Sequence[Axis], rows: Sequence[Mapping[str, Any]], folders: Sequence[Path], step: int) -> None:
+def write_hparams(
+    logdir: str | Path, axes: Sequence[Axis], rows: Sequence[Mapping[str, Any]], folders: Sequence[Path], step: int
+) -> None:
     """Write the experiment to ``logdir`` and each row's session and metrics to its folder.
 
     Args:
@@ -65,10 +67,7 @@ def write_hparams(logdir: str | Path, axes: Sequence[Axis], rows: Sequence[Mappi
     """
     hp = _api()
     writer_class = _summary_writer_class()
-    hparams = [
-        hp.HParam(axis.name, hp.Discrete([_hparam_value(v) for v in axis.values]))
-        for axis in axes
-    ]
+    hparams = [hp.HParam(axis.name, hp.Discrete([_hparam_value(v) for v in axis.values])) for axis in axes]
     metrics = [hp.Metric(t, display_name=name, description=text) for t, name, text in METRICS.values()]
     with writer_class(log_dir=str(logdir)) as writer:
         writer.file_writer.add_summary(hp.hparams_config_pb(hparams, metrics))

@@ -106,14 +106,20 @@ def _write_outputs(result: SweepResult, out: Path, intro: str) -> None:
 
 
 def _engine(engine: Engine | str | concurrent.futures.Executor) -> Engine | concurrent.futures.Executor:
-    if isinstance(engine, concurrent.futures.Executor):
-        return engine
-    try:
-        return Engine(engine.value if isinstance(engine, Engine) else engine)
-    except ValueError as error:
+    named = {member.value: member for member in Engine}
+    if isinstance(engine, concurrent.futures.ThreadPoolExecutor):
         raise ValueError(
-            f"`engine` must be one of {[e.value for e in Engine]} or a concurrent.futures.Executor; received {engine!r}."
-        ) from error
+            "`engine` is a ThreadPoolExecutor, but points seed and draw from torch's global random state, which "
+            "threads share: concurrent points would start from different weights. Use engine='process' or a "
+            "ProcessPoolExecutor."
+        )
+    if isinstance(engine, (Engine, concurrent.futures.Executor)):
+        return engine
+    if engine not in named:
+        raise ValueError(
+            f"`engine` must be one of {list(named)} or a concurrent.futures.Executor; received {engine!r}."
+        )
+    return named[engine]
 
 
 def sweep(
@@ -164,7 +170,8 @@ def sweep(
         steps: Training steps per point.
         measure: ``False`` draws the forecast diagram only.
         engine: ``"inline"`` (this process), ``"process"`` (a process pool of ``workers``), ``"ray"`` (Ray Tune,
-            with ``ray_options`` for its ``TuneConfig``), or any ``concurrent.futures.Executor``.
+            with ``ray_options`` for its ``TuneConfig``), or a ``concurrent.futures.Executor`` running processes
+            (a thread pool is refused: the points' seeding uses torch's global random state, which threads share).
         workers: Processes of the ``"process"`` engine (default: the CPU count).
         logdir: Where each point's monitor writes (``<logdir>/<point>``) and the HParams dashboard entries go;
             ``None`` writes no logs.
@@ -208,7 +215,9 @@ def sweep(
             bar.update(detail=f"forecast {forecasts[-1]['point']}")
         table = forecasts
         if out is not None and measure:  # the forecast diagram is there within seconds, before any training
-            _write_outputs(SweepResult(forecasts, axes, None), Path(out), "Forecast only; the measured diagram follows.")
+            _write_outputs(
+                SweepResult(forecasts, axes, None), Path(out), "Forecast only; the measured diagram follows."
+            )
         if measure:
             point = SweepPoint(task, axes, logdir=logdir)
             done = lambda row: bar.update(0 if chosen is Engine.INLINE else steps, detail=str(row.get("point", "")))
@@ -217,7 +226,9 @@ def sweep(
             elif chosen is Engine.PROCESS:
                 measured = run_process_pool(point, grid_points, workers, done)
             elif chosen is Engine.RAY:
-                storage = Path(logdir) / "ray" if logdir is not None else Path(tempfile.mkdtemp(prefix="regimescope-ray-"))
+                storage = (
+                    Path(logdir) / "ray" if logdir is not None else Path(tempfile.mkdtemp(prefix="regimescope-ray-"))
+                )
                 measured = run_ray(point, axes, done, storage, **dict(ray_options or {}))
             else:
                 measured = run_executor(point, grid_points, chosen, done)

@@ -123,7 +123,9 @@ class SweepTask:
         """The grid values ``role`` (``"model"``, ``"optimizer"`` or ``"step"``) receives."""
         return {key: value for key, value in values.items() if self._accepts(role, key)}
 
-    def build(self, values: Mapping[str, Value], widths: tuple[int, ...] = ()) -> tuple[nn.Module, torch.optim.Optimizer]:
+    def build(
+        self, values: Mapping[str, Value], widths: tuple[int, ...] = ()
+    ) -> tuple[nn.Module, torch.optim.Optimizer]:
         """The point's model (factory, parametrisation, then the built-in knobs in order) and its optimizer.
 
         Args:
@@ -134,7 +136,12 @@ class SweepTask:
         if PARAMETRISATION in values:
             base = self.base_width if self.base_width is not None else min(widths or (int(values[WIDTH]),))
             others = {key: value for key, value in arguments.items() if key != WIDTH}
-            model = at_width(lambda w: self.make_model(**others, width=w), int(values[WIDTH]), values[PARAMETRISATION], base_width=base)
+            model = at_width(
+                lambda w: self.make_model(**others, width=w),
+                int(values[WIDTH]),
+                values[PARAMETRISATION],
+                base_width=base,
+            )
         else:
             model = self.make_model(**arguments)
         if not isinstance(model, nn.Module):

@@ -11,7 +11,7 @@ import pytest
 from regimescope.cli.main import main
 from regimescope.cli.sweep import load_target
 
-TARGET = '''
+TARGET = """
 import torch
 from torch import nn
 
@@ -36,7 +36,7 @@ def task():
 
 def not_a_dict():
     return 3
-'''
+"""
 
 
 @pytest.fixture

@@ -63,7 +63,9 @@ def test_the_advised_factors_put_the_forecast_past_the_boundary(task) -> None:
     assert {(m.knob, m.goal) for m in advice.moves} == {("init_scale", "rich"), ("output_scale", "rich")}
     rich = rs.forecast_regime(scale_init(model, advice.move("init_scale", "rich").clear), task[2])
     assert rich.label == "rich" and rich.fast.change == pytest.approx(LAZY_RATIO * CLEAR_MARGIN, rel=0.15)
-    crossing = rs.forecast_regime(scale_output(model, advice.move("output_scale", "rich").boundary, centred=True), task[2])
+    crossing = rs.forecast_regime(
+        scale_output(model, advice.move("output_scale", "rich").boundary, centred=True), task[2]
+    )
     assert crossing.fast.change == pytest.approx(LAZY_RATIO, rel=0.15)
     assert "scale_init(model, " in advice.text and "learning rate" in advice.text
     assert advice.text in explain(Verdict(10, 0.0, "lazy", {}), {}, advice=advice.text)

@@ -46,8 +46,13 @@ def test_rebalanced_aligned_linear_net_is_lambda_balanced_with_the_same_product(
         (lambda: nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)), (7, 5)),
         (
             lambda: nn.Sequential(
-                nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1, groups=2),
-                nn.ReLU(), nn.Flatten(), nn.Linear(6 * 4 * 4, 3),
+                nn.Conv2d(2, 4, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(4, 6, 3, padding=1, groups=2),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(6 * 4 * 4, 3),
             ),
             (3, 2, 8, 8),
         ),

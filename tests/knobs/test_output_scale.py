@@ -21,7 +21,9 @@ def test_scaled_output_and_kernel_scale_by_alpha_and_alpha_squared() -> None:
     model, x = _net(), torch.randn(5, 4, dtype=torch.float64)
     scaled = scale_output(model, 3.0)
     torch.testing.assert_close(scaled(x), 3.0 * model(x))
-    torch.testing.assert_close(rs.empirical_ntk(scaled, x, dtype=torch.float64), 9.0 * rs.empirical_ntk(model, x, dtype=torch.float64))
+    torch.testing.assert_close(
+        rs.empirical_ntk(scaled, x, dtype=torch.float64), 9.0 * rs.empirical_ntk(model, x, dtype=torch.float64)
+    )
     assert scaled.loss_scale == pytest.approx(1 / 9)
     assert [name for name, _ in scaled.named_parameters()] == [f"model.{n}" for n, _ in model.named_parameters()]
 

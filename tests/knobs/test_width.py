@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import nn
@@ -16,18 +15,29 @@ from tests.reference.ntk_reference import assert_kernels_close, reference_ntk
 def _mlp(width: int) -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Linear(3, width, bias=False), nn.ReLU(), nn.Linear(width, width, bias=False), nn.ReLU(),
+        nn.Linear(3, width, bias=False),
+        nn.ReLU(),
+        nn.Linear(width, width, bias=False),
+        nn.ReLU(),
         nn.Linear(width, 2, bias=False),
     ).double()
 
 
 def _effective(model: nn.Module) -> dict[str, torch.Tensor]:
     factors = multipliers(model)
-    return {name: module.weight * factors.get(name, 1.0) for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    return {
+        name: module.weight * factors.get(name, 1.0)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+    }
 
 
 def test_at_the_base_width_and_in_the_standard_parametrisation_the_model_is_as_built() -> None:
-    for model in (at_width(_mlp, 8, "standard"), at_width(_mlp, 8, "mup", base_width=8), at_width(_mlp, 32, "standard")):
+    for model in (
+        at_width(_mlp, 8, "standard"),
+        at_width(_mlp, 8, "mup", base_width=8),
+        at_width(_mlp, 32, "standard"),
+    ):
         reference = _mlp(model[0].out_features)
         assert multipliers(model) == {}
         assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters()))

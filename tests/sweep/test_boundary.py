@@ -19,7 +19,7 @@ def _rows() -> list[dict]:
 
 def test_crossings_interpolate_in_log_knob_and_optionally_log_metric() -> None:
     rows = _rows()
-    assert measured_boundary(rows, "scale", {"kind": "a"}) == [pytest.approx(10 ** 0.25)]
+    assert measured_boundary(rows, "scale", {"kind": "a"}) == [pytest.approx(10**0.25)]
     assert measured_boundary(rows, "scale", {"kind": "b"}) == []
     expected = 10 ** (math.log10(0.1 / FORECAST_BOUNDARY) / 2)
     assert forecast_boundary(rows, "scale", {"kind": "a"}) == [pytest.approx(expected)]

@@ -15,7 +15,10 @@ def test_points_vary_the_last_knob_fastest_and_have_stable_names() -> None:
         {"init_scale": 1.0, "parametrisation": "ntk"},
         {"init_scale": 1.0, "parametrisation": "mup"},
     ]
-    assert point_name({"init_scale": 0.1, "width": 64, "parametrisation": "mup"}) == "init_scale=0.1,width=64,parametrisation=mup"
+    assert (
+        point_name({"init_scale": 0.1, "width": 64, "parametrisation": "mup"})
+        == "init_scale=0.1,width=64,parametrisation=mup"
+    )
     assert axes[0].numeric and not axes[1].numeric
     assert parse_grid({"lr": [3, 0.01, 0.1]})[0].ordered() == (0.01, 0.1, 3)
     assert axes[1].ordered() == ("ntk", "mup")

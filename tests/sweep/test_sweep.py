@@ -6,6 +6,8 @@ import concurrent.futures
 import io
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,12 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[rs.sweep.SweepResul
 
 def test_every_point_has_its_forecast_and_its_measurement(swept) -> None:
     result, _ = swept
-    assert [(row["init_scale"], row["lr"]) for row in result.table] == [(0.2, 0.01), (0.2, 0.03), (3.0, 0.01), (3.0, 0.03)]
+    assert [(row["init_scale"], row["lr"]) for row in result.table] == [
+        (0.2, 0.01),
+        (0.2, 0.03),
+        (3.0, 0.01),
+        (3.0, 0.03),
+    ]
     for row in result.table:
         assert row["error"] is None
         assert row["forecast"] in ("lazy", "delayed-rich", "rich") and row["forecast_ratio"] > 0
@@ -66,7 +73,7 @@ def test_hparams_entries_hold_the_knobs_and_the_final_metrics(swept) -> None:
     assert [info.name for info in experiment[0].hparam_infos] == ["init_scale", "lr"]
     assert "regimescope/sweep/score" in [m.name.tag for m in experiment[0].metric_infos]
     folder = root / "runs" / "init_scale_3_lr_0.03"
-    session = [d.session_start_info for d in plugin_data(folder) if d.HasField("session_start_info")][0]
+    session = next(d.session_start_info for d in plugin_data(folder) if d.HasField("session_start_info"))
     assert session.hparams["init_scale"].number_value == 3.0 and session.hparams["lr"].number_value == 0.03
     accumulator = EventAccumulator(str(folder))
     accumulator.Reload()
@@ -87,10 +94,10 @@ def test_forecast_only_trains_nothing_and_the_engines_agree() -> None:
     forecast = rs.sweep(_task.make_model, {"init_scale": [0.2, 3.0]}, measure=False, **_task.arguments())
     assert forecast.steps is None and all(row.get("score") is None for row in forecast.table)
     inline = rs.sweep(_task.make_model, {"init_scale": [0.2, 3.0]}, **_task.arguments())
-    with concurrent.futures.ThreadPoolExecutor(2) as executor:
-        threaded = rs.sweep(_task.make_model, {"init_scale": [0.2, 3.0]}, engine=executor, **_task.arguments())
+    with concurrent.futures.ProcessPoolExecutor(2) as executor:
+        given = rs.sweep(_task.make_model, {"init_scale": [0.2, 3.0]}, engine=executor, **_task.arguments())
     pooled = rs.sweep(_task.make_model, {"init_scale": [0.2, 3.0]}, engine="process", workers=2, **_task.arguments())
-    for rows in (threaded.table, pooled.table):
+    for rows in (given.table, pooled.table):
         for row, expected in zip(rows, inline.table):
             assert row["error"] is None
             for key in ("forecast_ratio", "score", "distance", "growth", "loss_end"):
@@ -118,8 +125,14 @@ def test_the_point_is_an_optuna_objective() -> None:
     optuna = pytest.importorskip("optuna", reason="optuna is not installed (pip install -e '.[optuna]')")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     x, y = _task.data()
-    task = SweepTask(_task.make_model, _task.make_optimizer, [(x, y)], rs.Probe(x, y), steps=_task.STEPS,
-                     monitor_options={"every": 6, "alert_rules": ()})
+    task = SweepTask(
+        _task.make_model,
+        _task.make_optimizer,
+        [(x, y)],
+        rs.Probe(x, y),
+        steps=_task.STEPS,
+        monitor_options={"every": 6, "alert_rules": ()},
+    )
     point = SweepPoint(task, parse_grid({"init_scale": [0.2, 3.0]}))
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.GridSampler({"init_scale": [0.2, 3.0]}))
     study.optimize(point, n_trials=2)
@@ -135,8 +148,12 @@ def test_ray_tune_runs_the_grid_on_a_local_instance(tmp_path: Path) -> None:
     pytest.importorskip("ray.tune", reason="Ray Tune is not installed (pip install -e '.[ray]')")
     inline = rs.sweep(_task.make_model, {"init_scale": [0.2, 3.0]}, **_task.arguments())
     result = rs.sweep(
-        _task.make_model, {"init_scale": [0.2, 3.0]}, engine="ray", logdir=tmp_path,
-        ray_options={"num_cpus": 1, "max_concurrent_trials": 1}, **_task.arguments(),
+        _task.make_model,
+        {"init_scale": [0.2, 3.0]},
+        engine="ray",
+        logdir=tmp_path,
+        ray_options={"num_cpus": 1, "max_concurrent_trials": 1},
+        **_task.arguments(),
     )
     for row, expected in zip(result.table, inline.table):
         assert row["init_scale"] == expected["init_scale"] and row["error"] is None
@@ -147,5 +164,16 @@ def test_ray_tune_runs_the_grid_on_a_local_instance(tmp_path: Path) -> None:
 def test_unknown_engines_are_refused_before_training_and_a_bad_factory_fails_its_points() -> None:
     with pytest.raises(ValueError, match="`engine`"):
         rs.sweep(_task.make_model, {"init_scale": [1.0]}, engine="dask", **_task.arguments())
+    with concurrent.futures.ThreadPoolExecutor(1) as threads, pytest.raises(ValueError, match="threads share"):
+        rs.sweep(_task.make_model, {"init_scale": [1.0]}, engine=threads, **_task.arguments())
     result = rs.sweep(lambda: torch.zeros(1), {"init_scale": [1.0]}, **_task.arguments())
     assert result.table[0]["error"] == "TypeError: make_model returned Tensor; expected a torch.nn.Module."
+
+
+def test_importing_the_sweep_and_the_knobs_pulls_in_no_optional_framework() -> None:
+    heavy = ("tensorboard", "matplotlib", "ray", "optuna", "sklearn")
+    code = (
+        f"import sys, regimescope.sweep, regimescope.knobs; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""

@@ -14,7 +14,12 @@ from tests.sweep import _task
 
 def _task_with(**overrides) -> SweepTask:
     x, y = _task.data()
-    fields = {"make_model": _task.make_model, "make_optimizer": _task.make_optimizer, "data": [(x, y)], "probe": rs.Probe(x, y)}
+    fields = {
+        "make_model": _task.make_model,
+        "make_optimizer": _task.make_optimizer,
+        "data": [(x, y)],
+        "probe": rs.Probe(x, y),
+    }
     return SweepTask(**{**fields, **overrides})
 
 

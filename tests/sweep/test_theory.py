@@ -17,14 +17,13 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 import regimescope as rs
 from regimescope.demo import InitSpec, make_probe, make_student, make_teacher_student
 from regimescope.forecast import LambdaBalancedSolution, lambda_balanced_init
 from regimescope.knobs import rebalance
 from regimescope.record import tag
-from regimescope.sweep import forecast_boundary, measured_boundary
+from regimescope.sweep import measured_boundary
 from regimescope.verdict import richness_score
 from regimescope.verdict.calibration.models import two_layer_linear, whitened_inputs
 
@@ -97,7 +96,11 @@ def test_lambda_balanced_boundary_is_where_the_exact_solution_puts_it() -> None:
         assert row["score"] == pytest.approx(exact[-1]["score"], abs=0.05)
     theory = _single(measured_boundary(exact, "delta"))
     measured, forecast = _single(result.measured_boundary("delta")), _single(result.forecast_boundary("delta"))
-    assert _close(measured, theory) and _close(forecast, theory) and _close(forecast, measured), (theory, measured, forecast)
+    assert _close(measured, theory) and _close(forecast, theory) and _close(forecast, measured), (
+        theory,
+        measured,
+        forecast,
+    )
 
 
 # ------------------------------------------------------------------------------------------- teacher-student
