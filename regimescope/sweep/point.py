@@ -168,7 +168,8 @@ class SweepPoint:
         options = dict(self.task.monitor_options)
         if "schedule" not in options and "every" not in options:
             options["schedule"] = LogThenEvery(max(1, self.task.steps // MEASUREMENTS))
-        options.setdefault("strict", True)
+        options.setdefault("strict", True)  # a failing measurement fails the point instead of pausing silently
+        options.setdefault("alert_rules", ())  # the table and the diagrams report the regime, not alerts
         monitor = RegimeMonitor(model, self.task.probe, optimizer=optimizer, logdir=self.folder(values), **options)
         step_arguments = self.task.arguments("step", values)
         losses = []

@@ -200,7 +200,7 @@ def sweep(
     chosen = _engine(engine)
     if probe is None:
         probe = Probe.from_loader(data)
-    options = {"alert_rules": (), **dict(monitor_options or {})}
+    options = dict(monitor_options or {})
     task = SweepTask(make_model, make_optimizer, data, probe, train_step, steps, seed, base_width, options)
     task.check(axes)
     if out is not None:

@@ -131,7 +131,7 @@ def test_the_point_is_an_optuna_objective() -> None:
         [(x, y)],
         rs.Probe(x, y),
         steps=_task.STEPS,
-        monitor_options={"every": 6, "alert_rules": ()},
+        monitor_options={"every": 6},
     )
     point = SweepPoint(task, parse_grid({"init_scale": [0.2, 3.0]}))
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.GridSampler({"init_scale": [0.2, 3.0]}))
