@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from regimescope.sweep.grid import Axis, Value, points
+from regimescope.sweep.grid import Axis, Value, point_name, points
 from regimescope.sweep.point import FORECAST_FIELDS, MEASURED_FIELDS, SweepPoint
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,8 @@ def run_executor(
             rows[index] = future.result()
         except Exception as error:
             logger.warning("regimescope sweep: point %s could not run: %s", dict(grid[index]), error)
-            rows[index] = {**grid[index], "error": f"{type(error).__name__}: {error}"}
+            failure = {"point": point_name(grid[index]), "error": f"{type(error).__name__}: {error}"}
+            rows[index] = {**dict.fromkeys(ROW_FIELDS), **grid[index], **failure}
         on_point(rows[index])
     return [row for row in rows if row is not None]
 

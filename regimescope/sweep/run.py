@@ -6,6 +6,7 @@ import concurrent.futures
 import io
 import json
 import logging
+import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,10 +106,22 @@ def _write_outputs(result: SweepResult, out: Path, intro: str) -> None:
     result.files["table"].write_text(json.dumps(result.table, indent=1, default=str), encoding="utf-8")
 
 
+def _check_picklable(point: SweepPoint) -> None:
+    """Fail before training when another process cannot receive the point (a lambda or local function inside)."""
+    try:
+        pickle.dumps(point)
+    except Exception as error:  # pickling raises several types: each means "cannot be sent"
+        raise ValueError(
+            f"This engine runs points in other processes, but the task cannot be pickled ({type(error).__name__}: "
+            f"{error}). Define make_model, make_optimizer and train_step as module-level functions (not lambdas or "
+            "local functions), or use engine='inline'."
+        ) from error
+
+
 def _engine(engine: Engine | str | concurrent.futures.Executor) -> Engine | concurrent.futures.Executor:
     named = {member.value: member for member in Engine}
     if isinstance(engine, concurrent.futures.ThreadPoolExecutor):
-        raise ValueError(
+        raise TypeError(
             "`engine` is a ThreadPoolExecutor, but points seed and draw from torch's global random state, which "
             "threads share: concurrent points would start from different weights. Use engine='process' or a "
             "ProcessPoolExecutor."
@@ -220,15 +233,18 @@ def sweep(
             )
         if measure:
             point = SweepPoint(task, axes, logdir=logdir)
-            done = lambda row: bar.update(0 if chosen is Engine.INLINE else steps, detail=str(row.get("point", "")))
+            if chosen is not Engine.INLINE:
+                _check_picklable(point)
+
+            def done(row: Mapping[str, Any]) -> None:
+                bar.update(0 if chosen is Engine.INLINE else steps, detail=str(row.get("point", "")))
+
             if chosen is Engine.INLINE:
-                measured = run_inline(point, grid_points, lambda: bar.update(), done)
+                measured = run_inline(point, grid_points, bar.update, done)
             elif chosen is Engine.PROCESS:
                 measured = run_process_pool(point, grid_points, workers, done)
             elif chosen is Engine.RAY:
-                storage = (
-                    Path(logdir) / "ray" if logdir is not None else Path(tempfile.mkdtemp(prefix="regimescope-ray-"))
-                )
+                storage = Path(logdir) / "ray" if logdir is not None else Path(tempfile.mkdtemp(prefix="regimescope-"))
                 measured = run_ray(point, axes, done, storage, **dict(ray_options or {}))
             else:
                 measured = run_executor(point, grid_points, chosen, done)

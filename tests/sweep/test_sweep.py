@@ -164,8 +164,10 @@ def test_ray_tune_runs_the_grid_on_a_local_instance(tmp_path: Path) -> None:
 def test_unknown_engines_are_refused_before_training_and_a_bad_factory_fails_its_points() -> None:
     with pytest.raises(ValueError, match="`engine`"):
         rs.sweep(_task.make_model, {"init_scale": [1.0]}, engine="dask", **_task.arguments())
-    with concurrent.futures.ThreadPoolExecutor(1) as threads, pytest.raises(ValueError, match="threads share"):
+    with concurrent.futures.ThreadPoolExecutor(1) as threads, pytest.raises(TypeError, match="threads share"):
         rs.sweep(_task.make_model, {"init_scale": [1.0]}, engine=threads, **_task.arguments())
+    with pytest.raises(ValueError, match="module-level functions"):
+        rs.sweep(lambda: _task.make_model(), {"init_scale": [1.0]}, engine="process", **_task.arguments())
     result = rs.sweep(lambda: torch.zeros(1), {"init_scale": [1.0]}, **_task.arguments())
     assert result.table[0]["error"] == "TypeError: make_model returned Tensor; expected a torch.nn.Module."
 
