@@ -1,7 +1,8 @@
 """regimescope: is your network learning lazily (NTK regime) or richly (feature learning), and when does it change?
 
 The public surface: pure functions (``empirical_ntk``, ``kernel_distance``, ``kernel_alignment``, ``linear_cka``,
-``effective_rank``, ``conserved_quantities``), the :class:`Probe`, and the :class:`RegimeMonitor`.
+``effective_rank``, ``conserved_quantities``), the :class:`Probe`, the :class:`RegimeMonitor`, and ``sweep`` (phase
+diagrams over knobs; the knobs themselves are in :mod:`regimescope.knobs`).
 
 Names are resolved on first access (PEP 562), so importing a light subpackage (e.g. the TensorBoard plugin)
 does not import torch; ``import regimescope`` itself stays torch + numpy only either way.
@@ -38,6 +39,7 @@ _EXPORTS = {
     "linear_cka": "regimescope.functional",
     "norm_ratio": "regimescope.functional",
     "relative_change": "regimescope.functional",
+    "sweep": "regimescope.sweep",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from regimescope.probe import Probe
     from regimescope.record import Record
     from regimescope.schedule import LogThenEvery
+    from regimescope.sweep import sweep
     from regimescope.sinks import CallbackSink, JsonlSink, MemorySink, Sink, TensorBoardSink
     from regimescope.verdict import Verdict
 

@@ -27,6 +27,7 @@ from regimescope.forecast import Forecast
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.indicators.defaults import default_indicators
 from regimescope.indicators.suite import IndicatorSuite
+from regimescope.knobs import Advice, advise, model_at_init
 from regimescope.ntk import layer_names
 from regimescope.ntk.implementation import parse_implementation
 from regimescope.outputs import OutputFn
@@ -492,15 +493,41 @@ class RegimeMonitor:
         failure and on ranks other than 0 (a resumed run keeps the forecast made at initialisation)."""
         return self._judge.forecast
 
-    def explain(self) -> str:
+    def explain(self, advice: bool = False) -> str:
         """Which indicators drove the current label, as short markdown.
 
         Names the label and its meaning, each kernel evidence's value and which one drove the score, the
         indicators outside the score worth reading next to it (a changed representation next to a lazy kernel,
         theory.md 5.5; a layer that turned but carries little of the kernel; flipped activation patterns), and the
         step-0 forecast. The same text is written at every measurement as ``regimescope/regime/explanation``.
+
+        Args:
+            advice: Also say which knob would move the run across the lazy/rich boundary, and by how much
+                (:meth:`advise`; it re-runs the forecast about ten times per knob, so it is computed only when asked).
         """
-        return self._judge.explain()
+        return self._judge.explain(self.advise().text if advice else None)
+
+    def advise(self) -> Advice:
+        """Which knob (initialisation scale, output scale) would move this run across the lazy/rich boundary, and by
+        about how much: :func:`regimescope.knobs.advise` on rescaled copies of the model at step 0, built from the
+        step-0 weights the monitor keeps (never the live model). Its text says when the forecast cannot tell.
+
+        Raises:
+            RuntimeError: Before the step-0 measurement, or when no indicator kept the step-0 weights.
+        """
+        if self._init is None or not self._init.weights:
+            raise RuntimeError(
+                "No step-0 weights to advise from: attach the monitor first (its default indicators keep them)."
+            )
+        return advise(
+            model_at_init(self.model, self._init.weights),
+            self._context.probe,
+            self.regime,
+            learning_rates=self._context.learning_rates,
+            output_fn=self.config.output_fn,
+            mode=self.config.mode,
+            dtype=self.config.dtype,
+        )
 
     @property
     def history(self) -> list[Record]:

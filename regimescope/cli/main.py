@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from regimescope.alerts import RegimeWarning
-from regimescope.cli import report
+from regimescope.cli import report, sweep
 from regimescope.cli.demo import DEFAULT_LOGDIR, format_table, run_demo, total_steps
 from regimescope.progress import Progress
 
@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--logdir", type=Path, default=DEFAULT_LOGDIR, help=f"TensorBoard folder (default {DEFAULT_LOGDIR})")
     demo.add_argument("--quick", action="store_true", help="shorter runs (under 30 s)")
     report.add_parser(commands)
+    sweep.add_parser(commands)
     return parser
 
 
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(open the regimescope tab), or write a static report with:\n\n    regimescope report {args.logdir}\n")
     elif args.command == "report":
         return report.run(args)
+    elif args.command == "sweep":
+        return sweep.run(args)
     return 0
 
 

@@ -88,13 +88,15 @@ def explain(
     forecast_text: str | None = None,
     sources: Mapping[str, str] | None = None,
     measurement: str | None = None,
+    advice: str | None = None,
 ) -> str:
     """A short markdown explanation of ``verdict`` from the record it was made on.
 
     Names the label and what it means, the value of each kernel evidence with the ramp it went through and
     which one drove the score (the score is their maximum), then the indicators outside the score worth reading
     next to it: a changed representation next to a lazy kernel (the trap of theory.md 5.5), a layer that turned
-    but carries little of the kernel, flipped activation patterns. The forecast made at step 0 ends it.
+    but carries little of the kernel, flipped activation patterns. The forecast made at step 0 follows, and the
+    advice (which knob would move the run across the boundary, :func:`regimescope.knobs.advise`) ends it.
 
     Args:
         verdict: The verdict (``None``: no kernel measurement yet).
@@ -102,6 +104,7 @@ def explain(
         forecast_text: One line about the step-0 forecast, appended as is.
         sources: ``evidence name -> tag`` the score was built from (default: the built-in indicators').
         measurement: What a reduced measurement computed (fewer probe examples, an output projection), said so.
+        advice: The text of :func:`regimescope.knobs.advise` for this run, appended as is.
 
     Returns:
         Markdown, one item per line.
@@ -126,4 +129,6 @@ def explain(
     lines += [f"- {line}" for line in _context_lines(verdict.label, scalars)]
     if forecast_text:
         lines.append(f"- {forecast_text}")
+    if advice:
+        lines.append(f"- {advice}")
     return "\n".join(lines)

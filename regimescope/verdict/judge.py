@@ -89,9 +89,12 @@ class RegimeJudge:
         """Take the verdict another process judged (ranks other than 0 of a distributed job)."""
         self.verdict = verdict
 
-    def explain(self) -> str:
-        """The explanation of the current verdict (see :func:`~regimescope.verdict.explanation.explain`)."""
-        return explain(self.verdict, self._last_scalars, self._forecast_line(), self.sources, self.measurement)
+    def explain(self, advice: str | None = None) -> str:
+        """The explanation of the current verdict (see :func:`~regimescope.verdict.explanation.explain`), with
+        ``advice`` appended when given."""
+        return explain(
+            self.verdict, self._last_scalars, self._forecast_line(), self.sources, self.measurement, advice
+        )
 
     def _forecast_line(self) -> str | None:
         if self.forecast is None or self.forecast.label is None:

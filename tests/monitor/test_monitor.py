@@ -177,3 +177,20 @@ def test_manual_steps_without_optimizer() -> None:
     monitor.close()
     with pytest.raises(RuntimeError, match="attach"):
         rs.RegimeMonitor(model, probe, every=3).step(1)
+
+
+def test_explain_with_advice_names_a_knob_and_leaves_the_live_model_alone() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randn(32, 4)
+    y = x[:, :1] - 2 * x[:, 1:2]
+    monitor = rs.RegimeMonitor(model, rs.Probe(x, y), optimizer=optimizer, every=5, max_overhead=None).attach()
+    _train(model, optimizer, x, y, 5)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    text = monitor.explain(advice=True)
+    advice = monitor.advise()
+    assert text.endswith(f"- {advice.text}")  # its content is checked against theory in tests/knobs
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+    assert advice.text not in monitor.explain()
+    monitor.close()
