@@ -14,7 +14,7 @@ from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.guards import no_autocast, preserved_modes, preserved_rng
 from regimescope.ntk.engine import SEED, empirical_ntk
-from regimescope.ntk.model_call import ModelCall
+from regimescope.ntk.model.model_call import ModelCall
 from regimescope.probe import Probe
 
 

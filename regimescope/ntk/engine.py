@@ -14,19 +14,19 @@ from torch import nn
 
 from regimescope import batch
 from regimescope.guards import no_autocast, preserved_modes, preserved_rng
-from regimescope.ntk.blocks import ParamBlock, parameter_blocks, select_blocks
-from regimescope.ntk.execute import Run, execute
-from regimescope.progress import Progress
-from regimescope.ntk.hooks import suspended_backward_hooks
+from regimescope.ntk.execution.execute import Run, execute
+from regimescope.ntk.execution.pairwise import KernelSink
 from regimescope.ntk.implementation import RULE_IMPLEMENTATIONS, Implementation, parse_implementation
-from regimescope.ntk.memory import NtkMemoryWarning, default_budget
-from regimescope.ntk.model_call import ModelCall
-from regimescope.ntk.output_map import OutputIndices, OutputMap
-from regimescope.ntk.pairwise import KernelSink
-from regimescope.ntk.plan import NtkPlan, PlanRequest, make_plan
-from regimescope.ntk.profile import SEED, profile_set
-from regimescope.ntk.rule import LayerRule
+from regimescope.ntk.model.blocks import ParamBlock, parameter_blocks, select_blocks
+from regimescope.ntk.model.hooks import suspended_backward_hooks
+from regimescope.ntk.model.model_call import ModelCall
+from regimescope.ntk.model.output_map import OutputIndices, OutputMap
+from regimescope.ntk.planning.memory import NtkMemoryWarning, default_budget
+from regimescope.ntk.planning.plan import NtkPlan, PlanRequest, make_plan
+from regimescope.ntk.planning.profile import SEED, profile_set
+from regimescope.ntk.rules.base import LayerRule
 from regimescope.outputs import OutputFn
+from regimescope.progress import Progress
 
 Kind = Literal["trace", "full"]
 Mode = Literal["eval", "train"]
@@ -160,7 +160,7 @@ def plan_ntk(
     Runs only the probe pass (the model on at most two examples of each set). Leaves the model untouched.
 
     Returns:
-        The :class:`~regimescope.ntk.plan.NtkPlan` (``plan.summary()`` prints it).
+        The :class:`~regimescope.ntk.planning.plan.NtkPlan` (``plan.summary()`` prints it).
     """
     sets = [x1] if x2 is None else [x1, x2]
     device = _validate(model, kind, mode, sets, sketch, max_memory)
@@ -227,16 +227,16 @@ def empirical_ntk(
         outputs: Indices (or a slice) into the flattened outputs: the kernel of those outputs only.
         output_projection: ``m``: the kernel of ``m`` seeded random (Rademacher) combinations of the outputs;
             its trace kernel is an unbiased estimate of the trace kernel of all outputs at the cost of ``m``
-            outputs (see :mod:`regimescope.ntk.output_map` for the variance). ``kind="full"`` then returns the
+            outputs (see :mod:`regimescope.ntk.model.output_map` for the variance). ``kind="full"`` then returns the
             ``(n1, n2, m, m)`` kernel of the combinations.
         seed: Seed of ``output_projection`` and ``sketch``.
         sketch: ``m``: wherever a block's kernel is computed from per-sample gradients, project the gradient of
             every parameter tensor with more than ``m`` entries by a seeded CountSketch to ``m`` dimensions:
             unbiased, relative standard deviation at most ``sqrt(2/m)`` per diagonal entry (see
-            :mod:`regimescope.ntk.sketch`). With ``implementation="auto"`` a block is sketched only where that
+            :mod:`regimescope.ntk.execution.sketch`). With ``implementation="auto"`` a block is sketched only where that
             is cheaper than its exact forms; the other implementations sketch every per-sample block.
         layers: Only the blocks of these layers (names as the ``per_layer`` keys, see
-            :func:`~regimescope.ntk.blocks.layer_names`): the kernel of their parameters alone, the other
+            :func:`~regimescope.ntk.model.blocks.layer_names`): the kernel of their parameters alone, the other
             parameters held fixed. The kernels of disjoint layer sets sum to the kernel of their union, which is how
             distributed ranks share the work.
         progress: Show a progress bar over the layer groups on standard error (for big kernels); it is drawn

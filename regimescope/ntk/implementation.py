@@ -16,7 +16,7 @@ class Implementation(enum.Enum):
 
     AUTO = "auto"
     """Default. Eval mode: every block covered by a layer rule in the cheapest exact form by the cost rule of
-    :func:`regimescope.ntk.costs.form_costs` (Gram-Hadamard form or per-sample gradients from the layer data),
+    :func:`regimescope.ntk.planning.costs.form_costs` (Gram-Hadamard form or per-sample gradients from the layer data),
     and :attr:`PER_SAMPLE` for every other block. Train mode: :attr:`FULL_BATCH`."""
 
     FACTORED = "factored"

@@ -26,7 +26,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from regimescope.ntk.sketch import GATHER_COST
+GATHER_COST = 4
+"""Multiply-add equivalents per sketched scalar of :class:`~regimescope.ntk.execution.sketch.CountSketch` (sign,
+gather and fold are memory-bound), for cost estimates."""
 
 
 class Form(enum.Enum):

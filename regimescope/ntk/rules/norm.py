@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regimescope.ntk.rule import LayerRule
+from regimescope.ntk.rules.base import LayerRule
 
 _TRAILING = (nn.LayerNorm, nn.RMSNorm)
 _CHANNEL = (nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)

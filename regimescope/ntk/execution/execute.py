@@ -1,4 +1,4 @@
-"""Carrying out an :class:`~regimescope.ntk.plan.NtkPlan`: collection passes, block kernels, generic rows."""
+"""Carrying out an :class:`~regimescope.ntk.planning.plan.NtkPlan`: collection passes, block kernels, generic rows."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from torch import nn
 
 from regimescope import batch
-from regimescope.ntk.blocks import ParamBlock
-from regimescope.ntk.collect import LayoutChanged, Watched, collect
-from regimescope.ntk.costs import Form
-from regimescope.ntk.jacobian import BlockRows, FullBatchRows, PerSampleRows, rows_kernel
-from regimescope.ntk.layer_kernel import block_gram, block_per_sample
-from regimescope.ntk.model_call import ModelCall
-from regimescope.ntk.pairwise import KernelSink, Layout, assemble
-from regimescope.ntk.plan import BlockPlan, NtkPlan, PlanRequest
-from regimescope.ntk.rule import LayerData, LayerRule
-from regimescope.ntk.sketch import CountSketch
+from regimescope.ntk.execution.collect import LayoutChanged, Watched, collect
+from regimescope.ntk.execution.jacobian import BlockRows, FullBatchRows, PerSampleRows, rows_kernel
+from regimescope.ntk.execution.layer_kernel import block_gram, block_per_sample
+from regimescope.ntk.execution.pairwise import KernelSink, Layout, assemble
+from regimescope.ntk.execution.sketch import CountSketch
+from regimescope.ntk.model.blocks import ParamBlock
+from regimescope.ntk.model.model_call import ModelCall
+from regimescope.ntk.planning.costs import Form
+from regimescope.ntk.planning.plan import BlockPlan, NtkPlan, PlanRequest
+from regimescope.ntk.rules.base import LayerData, LayerRule
 from regimescope.progress import Progress
 
 logger = logging.getLogger(__name__)

@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from regimescope import batch
-from regimescope.ntk.blocks import ParamBlock
-from regimescope.ntk.model_call import ModelCall
-from regimescope.ntk.recorder import Recorder
-from regimescope.ntk.rule import LayerRule
+from regimescope.ntk.model.blocks import ParamBlock
+from regimescope.ntk.model.model_call import ModelCall
+from regimescope.ntk.model.recorder import Recorder
+from regimescope.ntk.rules.base import LayerRule
 
 logger = logging.getLogger(__name__)
 

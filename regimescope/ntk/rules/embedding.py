@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from regimescope.ntk.rule import GramRule
+from regimescope.ntk.rules.base import GramRule
 
 _PADDING = -1
 """Id recorded for positions that hold ``padding_idx``."""

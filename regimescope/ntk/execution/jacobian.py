@@ -8,9 +8,9 @@ import torch
 from torch.func import jacrev, vmap
 
 from regimescope import batch
-from regimescope.ntk.blocks import ParamBlock
-from regimescope.ntk.model_call import ModelCall
-from regimescope.ntk.profile import SEED
+from regimescope.ntk.model.blocks import ParamBlock
+from regimescope.ntk.model.model_call import ModelCall
+from regimescope.ntk.planning.profile import SEED
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The memory plan: chunks over examples, outputs and layers that keep one NTK computation within a byte budget.
 
-The plan is made from the probe pass's sizes (:mod:`regimescope.ntk.profile`) before any expensive work, and
+The plan is made from the probe pass's sizes (:mod:`regimescope.ntk.planning.profile`) before any expensive work, and
 :func:`regimescope.ntk.plan_ntk` returns it to the user. Budget ``B`` is split as follows:
 
 * the result (``n1 n2`` or ``n1 n2 k^2`` scalars, per block with ``per_layer``) is reserved first;
@@ -11,7 +11,7 @@ The plan is made from the probe pass's sizes (:mod:`regimescope.ntk.profile`) be
   is kept under half of the rest; when it does not fit, blocks are split into layer groups (each with its own
   collection passes) and, if one group alone does not fit, examples into blocks collected pair by pair;
 * each block's kernel is computed in chunks of examples and outputs whose working memory
-  (:func:`regimescope.ntk.costs.form_bytes`) fits what the stored data leaves;
+  (:func:`regimescope.ntk.planning.costs.form_bytes`) fits what the stored data leaves;
 * generic blocks are computed in groups from ``vmap(jacrev)`` rows in chunks that fit the rest.
 
 ``peak_bytes`` is the largest sum of what is alive at once according to these formulas.
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import torch
 
-from regimescope.ntk.blocks import ParamBlock
-from regimescope.ntk.costs import Form, Geometry, form_bytes, form_flops
 from regimescope.ntk.implementation import Implementation
-from regimescope.ntk.profile import SetProfile
+from regimescope.ntk.model.blocks import ParamBlock
+from regimescope.ntk.planning.costs import Form, Geometry, form_bytes, form_flops
+from regimescope.ntk.planning.profile import SetProfile
 
 
 COLLECT_TARGET = 64 * 2**20
@@ -43,7 +43,7 @@ class BlockPlan:
     Attributes:
         name: Block (layer) name.
         rule: The layer rules of its uses (``"linear"``, ``"conv"``, ``"embedding"``, ``"norm"``) or ``"generic"``.
-        form: :class:`~regimescope.ntk.costs.Form` value.
+        form: :class:`~regimescope.ntk.planning.costs.Form` value.
         parameters: ``P``.
         sample_chunk: Examples per chunk of the kernel computation.
         output_chunk: Outputs per chunk.

@@ -10,7 +10,7 @@ from torch import nn
 from torch.func import functional_call
 
 from regimescope import batch
-from regimescope.ntk.output_map import OutputMap
+from regimescope.ntk.model.output_map import OutputMap
 from regimescope.outputs import OutputFn, flat_outputs
 
 

@@ -1,0 +1,26 @@
+"""The rule registry: which exact rule, if any, computes a module's block.
+
+The registry sits above the rule modules (it imports them; they import only :mod:`regimescope.ntk.rules.base`),
+so there is no import cycle. A module no rule applies to takes the generic ``torch.func`` path.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from regimescope.ntk.rules.base import LayerRule
+from regimescope.ntk.rules.conv import CONV_RULE
+from regimescope.ntk.rules.embedding import EMBEDDING_RULE
+from regimescope.ntk.rules.linear import LINEAR_RULE
+from regimescope.ntk.rules.norm import NORM_RULE
+
+RULES: tuple[LayerRule, ...] = (LINEAR_RULE, CONV_RULE, EMBEDDING_RULE, NORM_RULE)
+"""The registered rules, tried in this order."""
+
+
+def rule_for(module: nn.Module) -> LayerRule | None:
+    """The first registered rule that applies to ``module``; ``None`` sends it to the generic path."""
+    for rule in RULES:
+        if rule.applies(module):
+            return rule
+    return None
