@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from regimescope.ntk import NtkMemoryWarning, NtkPlan, empirical_ntk, plan_ntk
+from regimescope.ntk.planning.costs import Form
 from tests._models import build, inputs_for
 from tests.reference.ntk_reference import assert_kernels_close, reference_ntk
 
@@ -23,6 +24,7 @@ def test_plan_reports_forms_passes_and_peak() -> None:
     assert plan.fits and 0 < plan.peak_bytes <= plan.budget_bytes == 64 * MiB
     assert plan.forward_passes >= 1 and plan.backward_passes >= 1
     assert [b.name for b in plan.blocks] == ["0", "1", "4", "8"]
+    assert all(isinstance(b.form, Form) for b in plan.blocks)
     assert "peak" in plan.summary() and "conv" in plan.summary()
 
 

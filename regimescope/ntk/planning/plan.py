@@ -43,7 +43,7 @@ class BlockPlan:
     Attributes:
         name: Block (layer) name.
         rule: The layer rules of its uses (``"linear"``, ``"conv"``, ``"embedding"``, ``"norm"``) or ``"generic"``.
-        form: :class:`~regimescope.ntk.planning.costs.Form` value.
+        form: How its kernel is computed (a :class:`~regimescope.ntk.planning.costs.Form`, a ``str`` enum).
         parameters: ``P``.
         sample_chunk: Examples per chunk of the kernel computation.
         output_chunk: Outputs per chunk.
@@ -53,7 +53,7 @@ class BlockPlan:
 
     name: str
     rule: str
-    form: str
+    form: Form
     parameters: int
     sample_chunk: int
     output_chunk: int
@@ -116,7 +116,7 @@ class NtkPlan:
         ]
         for b in self.blocks:
             lines.append(
-                f"{b.name[:32]:<32} {b.rule[:16]:<16} {b.form:<11} {b.parameters:>11} "
+                f"{b.name[:32]:<32} {b.rule[:16]:<16} {b.form.value:<11} {b.parameters:>11} "
                 f"{f'{b.sample_chunk}x{b.output_chunk}':>9} {b.flops / 1e9:>9.3f} {b.working_bytes / 2**20:>8.1f}"
             )
         return "\n".join(lines)
@@ -273,7 +273,7 @@ def _per_sample_layers(req: PlanRequest, covered: list[ParamBlock], forms: dict[
         shape = req.profiles[0].layers[name]
         factors = shape.tokens * shape.record_width * shape.record_itemsize / req.itemsize + (
             req.k * shape.tokens * shape.grad_width)
-        per_sample = all(forms[b.name] in (Form.PER_SAMPLE, Form.SKETCH) for b in blocks)
+        per_sample = all(forms[b.name].layer_per_sample for b in blocks)
         if rule.compact or (per_sample and req.k * size <= factors):
             layers[name] = size
     return layers
@@ -375,7 +375,7 @@ def make_plan(req: PlanRequest, modules: dict[str, object]) -> NtkPlan:
         limit = sb1 if req.symmetric else min(sb1, sb2)
         flops, form, c, q, working = _choose(req, blk, geometries[blk.name], [forms[blk.name]], limit, work_room)
         rules = "+".join(dict.fromkeys(rule.name for _, rule in blk.rules))
-        plans[blk.name] = BlockPlan(blk.name, rules, form.value, geometries[blk.name].params, c, q, flops, working)
+        plans[blk.name] = BlockPlan(blk.name, rules, form, geometries[blk.name].params, c, q, flops, working)
         peak_blocks = max(peak_blocks, working)
 
     # Generic blocks.
@@ -402,7 +402,7 @@ def make_plan(req: PlanRequest, modules: dict[str, object]) -> NtkPlan:
         forwards += calls
         backwards += calls
         for blk in generic:
-            plans[blk.name] = BlockPlan(blk.name, "generic", form.value, block_sizes(req, blk), g_chunk, g_out, 0,
+            plans[blk.name] = BlockPlan(blk.name, "generic", form, block_sizes(req, blk), g_chunk, g_out, 0,
                                         peak_generic)
     peak = result + max(peak_collect if covered else 0, stored_peak + peak_blocks if covered else 0, peak_generic)
     return NtkPlan(
