@@ -23,6 +23,7 @@ from regimescope.integrations.options import adapter_arguments
 from regimescope.integrations.probe_source import model_device, resolve_probe
 from regimescope.integrations.state_codec import decode_state, encode_state
 from regimescope.monitor import RegimeMonitor
+from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION
 from regimescope.probe import Probe
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class RegimeTrainerCallback(TrainerCallback, ExportableState):
         logdir: str | Path | None = None,
         probe_size: int = 64,
         probe_seed: int = 0,
-        implementation: str = "auto",
+        implementation: str = DEFAULT_IMPLEMENTATION.value,
         **options: Any,
     ) -> None:
         self._options, self._stop, self._probe = adapter_arguments(

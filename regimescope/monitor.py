@@ -34,7 +34,7 @@ from regimescope.forecast import Forecast, forecast_regime
 from regimescope.indicators.balance import BalanceIndicator, diagnosed_pairs
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.indicators.defaults import default_indicators
-from regimescope.ntk.implementation import parse_implementation
+from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, parse_implementation
 from regimescope.outputs import OutputFn
 from regimescope.probe import Probe
 from regimescope.record import TAG_ROOT, Record, tag
@@ -147,7 +147,7 @@ class RegimeMonitor:
         dtype: torch.dtype = torch.float32,
         output_fn: OutputFn | None = None,
         layers: list[str] | None = None,
-        implementation: str = "auto",
+        implementation: str = DEFAULT_IMPLEMENTATION.value,
         max_memory: int | None = None,
         heatmap_every: int = 10,
         distributed: str = DEFAULT_SHARING.value,

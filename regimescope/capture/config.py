@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from regimescope.ntk.implementation import Implementation
+from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, Implementation
 from regimescope.outputs import OutputFn
 
 
@@ -28,7 +28,7 @@ class CaptureConfig:
     mode: str = "eval"
     dtype: torch.dtype = torch.float32
     output_fn: OutputFn | None = None
-    implementation: Implementation = Implementation.AUTO
+    implementation: Implementation = DEFAULT_IMPLEMENTATION
     max_memory: int | None = None
     feature_layers: list[str] = field(default_factory=list)
     pattern_layers: list[str] = field(default_factory=list)

@@ -16,7 +16,12 @@ from regimescope import batch
 from regimescope.guards import no_autocast, preserved_modes, preserved_rng
 from regimescope.ntk.execution.execute import Run, execute
 from regimescope.ntk.execution.pairwise import KernelSink
-from regimescope.ntk.implementation import RULE_IMPLEMENTATIONS, Implementation, parse_implementation
+from regimescope.ntk.implementation import (
+    DEFAULT_IMPLEMENTATION,
+    RULE_IMPLEMENTATIONS,
+    Implementation,
+    parse_implementation,
+)
 from regimescope.ntk.model.blocks import ParamBlock, parameter_blocks, select_blocks
 from regimescope.ntk.model.hooks import suspended_backward_hooks
 from regimescope.ntk.model.model_call import ModelCall
@@ -146,7 +151,7 @@ def plan_ntk(
     output_fn: OutputFn | None = None,
     mode: Mode = "eval",
     dtype: torch.dtype | None = None,
-    implementation: str | Implementation = "auto",
+    implementation: str | Implementation = DEFAULT_IMPLEMENTATION,
     include_frozen: bool = False,
     max_memory: int | None = None,
     outputs: OutputIndices | None = None,
@@ -179,7 +184,7 @@ def empirical_ntk(
     output_fn: OutputFn | None = None,
     mode: Mode = "eval",
     dtype: torch.dtype | None = None,
-    implementation: str | Implementation = "auto",
+    implementation: str | Implementation = DEFAULT_IMPLEMENTATION,
     include_frozen: bool = False,
     max_memory: int | None = None,
     outputs: OutputIndices | None = None,
