@@ -15,9 +15,9 @@ class Implementation(enum.Enum):
     """
 
     AUTO = "auto"
-    """Default. Eval mode: every block covered by a layer rule in the cheapest exact form by the cost rule of
-    :func:`regimescope.ntk.planning.costs.form_costs` (Gram-Hadamard form or per-sample gradients from the layer data),
-    and :attr:`PER_SAMPLE` for every other block. Train mode: :attr:`FULL_BATCH`."""
+    """Default. Eval mode: every block covered by a layer rule in the cheapest exact form by the cost formulas
+    of :data:`regimescope.ntk.planning.costs.FORM_COSTS` (Gram-Hadamard form or per-sample gradients from the layer
+    data), and :attr:`PER_SAMPLE` for every other block. Train mode: :attr:`FULL_BATCH`."""
 
     FACTORED = "factored"
     """Layer rules, in the Gram-Hadamard form wherever the rule has one (exclusive linear, convolution and
