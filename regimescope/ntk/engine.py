@@ -7,7 +7,6 @@ import logging
 import warnings
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
@@ -16,16 +15,12 @@ from regimescope import batch
 from regimescope.guards import no_autocast, preserved_modes, preserved_rng
 from regimescope.ntk.execution.execute import Run, execute
 from regimescope.ntk.execution.pairwise import KernelSink
-from regimescope.ntk.implementation import (
-    DEFAULT_IMPLEMENTATION,
-    RULE_IMPLEMENTATIONS,
-    Implementation,
-    parse_implementation,
-)
+from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, RULE_IMPLEMENTATIONS, Implementation
 from regimescope.ntk.model.blocks import ParamBlock, parameter_blocks, select_blocks
 from regimescope.ntk.model.hooks import suspended_backward_hooks
 from regimescope.ntk.model.model_call import ModelCall
 from regimescope.ntk.model.output_map import OutputIndices, OutputMap
+from regimescope.ntk.options import Kind, Mode, NtkOptions
 from regimescope.ntk.planning.memory import NtkMemoryWarning, default_budget
 from regimescope.ntk.planning.plan import NtkPlan, PlanRequest, make_plan
 from regimescope.ntk.planning.profile import SEED, profile_set
@@ -33,29 +28,15 @@ from regimescope.ntk.rules.base import LayerRule
 from regimescope.outputs import OutputFn
 from regimescope.progress import Progress
 
-Kind = Literal["trace", "full"]
-Mode = Literal["eval", "train"]
-
 logger = logging.getLogger(__name__)
 
 __all__ = ["SEED", "empirical_ntk", "plan_ntk"]
 
 
-def _validate(model: nn.Module, kind: str, mode: str, inputs: list[batch.Inputs], sketch: int | None,
-              max_memory: int | None) -> torch.device:
+def _check_model(model: nn.Module, inputs: list[batch.Inputs]) -> torch.device:
+    """The model's device, after checking that it is a module with parameters and that the inputs are there too."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; received {type(model).__name__}.")
-    if kind not in ("trace", "full"):
-        raise ValueError(f"`kind` must be 'trace' or 'full'; received {kind!r}.")
-    if mode not in ("eval", "train"):
-        raise ValueError(f"`mode` must be 'eval' or 'train'; received {mode!r}.")
-    if sketch is not None and (isinstance(sketch, bool) or not isinstance(sketch, int) or sketch < 1):
-        raise ValueError(f"`sketch` must be a positive int (dimensions per parameter block) or None; received "
-                         f"{sketch!r}. Try sketch=4096.")
-    if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int)
-                                   or max_memory < 1):
-        raise ValueError(f"`max_memory` must be a positive number of bytes or None; received {max_memory!r}. "
-                         "For example max_memory=2 * 2**30 for 2 GiB.")
     params = list(model.parameters())
     if not params:
         raise ValueError("The model has no parameters, so its NTK is zero. Pass the model that is being trained.")
@@ -92,35 +73,25 @@ class _Prepared:
     modules: dict[str, tuple[nn.Module, LayerRule]]
     req: PlanRequest
     plan: NtkPlan
+    device: torch.device
 
 
-def _prepare(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, kind: str, per_layer: bool,
-             output_fn: OutputFn | None, mode: str, dtype: torch.dtype | None, implementation: str | Implementation,
-             include_frozen: bool, max_memory: int | None, outputs: OutputIndices | None,
-             output_projection: int | None, seed: int, sketch: int | None,
-             layers: Collection[str] | None) -> _Prepared:
-    """Validate, snapshot the model, run the probe pass and plan (inside the measuring context)."""
-    implementation = parse_implementation(implementation)
-    if mode == "train" and implementation not in (Implementation.AUTO, Implementation.FULL_BATCH):
-        raise ValueError(
-            f"implementation={implementation.value!r} assumes independent examples, which train mode does not "
-            "give (BatchNorm batch statistics, dropout). Use implementation='auto' or 'full_batch', or mode='eval'."
-        )
-    if mode == "train":
-        implementation = Implementation.FULL_BATCH
-    blocks = parameter_blocks(model, include_frozen)
+def _prepare(model: nn.Module, sets: list[batch.Inputs], options: NtkOptions, device: torch.device) -> _Prepared:
+    """Snapshot the model, run the probe pass and plan (inside the measuring context)."""
+    implementation = options.implementation
+    blocks = parameter_blocks(model, options.include_frozen)
     if not blocks:
         raise ValueError(
             "No trainable parameters: every parameter has requires_grad=False. Unfreeze some, or pass "
             "include_frozen=True to differentiate the frozen ones."
         )
-    if layers is not None:
-        blocks = select_blocks(blocks, layers)
-    device = next(model.parameters()).device
-    budget = max_memory if max_memory is not None else default_budget(device)
-    output_map = OutputMap(outputs, output_projection, seed)
-    call = ModelCall.build(model, dtype or torch.float32, output_fn, None if output_map.identity else output_map)
-    sets = [call.prepare(x) for x in ([x1] if x2 is None else [x1, x2])]
+    if options.layers is not None:
+        blocks = select_blocks(blocks, options.layers)
+    budget = options.max_memory if options.max_memory is not None else default_budget(device)
+    output_map = OutputMap(options.outputs, options.output_projection, options.seed)
+    call = ModelCall.build(model, options.dtype or torch.float32, options.output_fn,
+                           None if output_map.identity else output_map)
+    sets = [call.prepare(x) for x in sets]
     submodules = dict(model.named_modules())
     rules = implementation in RULE_IMPLEMENTATIONS
     modules = {
@@ -134,11 +105,22 @@ def _prepare(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, kind: 
     modules = {name: modules[name] for b in blocks if b.name in covered for name in b.use_modules}
     req = PlanRequest(
         blocks=blocks, covered=covered, profiles=(profiles[0], profiles[-1]),
-        params={name: p.numel() for name, p in call.params.items()}, full=kind == "full", per_layer=per_layer,
-        implementation=implementation, sketch=sketch, itemsize=call.params_itemsize, budget=budget,
+        params={name: p.numel() for name, p in call.params.items()}, full=options.full,
+        per_layer=options.per_layer, implementation=implementation, sketch=options.sketch,
+        itemsize=call.params_itemsize, budget=budget,
     )
     plan = make_plan(req, {name: module for name, (module, _) in modules.items()})
-    return _Prepared(call, sets, blocks, modules, req, plan)
+    return _Prepared(call, sets, blocks, modules, req, plan, device)
+
+
+@contextlib.contextmanager
+def _prepared(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, options: NtkOptions
+              ) -> Iterator[_Prepared]:
+    """Check the model and inputs, then hold the measuring context around the prepared computation."""
+    sets = [x1] if x2 is None else [x1, x2]
+    device = _check_model(model, sets)
+    with _measuring(model, options.mode, device):
+        yield _prepare(model, sets, options, device)
 
 
 def plan_ntk(
@@ -167,11 +149,13 @@ def plan_ntk(
     Returns:
         The :class:`~regimescope.ntk.planning.plan.NtkPlan` (``plan.summary()`` prints it).
     """
-    sets = [x1] if x2 is None else [x1, x2]
-    device = _validate(model, kind, mode, sets, sketch, max_memory)
-    with _measuring(model, mode, device):
-        return _prepare(model, x1, x2, kind, per_layer, output_fn, mode, dtype, implementation, include_frozen,
-                        max_memory, outputs, output_projection, seed, sketch, layers).plan
+    options = NtkOptions(
+        kind=kind, per_layer=per_layer, output_fn=output_fn, mode=mode, dtype=dtype, implementation=implementation,
+        include_frozen=include_frozen, max_memory=max_memory, outputs=outputs, output_projection=output_projection,
+        seed=seed, sketch=sketch, layers=layers,
+    )
+    with _prepared(model, x1, x2, options) as prepared:
+        return prepared.plan
 
 
 def empirical_ntk(
@@ -256,11 +240,12 @@ def empirical_ntk(
             ``outputs``/``output_projection``/``sketch``/``max_memory``, or ``layers`` naming no block of the
             model.
     """
-    sets = [x1] if x2 is None else [x1, x2]
-    device = _validate(model, kind, mode, sets, sketch, max_memory)
-    with _measuring(model, mode, device):
-        prepared = _prepare(model, x1, x2, kind, per_layer, output_fn, mode, dtype, implementation,
-                            include_frozen, max_memory, outputs, output_projection, seed, sketch, layers)
+    options = NtkOptions(
+        kind=kind, per_layer=per_layer, output_fn=output_fn, mode=mode, dtype=dtype, implementation=implementation,
+        include_frozen=include_frozen, max_memory=max_memory, outputs=outputs, output_projection=output_projection,
+        seed=seed, sketch=sketch, layers=layers,
+    )
+    with _prepared(model, x1, x2, options) as prepared:
         plan, req = prepared.plan, prepared.req
         if not plan.fits:
             warnings.warn(
@@ -273,7 +258,7 @@ def empirical_ntk(
         logger.debug("%s", plan.summary())
         n1, n2 = req.n
         shape = (n1, n2, req.k, req.k) if req.full else (n1, n2)
-        sink = KernelSink([b.name for b in prepared.blocks], shape, per_layer, prepared.call.dtype, device)
+        sink = KernelSink([b.name for b in prepared.blocks], shape, per_layer, prepared.call.dtype, prepared.device)
         run = Run(prepared.call, prepared.sets, req, plan, prepared.modules, sink, seed)
         groups = len(plan.layer_groups) + len(plan.generic_groups)
         execute(run, prepared.blocks, Progress(groups, "NTK", enabled=None if progress else False))
