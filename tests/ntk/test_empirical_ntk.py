@@ -18,11 +18,13 @@ import torch
 from torch import nn
 
 from regimescope import empirical_ntk
+from regimescope.ntk import Implementation
 from tests._models import LAYOUT_TRAP_NAMES, MODEL_NAMES, build, inputs_for, mlp
 from tests.reference.ntk_reference import Kernel, assert_kernels_close, reference_ntk, relative_error
 
-IMPLEMENTATIONS = ("auto", "factored", "per_sample", "full_batch")
-TRAIN_IMPLEMENTATIONS = ("auto", "full_batch")
+IMPLEMENTATIONS = tuple(member.value for member in Implementation)
+"""Every implementation, from the enum, so that a new member is tested without anyone remembering to add it."""
+TRAIN_IMPLEMENTATIONS = (Implementation.AUTO.value, Implementation.FULL_BATCH.value)
 """The implementations valid in train mode; the others assume independent examples and are refused."""
 KINDS = ("trace", "full")
 RTOL = {torch.float64: 1e-10, torch.float32: 1e-4}
