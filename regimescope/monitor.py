@@ -110,7 +110,7 @@ class RegimeMonitor:
         stop_on: Alert kinds that set :attr:`stop_requested` (the framework adapters then stop training).
         strict: Raise errors from measurements instead of pausing.
         mode: Model behaviour during measurement: ``"eval"`` (default) or ``"train"`` (see ``empirical_ntk``).
-        dtype: Compute dtype of kernels and features (float32 by default).
+        dtype: Compute dtype of kernels and features (default ``None``: the parameters' dtype).
         output_fn: Maps the model's return value to the output tensor (default: tensor, ``"logits"``, first item).
         layers: Module names whose outputs are the monitored representations (default: the activation modules).
         implementation: NTK implementation (see :class:`~regimescope.ntk.Implementation`).
@@ -144,7 +144,7 @@ class RegimeMonitor:
         stop_on: Iterable[str] = (),
         strict: bool = False,
         mode: str = "eval",
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
         output_fn: OutputFn | None = None,
         layers: list[str] | None = None,
         implementation: str = DEFAULT_IMPLEMENTATION.value,
@@ -165,8 +165,9 @@ class RegimeMonitor:
             raise TypeError(f"`optimizer` must be a torch.optim.Optimizer; received {type(optimizer).__name__}.")
         if mode not in ("eval", "train"):
             raise ValueError(f"`mode` must be 'eval' or 'train'; received {mode!r}.")
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"`dtype` must be torch.float32 or torch.float64; received {dtype}.")
+        if dtype not in (None, torch.float32, torch.float64):
+            raise ValueError(f"`dtype` must be None (the parameters' dtype), torch.float32 or torch.float64; "
+                             f"received {dtype}.")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"`schedule` must be a callable step -> bool; received {type(schedule).__name__}.")
         self._sharing = parse_sharing(distributed)

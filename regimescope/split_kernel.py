@@ -23,7 +23,7 @@ from torch import nn
 from regimescope.capture.capture import layer_kernels
 from regimescope.capture.config import CaptureConfig
 from regimescope.distributed import from_main_process, rank, world_size
-from regimescope.ntk import NtkPlan, plan_ntk
+from regimescope.ntk import NtkPlan, compute_dtype, plan_ntk
 from regimescope.probe import Probe
 
 
@@ -161,7 +161,7 @@ def split_layer_kernels(
     here, ranks = rank(), world_size()
     n = probe.size
     size = len(names) * n * n
-    buffer = torch.zeros(size + ranks, dtype=config.dtype, device=probe.device)
+    buffer = torch.zeros(size + ranks, dtype=compute_dtype(model, config.dtype), device=probe.device)
     blocks = buffer[:size].view(len(names), n, n)
     share = [name for name in names if owners[name] == here]
     failure: Exception | None = None

@@ -17,7 +17,7 @@ class CaptureConfig:
 
     Attributes:
         mode: ``"eval"`` or ``"train"`` behaviour of the model during measurement (see ``empirical_ntk``).
-        dtype: Compute dtype of kernels and features.
+        dtype: Compute dtype of kernels and features (``None``: the parameters' dtype).
         output_fn: Maps the model's return value to the output tensor.
         implementation: NTK implementation.
         max_memory: NTK engine byte budget (``None``: default).
@@ -26,7 +26,7 @@ class CaptureConfig:
     """
 
     mode: str = "eval"
-    dtype: torch.dtype = torch.float32
+    dtype: torch.dtype | None = None
     output_fn: OutputFn | None = None
     implementation: Implementation = DEFAULT_IMPLEMENTATION
     max_memory: int | None = None

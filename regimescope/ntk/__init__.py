@@ -10,6 +10,7 @@ only the stages before it.
 from regimescope.ntk.engine import empirical_ntk, plan_ntk
 from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, Implementation
 from regimescope.ntk.model.blocks import layer_names
+from regimescope.ntk.model.model_call import compute_dtype
 from regimescope.ntk.planning.memory import NtkMemoryWarning
 from regimescope.ntk.planning.plan import BlockPlan, NtkPlan
 
@@ -19,6 +20,7 @@ __all__ = [
     "Implementation",
     "NtkMemoryWarning",
     "NtkPlan",
+    "compute_dtype",
     "empirical_ntk",
     "layer_names",
     "plan_ntk",

@@ -89,8 +89,7 @@ def _prepare(model: nn.Module, sets: list[batch.Inputs], options: NtkOptions, de
         blocks = select_blocks(blocks, options.layers)
     budget = options.max_memory if options.max_memory is not None else default_budget(device)
     output_map = OutputMap(options.outputs, options.output_projection, options.seed)
-    call = ModelCall.build(model, options.dtype or torch.float32, options.output_fn,
-                           None if output_map.identity else output_map)
+    call = ModelCall.build(model, options.dtype, options.output_fn, None if output_map.identity else output_map)
     sets = [call.prepare(x) for x in sets]
     submodules = dict(model.named_modules())
     rules = implementation in RULE_IMPLEMENTATIONS
@@ -205,8 +204,9 @@ def empirical_ntk(
         mode: ``"eval"`` (default): modules in eval mode, examples independent. ``"train"``: train-mode
             behaviour (BatchNorm batch statistics, dropout with a fixed seed); the kernel is the Jacobian of the
             whole batch function and BatchNorm running statistics stay untouched.
-        dtype: Compute dtype (``torch.float32`` by default; ``torch.float64`` for reference precision). The
-            computation runs outside autocast.
+        dtype: Compute dtype. ``None`` (default): the parameters' dtype, as in ``torch.func`` (a float64 model
+            gets float64 kernels; float16/bfloat16 parameters are computed in float32; see
+            :func:`~regimescope.ntk.model.model_call.compute_dtype`). The computation runs outside autocast.
         implementation: See :class:`~regimescope.ntk.implementation.Implementation`; in train mode only
             ``"auto"`` and ``"full_batch"`` are valid.
         include_frozen: Also differentiate parameters with ``requires_grad=False``.

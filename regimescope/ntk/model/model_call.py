@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -12,6 +13,24 @@ from torch.func import functional_call
 from regimescope import batch
 from regimescope.ntk.model.output_map import OutputMap
 from regimescope.outputs import OutputFn, flat_outputs
+
+
+def compute_dtype(model: nn.Module, dtype: torch.dtype | None = None) -> torch.dtype:
+    """The dtype a measurement of ``model`` computes in: ``dtype`` when given, else the parameters' own.
+
+    As in ``torch.func`` and neural-tangents, the computation follows the parameters: a float64 model gets float64
+    kernels. Parameters in a lower precision than float32 (float16, bfloat16) are computed in float32, and mixed
+    precisions in the widest one: the result is ``torch.promote_types`` of float32 and every floating parameter's
+    dtype.
+
+    Args:
+        model: The model.
+        dtype: An explicit compute dtype, or ``None`` for the parameters' one.
+    """
+    if dtype is not None:
+        return dtype
+    floating = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    return functools.reduce(torch.promote_types, sorted(floating, key=str), torch.float32)
 
 
 @dataclass
@@ -39,9 +58,11 @@ class ModelCall:
 
     @classmethod
     def build(
-        cls, model: nn.Module, dtype: torch.dtype, output_fn: OutputFn | None = None, output_map: OutputMap | None = None
+        cls, model: nn.Module, dtype: torch.dtype | None, output_fn: OutputFn | None = None,
+        output_map: OutputMap | None = None,
     ) -> ModelCall:
-        """Snapshot ``model``'s parameters and buffers in ``dtype``."""
+        """Snapshot ``model``'s parameters and buffers in ``dtype`` (``None``: :func:`compute_dtype`)."""
+        dtype = compute_dtype(model, dtype)
         params = {
             name: p.detach().to(dtype) if p.is_floating_point() else p.detach()
             for name, p in model.named_parameters()
