@@ -185,8 +185,8 @@ def empirical_ntk(
         trace: K[i, j] = sum_o K[i, j, o, o]                            shape (n1, n2)
 
     The kernel is additive over parameters, ``K = sum_l K_l``; it is computed block by block (one block per
-    module owning parameters), never holding the whole Jacobian. Linear, convolution, embedding and norm layers
-    use exact layer rules fed by one forward pass and batched output backward passes; other blocks use
+    module owning parameters), never holding the whole Jacobian. Linear (also Hugging Face's ``Conv1D``),
+    convolution, embedding and norm layers use exact layer rules fed by one forward pass and batched output backward passes; other blocks use
     ``torch.func`` per-sample Jacobians (see :class:`~regimescope.ntk.implementation.Implementation`). The
     work is chunked over examples, outputs and layers to fit ``max_memory`` (see :func:`plan_ntk`).
 

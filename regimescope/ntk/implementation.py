@@ -10,8 +10,9 @@ class Implementation(enum.Enum):
 
     Costs are for a block with ``P`` parameters, ``n`` examples, ``k`` outputs, and for a layer with ``T``
     positions, input tokens of width ``D`` and outputs of width ``C``; ``k'`` is ``k`` for the trace kernel and
-    ``k^2`` for the full one. The layer rules (``nn.Linear``, ``nn.Conv1d/2d``, ``nn.Embedding``, norm layers'
-    affine parameters) need one forward pass and ``k`` backward passes (batched) for the whole model.
+    ``k^2`` for the full one. The layer rules (``nn.Linear``, Hugging Face's ``Conv1D``, ``nn.Conv1d/2d``,
+    ``nn.Embedding``, norm layers' affine parameters; :mod:`regimescope.ntk.rules`) need one forward pass and ``k``
+    backward passes (batched) for the whole model.
     """
 
     AUTO = "auto"

@@ -1,7 +1,7 @@
 """The rule registry: which exact rule, if any, computes a module's block.
 
-The registry sits above the rule modules (it imports them; they import only :mod:`regimescope.ntk.rules.base`),
-so there is no import cycle. A module no rule applies to takes the generic ``torch.func`` path.
+The registry sits above the rule modules: it imports them, and they import only the contract
+(:mod:`regimescope.ntk.rules.base`) and the rules they extend, never the registry, so there is no import cycle. A module no rule applies to takes the generic ``torch.func`` path.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from regimescope.ntk.rules.conv import CONV_RULE
 from regimescope.ntk.rules.embedding import EMBEDDING_RULE
 from regimescope.ntk.rules.linear import LINEAR_RULE
 from regimescope.ntk.rules.norm import NORM_RULE
+from regimescope.ntk.rules.transposed_linear import TRANSPOSED_LINEAR_RULE
 
-RULES: tuple[LayerRule, ...] = (LINEAR_RULE, CONV_RULE, EMBEDDING_RULE, NORM_RULE)
+RULES: tuple[LayerRule, ...] = (LINEAR_RULE, TRANSPOSED_LINEAR_RULE, CONV_RULE, EMBEDDING_RULE, NORM_RULE)
 """The registered rules, tried in this order."""
 
 
