@@ -16,6 +16,7 @@ from regimescope.guards import no_autocast, preserved_modes, preserved_rng
 from regimescope.ntk.execution.execute import Run, execute
 from regimescope.ntk.execution.pairwise import KernelSink
 from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, RULE_IMPLEMENTATIONS, Implementation
+from regimescope.ntk.model.attributes import preserved_tensor_attributes
 from regimescope.ntk.model.blocks import ParamBlock, parameter_blocks, select_blocks
 from regimescope.ntk.model.hooks import suspended_backward_hooks
 from regimescope.ntk.model.model_call import ModelCall
@@ -54,9 +55,11 @@ def _check_model(model: nn.Module, inputs: list[batch.Inputs]) -> torch.device:
 
 @contextlib.contextmanager
 def _measuring(model: nn.Module, mode: str, device: torch.device) -> Iterator[None]:
-    """Mode switched, random state and backward hooks preserved, autocast off, gradients on."""
+    """Mode switched, random state, backward hooks and plain tensor attributes preserved, autocast off, gradients
+    on."""
     with (
         preserved_modes(model, train=mode == "train"),
+        preserved_tensor_attributes(model),
         preserved_rng([device]),
         no_autocast(device.type),
         suspended_backward_hooks(model),

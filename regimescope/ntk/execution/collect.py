@@ -47,7 +47,7 @@ def _allocate(watched: dict[str, Watched], layers: dict[str, LayerShape], n: int
     for name, w in watched.items():
         shape = layers[name]
         if w.per_sample:
-            sizes = {local: getattr(w.module, local).numel() for local in w.locals_}
+            sizes = {local: w.module._parameters[local].numel() for local in w.locals_}
             data[name] = LayerData(per_sample={local: like.new_empty(k, n, p) for local, p in sizes.items()})
             continue
         record = records[name]

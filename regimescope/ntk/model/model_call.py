@@ -37,8 +37,10 @@ def compute_dtype(model: nn.Module, dtype: torch.dtype | None = None) -> torch.d
 class ModelCall:
     """Calls ``model`` through ``torch.func.functional_call`` on detached copies of its state.
 
-    Parameters are detached views (copies when the dtype changes), buffers are copies, so a forward in train
-    mode updates the copies' BatchNorm statistics and never the model's, and gradients never reach ``.grad``.
+    Parameters are detached views (copies when the dtype changes) and every call starts from fresh copies of the
+    buffers, so a forward that updates state (BatchNorm statistics in train mode, ``spectral_norm``'s power
+    iteration, a running-mean normaliser) never reaches the model nor carries over from one pass to the next, and
+    gradients never reach ``.grad``.
 
     Attributes:
         model: The user's model.
@@ -93,8 +95,9 @@ class ModelCall:
         inputs: batch.Inputs,
         buffers: Mapping[str, torch.Tensor] | None = None,
     ) -> object:
-        """The model's return value with ``overrides`` replacing some parameters (and ``buffers`` the buffers)."""
-        state = {**self.params, **overrides, **(self.buffers if buffers is None else buffers)}
+        """The model's return value with ``overrides`` replacing some parameters (and ``buffers``, default fresh
+        copies, the buffers)."""
+        state = {**self.params, **overrides, **(self.fresh_buffers() if buffers is None else buffers)}
         if isinstance(inputs, torch.Tensor):
             return functional_call(self.model, state, (inputs,))
         if isinstance(inputs, Mapping):

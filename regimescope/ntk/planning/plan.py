@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
-
 from regimescope.ntk.implementation import Implementation
 from regimescope.ntk.model.blocks import ParamBlock
 from regimescope.ntk.planning.costs import Form, Geometry, form_bytes, form_flops
@@ -267,8 +265,8 @@ def _per_sample_layers(req: PlanRequest, covered: list[ParamBlock], forms: dict[
     layers = {}
     for name, blocks in users.items():
         module = modules[name]
-        size = sum(getattr(module, local).numel() for local in ("weight", "bias")
-                   if isinstance(getattr(module, local, None), torch.Tensor))
+        size = sum(module._parameters[local].numel() for local in ("weight", "bias")
+                   if module._parameters.get(local) is not None)
         rule = dict(blocks[0].rules)[name]
         shape = req.profiles[0].layers[name]
         factors = shape.tokens * shape.record_width * shape.record_itemsize / req.itemsize + (

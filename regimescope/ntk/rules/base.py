@@ -47,6 +47,9 @@ class LayerRule(abc.ABC):
 
     Class attributes:
         name: Short name shown in plans.
+        parameters: The parameter attributes the rule computes gradients of. A module holding any other parameter
+            (``weight_g``/``weight_v`` of the legacy hook-based ``nn.utils.weight_norm``, ``weight_orig`` of the
+            legacy ``nn.utils.spectral_norm``) is not the layer the rule knows and takes the generic path.
         gram: Whether the rule has the Gram-Hadamard form (:meth:`input_gram`): the block kernel is
             ``sum_{t,s} <g_{i,t}, g_{j,s}> (<a_{i,t}, a_{j,s}> + [bias])`` and no per-sample gradient is formed.
         compact: Whether the collection passes reduce the layer's data to per-sample gradients right away (they
@@ -57,6 +60,7 @@ class LayerRule(abc.ABC):
     """
 
     name: ClassVar[str]
+    parameters: ClassVar[tuple[str, ...]] = ("weight", "bias")
     gram: ClassVar[bool] = False
     compact: ClassVar[bool] = False
     channels_first: ClassVar[bool] = False

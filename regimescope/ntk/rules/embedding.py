@@ -25,6 +25,7 @@ class EmbeddingRule(GramRule):
     """``nn.Embedding`` without ``max_norm`` and ``scale_grad_by_freq``."""
 
     name = "embedding"
+    parameters = ("weight",)
 
     def applies(self, module: nn.Module) -> bool:
         """Plain embedding forward, no renormalisation, no frequency scaling."""

@@ -20,8 +20,15 @@ RULES: tuple[LayerRule, ...] = (LINEAR_RULE, TRANSPOSED_LINEAR_RULE, CONV_RULE, 
 
 
 def rule_for(module: nn.Module) -> LayerRule | None:
-    """The first registered rule that applies to ``module``; ``None`` sends it to the generic path."""
+    """The first registered rule that applies to ``module``; ``None`` sends it to the generic path.
+
+    A rule applies only when it knows every parameter the module holds itself: a hook-based reparametrization
+    (the legacy ``nn.utils.weight_norm`` / ``spectral_norm``) replaces ``weight`` by parameters the rule cannot
+    see through. The ``torch.nn.utils.parametrize`` kind moves the weight into a ``ParametrizationList`` module,
+    whose block takes the generic path, while the rule still computes the module's own bias exactly.
+    """
+    own = {name for name, param in module._parameters.items() if param is not None}
     for rule in RULES:
         if rule.applies(module):
-            return rule
+            return rule if own <= set(rule.parameters) else None
     return None
