@@ -11,6 +11,7 @@ from regimescope.ntk.engine import empirical_ntk, plan_ntk
 from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, Implementation
 from regimescope.ntk.model.blocks import layer_names
 from regimescope.ntk.model.model_call import compute_dtype
+from regimescope.ntk.model.output_map import projection_estimate
 from regimescope.ntk.planning.memory import NtkMemoryWarning
 from regimescope.ntk.planning.plan import BlockPlan, NtkPlan
 
@@ -24,4 +25,5 @@ __all__ = [
     "empirical_ntk",
     "layer_names",
     "plan_ntk",
+    "projection_estimate",
 ]

@@ -96,3 +96,11 @@ def test_infeasible_budget_warns_and_still_computes() -> None:
 def test_invalid_budget_is_refused(value: object) -> None:
     with pytest.raises(ValueError, match="max_memory"):
         empirical_ntk(build("mlp"), _mlp_inputs(2), max_memory=value)
+
+
+def test_plan_is_the_same_at_every_call() -> None:
+    """A cost estimate to size measurements by must not change from one call to the next."""
+    model, x = build("transformer_block"), inputs_for("transformer_block", 6, 1)
+    options = dict(max_memory=64 * MiB, output_projection=4, sketch=32)
+
+    assert plan_ntk(model, x, **options) == plan_ntk(model, x, **options)
