@@ -5,14 +5,13 @@ Without ``transformers`` installed these tests are skipped; importing regimescop
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 import torch
 
 from regimescope.ntk import empirical_ntk, plan_ntk
+from tests.ntk._isolated import run_fresh
 from tests.reference.ntk_reference import assert_kernels_close, reference_ntk
 
 pytest.importorskip("transformers")
@@ -90,6 +89,4 @@ def test_regimescope_does_not_import_transformers_to_recognise_conv1d() -> None:
         "empirical_ntk(torch.nn.Linear(3, 2), torch.randn(2, 3))\n"
         "print('transformers' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    assert run_fresh(code).strip() == "False"

@@ -6,13 +6,12 @@ buffers) with messages that do not mention vmap; the generic path then computes 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 from torch import nn
 
 from regimescope.ntk import empirical_ntk, plan_ntk
+from tests.ntk._faults import FailInBackward
 from tests.reference.ntk_reference import assert_kernels_close, reference_ntk
 
 RTOL = {torch.float64: 1e-10, torch.float32: 1e-4}
@@ -64,34 +63,17 @@ def test_gru_under_every_generic_implementation(implementation: str) -> None:
         assert_kernels_close(kernel, reference_ntk(model, x, mode=mode), RTOL[torch.float64])
 
 
-class _FailingBackward(torch.autograd.Function):
-    """Identity whose backward raises: a real error of the model, on every path."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return x.clone()
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        pass
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        raise RuntimeError("backward failure injected by the test")
-
-
 class _BrokenGeneric(nn.Module):
     """A generic block (a bare scale parameter) behind a node whose backward fails, then a linear head."""
 
     def __init__(self) -> None:
         super().__init__()
         self.scale = nn.Parameter(torch.ones(3))
+        self.fail = FailInBackward()
         self.head = nn.Linear(3, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(_FailingBackward.apply(x * self.scale))
+        return self.head(self.fail(x * self.scale))
 
 
 def test_a_real_error_is_raised_not_hidden_by_the_fallback() -> None:

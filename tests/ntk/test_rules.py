@@ -8,8 +8,6 @@ the plan, that the rule it is about really computed the block (so a silent fallb
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from torch import nn
 
 from regimescope.ntk import empirical_ntk, plan_ntk
 from tests._models import build, inputs_for
+from tests.ntk._isolated import run_fresh
 from tests.reference.ntk_reference import assert_kernels_close, reference_ntk
 
 RULE_IMPLEMENTATIONS = ("auto", "factored", "layer_per_sample")
@@ -183,6 +182,4 @@ def test_norm_rule_works_on_a_torch_without_rms_norm() -> None:
         "model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2))\n"
         "print(sorted({b.rule for b in plan_ntk(model, torch.randn(3, 3)).blocks}))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["['linear',", "'norm']"]
+    assert run_fresh(code).split() == ["['linear',", "'norm']"]
