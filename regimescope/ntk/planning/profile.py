@@ -137,10 +137,11 @@ def profile_set(
     m = min(2, n)
     head = batch.select(inputs, slice(0, m))
     leaves = {name: call.params[name].detach().requires_grad_() for b in blocks for name in b.param_names}
-    counter = _SavedBytes(list(call.params.values()) + list(call.buffers.values()))
+    buffers = call.fresh_buffers()
+    counter = _SavedBytes(list(call.params.values()) + list(buffers.values()))
     torch.manual_seed(SEED)
     with Recorder(modules) as recorder, counter.hooks():
-        outputs = call(leaves, head)
+        outputs = call(leaves, head, buffers)
     usable = [name for name in modules if recorder.batch_first(name, m)]
     recorded = sum(r.numel() * r.element_size() + z.numel() * z.element_size()
                    for calls in recorder.calls.values() for r, z in calls)
