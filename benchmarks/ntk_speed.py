@@ -32,7 +32,7 @@ import tutorial_ntk  # noqa: E402
 from peak_memory import measure  # noqa: E402
 
 from regimescope.ntk import empirical_ntk, plan_ntk  # noqa: E402
-from regimescope.ntk.memory import free_memory  # noqa: E402
+from regimescope.ntk.planning.memory import free_memory  # noqa: E402
 
 MiB = 2**20
 

@@ -23,6 +23,7 @@ from regimescope.integrations.options import KERNEL_OPTION_NAMES, adapter_argume
 from regimescope.integrations.probe_source import model_device, resolve_probe
 from regimescope.integrations.state_codec import decode_state, encode_state
 from regimescope.monitor import RegimeMonitor
+from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION
 from regimescope.probe import Probe
 from regimescope.unwrap import unwrap_model
 

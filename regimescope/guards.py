@@ -11,9 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
-MODES = ("eval", "train", "batch_stats")
-"""How modules behave while the model is measured (see :func:`set_mode`)."""
+MODES = ("probe_stats", "batch_stats", "eval", "train")
+"""How the model behaves while it is measured (see :func:`set_mode`)."""
+ENGINE_MODES = ("eval", "train", "batch_stats")
+"""The modes the NTK engine takes: ``"probe_stats"`` is ``"eval"`` on a copy the capture prepares
+(:func:`regimescope.capture.probe_statistics.with_probe_statistics`)."""
 
 
 def check_mode(mode: str) -> None:
@@ -25,6 +29,8 @@ def check_mode(mode: str) -> None:
 def set_mode(model: nn.Module, mode: str) -> None:
     """Switch the module flags of ``model`` for a measurement in ``mode``.
 
+    * ``"probe_stats"``: every module in eval mode, as ``"eval"``; the capture runs it on a copy of the model whose
+      BatchNorm layers hold the probe's own batch statistics as running statistics, so examples stay independent.
     * ``"eval"``: every module in eval mode (BatchNorm normalises with its running statistics, dropout is off).
     * ``"train"``: every module in train mode (batch statistics, dropout on).
     * ``"batch_stats"``: eval mode, except the normalisation layers with running statistics (BatchNorm,
@@ -49,7 +55,6 @@ def examples_interact(model: nn.Module) -> bool:
         isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None)
         for m in model.modules()
     )
-from torch.func import functional_call
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from torch import nn
 
 from regimescope.alerts import Alert, AlertDispatcher, AlertRule, AlertWatch, Observation, default_rules
 from regimescope.capture import CaptureConfig, Snapshot, capture
+from regimescope.capture.capture import measured_model
 from regimescope.capture.layers import default_feature_layers, default_pattern_layers, resolve_layers
 from regimescope.budget import DEFAULT_MAX_OVERHEAD, OverheadBudget
 from regimescope.capture.needs import Need
@@ -29,7 +30,7 @@ from regimescope.indicators.defaults import default_indicators
 from regimescope.indicators.suite import IndicatorSuite
 from regimescope.knobs import Advice, advise, model_at_init
 from regimescope.ntk import layer_names
-from regimescope.ntk.implementation import parse_implementation
+from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, parse_implementation
 from regimescope.outputs import OutputFn
 from regimescope.probe import Probe
 from regimescope.record import Record
@@ -90,10 +91,11 @@ class RegimeMonitor:
             conservation broken, non-finite values); add e.g. ``regimescope.alerts.Threshold(tag, above=...)``.
         stop_on: Alert kinds that set :attr:`stop_requested` (the framework adapters then stop training).
         strict: Raise errors from measurements instead of pausing.
-        mode: Model behaviour during measurement: ``"batch_stats"`` (default: eval mode, except BatchNorm-style
-            layers, which normalise with the probe's own statistics as in training; see ``docs/architectures.md``),
-            ``"eval"`` or ``"train"`` (see ``empirical_ntk``).
-        dtype: Compute dtype of kernels and features (float32 by default).
+        mode: Model behaviour during measurement: ``"probe_stats"`` (default: eval mode, BatchNorm layers
+            normalising with the probe's own statistics held fixed, see :mod:`regimescope.capture.probe_statistics`),
+            ``"batch_stats"`` (the same statistics differentiated through: the training Jacobian of the whole probe,
+            one backward pass per example and output), ``"eval"`` (running statistics) or ``"train"``.
+        dtype: Compute dtype of kernels and features (default ``None``: the parameters' dtype).
         output_fn: Maps the model's return value to the output tensor (default: tensor, ``"logits"``, first item).
         layers: Module names whose outputs are the monitored representations (default: the activation modules).
         implementation: NTK implementation (see :class:`~regimescope.ntk.Implementation`).
@@ -141,11 +143,11 @@ class RegimeMonitor:
         alert_rules: Iterable[AlertRule] | None = None,
         stop_on: Iterable[str] = (),
         strict: bool = False,
-        mode: str = "batch_stats",
-        dtype: torch.dtype = torch.float32,
+        mode: str = "probe_stats",
+        dtype: torch.dtype | None = None,
         output_fn: OutputFn | None = None,
         layers: list[str] | None = None,
-        implementation: str = "auto",
+        implementation: str = DEFAULT_IMPLEMENTATION.value,
         max_memory: int | None = None,
         sketch: int | None = None,
         heatmap_every: int = 10,
@@ -167,8 +169,9 @@ class RegimeMonitor:
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"`optimizer` must be a torch.optim.Optimizer; received {type(optimizer).__name__}.")
         check_mode(mode)
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"`dtype` must be torch.float32 or torch.float64; received {dtype}.")
+        if dtype not in (None, torch.float32, torch.float64):
+            raise ValueError(f"`dtype` must be None (the parameters' dtype), torch.float32 or torch.float64; "
+                             f"received {dtype}.")
         if schedule is not None and not callable(schedule):
             raise TypeError(f"`schedule` must be a callable step -> bool; received {type(schedule).__name__}.")
         if isinstance(history_size, bool) or not isinstance(history_size, int) or history_size < 1:
@@ -519,13 +522,14 @@ class RegimeMonitor:
             raise RuntimeError(
                 "No step-0 weights to advise from: attach the monitor first (its default indicators keep them)."
             )
+        probe = self._context.probe
         return advise(
-            model_at_init(self.model, self._init.weights),
-            self._context.probe,
+            measured_model(model_at_init(self.model, self._init.weights), probe, self.config),
+            probe,
             self.regime,
             learning_rates=self._context.learning_rates,
             output_fn=self.config.output_fn,
-            mode=self.config.mode,
+            mode=self.config.engine_mode,
             dtype=self.config.dtype,
         )
 

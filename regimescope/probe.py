@@ -12,7 +12,7 @@ from torch import nn
 from regimescope import batch
 from regimescope.functional.alignment import IGNORE_INDEX, TargetLayout, target_layout
 from regimescope.guards import check_mode, preserved_modes, preserved_rng
-from regimescope.ntk.model_call import ModelCall
+from regimescope.ntk.model.model_call import ModelCall
 from regimescope.outputs import OutputFn, default_output, flat_outputs
 
 logger = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from regimescope.capture.capture import layer_kernels
+from regimescope.capture.capture import layer_kernels, measured_model
 from regimescope.capture.config import CaptureConfig
 from regimescope.distributed import from_main_process, rank, world_size
-from regimescope.ntk import NtkPlan, plan_ntk
+from regimescope.ntk import NtkPlan, compute_dtype, plan_ntk
 from regimescope.probe import Probe
 
 
@@ -161,12 +161,12 @@ def split_layer_kernels(
     here, ranks = rank(), world_size()
     n = probe.size
     size = len(names) * n * n
-    buffer = torch.zeros(size + ranks, dtype=config.dtype, device=probe.device)
+    buffer = torch.zeros(size + ranks, dtype=compute_dtype(model, config.dtype), device=probe.device)
     blocks = buffer[:size].view(len(names), n, n)
     share = [name for name in names if owners[name] == here]
     failure: Exception | None = None
     try:
-        computed = layer_kernels(model, probe, config, share) if share else {}
+        computed = layer_kernels(measured_model(model, probe, config), probe, config, share) if share else {}
         for name, kernel in computed.items():
             blocks[names.index(name)] = kernel
     except Exception as error:

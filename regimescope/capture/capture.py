@@ -11,10 +11,11 @@ from torch import nn
 from regimescope.capture.config import CaptureConfig
 from regimescope.capture.layers import normalization_layers, resolve_layers
 from regimescope.capture.needs import Need
+from regimescope.capture.probe_statistics import with_probe_statistics
 from regimescope.capture.snapshot import Snapshot
 from regimescope.guards import no_autocast, preserved_modes, preserved_rng
 from regimescope.ntk.engine import SEED, empirical_ntk
-from regimescope.ntk.model_call import ModelCall
+from regimescope.ntk.model.model_call import ModelCall
 from regimescope.probe import Probe
 
 
@@ -48,9 +49,11 @@ def _normalization(model: nn.Module, inputs: dict[str, torch.Tensor]) -> dict[st
     return found
 
 
-def _forward_views(model: nn.Module, probe: Probe, config: CaptureConfig, needs: set[Need]) -> dict[str, Any]:
-    """One no-grad forward with hooks on the watched layers; returns outputs, features, patterns and BatchNorm
-    statistics."""
+def _forward_views(
+    model: nn.Module, probe: Probe, config: CaptureConfig, needs: set[Need], running: nn.Module
+) -> dict[str, Any]:
+    """One no-grad forward of ``model`` with hooks on the watched layers; returns outputs, features, patterns and
+    BatchNorm statistics (the running ones read from ``running``, the user's model)."""
     features: dict[str, list[torch.Tensor]] = {}
     patterns: dict[str, list[torch.Tensor]] = {}
     norm_inputs: dict[str, dict[str, torch.Tensor]] = {}
@@ -90,8 +93,14 @@ def _forward_views(model: nn.Module, probe: Probe, config: CaptureConfig, needs:
         "outputs": _cpu(outputs),
         "features": {name: torch.cat(parts, dim=1) for name, parts in features.items()},
         "activation_patterns": {name: torch.cat(parts, dim=1) for name, parts in patterns.items()},
-        "normalization": _normalization(model, norm_inputs),
+        "normalization": _normalization(running, norm_inputs),
     }
+
+
+def measured_model(model: nn.Module, probe: Probe, config: CaptureConfig) -> nn.Module:
+    """The module a capture measures: with ``mode="probe_stats"``, a copy of ``model`` whose BatchNorm layers hold
+    the probe's statistics (:func:`~regimescope.capture.probe_statistics.with_probe_statistics`); else ``model``."""
+    return with_probe_statistics(model, probe) if config.mode == "probe_stats" else model
 
 
 def layer_kernels(
@@ -170,8 +179,9 @@ def capture(
     snapshot = Snapshot(step=step)
     if Need.WEIGHTS in needs:
         snapshot.weights = {name: _cpu(p) for name, p in model.named_parameters() if p.requires_grad}
+    measured = measured_model(model, probe, config)
     if needs & {Need.OUTPUTS, Need.FEATURES, Need.ACTIVATION_PATTERNS, Need.NORMALIZATION}:
-        views = _forward_views(model, probe, config, needs)
+        views = _forward_views(measured, probe, config, needs, running=model)
         snapshot.outputs = views["outputs"]
         snapshot.features = views["features"]
         snapshot.activation_patterns = views["activation_patterns"]
@@ -181,9 +191,9 @@ def capture(
         if kernels is not None:
             computed = kernels
         elif (config.output_projection or 0) >= 2:
-            computed, halves = projected_layer_kernels(model, probe, config)
+            computed, halves = projected_layer_kernels(measured, probe, config)
         else:
-            computed = layer_kernels(model, probe, config)
+            computed = layer_kernels(measured, probe, config)
         snapshot.layer_kernels = {name: _cpu(k) for name, k in computed.items()}
         snapshot.layer_kernel_halves = {name: _cpu(h) for name, h in halves.items()}
     return snapshot

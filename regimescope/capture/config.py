@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from regimescope.guards import check_mode
-from regimescope.ntk.implementation import Implementation, parse_implementation
+from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, Implementation, parse_implementation
 from regimescope.outputs import OutputFn
 
 
@@ -17,9 +17,9 @@ class CaptureConfig:
     """Settings of every capture of one monitor, checked when built (``ValueError`` naming the argument).
 
     Attributes:
-        mode: ``"batch_stats"``, ``"eval"`` or ``"train"`` behaviour of the model during measurement (see
-            :func:`regimescope.guards.set_mode`).
-        dtype: Compute dtype of kernels and features.
+        mode: ``"probe_stats"``, ``"batch_stats"``, ``"eval"`` or ``"train"`` behaviour of the model during
+            measurement (see :func:`regimescope.guards.set_mode` and :mod:`regimescope.capture.probe_statistics`).
+        dtype: Compute dtype of kernels and features (``None``: the parameters' dtype).
         output_fn: Maps the model's return value to the output tensor.
         implementation: NTK implementation.
         max_memory: NTK engine byte budget (``None``: default).
@@ -35,10 +35,10 @@ class CaptureConfig:
             the same blocks.
     """
 
-    mode: str = "eval"
-    dtype: torch.dtype = torch.float32
+    mode: str = "probe_stats"
+    dtype: torch.dtype | None = None
     output_fn: OutputFn | None = None
-    implementation: Implementation = Implementation.AUTO
+    implementation: Implementation = DEFAULT_IMPLEMENTATION
     max_memory: int | None = None
     sketch: int | None = None
     feature_layers: list[str] = field(default_factory=list)
@@ -58,6 +58,12 @@ class CaptureConfig:
                     "for a language model, sketch=4096 for a model too large for the exact kernel."
                 )
 
+    @property
+    def engine_mode(self) -> str:
+        """The NTK engine's mode: ``"eval"`` for ``"probe_stats"`` (the capture passes a copy of the model holding
+        the probe's statistics, see :func:`measured_model`), else the mode itself."""
+        return "eval" if self.mode == "probe_stats" else self.mode
+
     def kernel_options(self) -> dict[str, Any]:
         """The keyword arguments of the per-layer kernel these settings ask for (``empirical_ntk``/``plan_ntk``).
 
@@ -65,6 +71,6 @@ class CaptureConfig:
         split and the cost planning read them here, so every kernel of a run is the same estimator (the
         projection and sketch keep the engine's fixed seed).
         """
-        return dict(per_layer=True, output_fn=self.output_fn, mode=self.mode, dtype=self.dtype,
+        return dict(per_layer=True, output_fn=self.output_fn, mode=self.engine_mode, dtype=self.dtype,
                     implementation=self.implementation, max_memory=self.max_memory, layers=self.kernel_layers,
                     output_projection=self.output_projection, seed=self.seed, sketch=self.sketch)

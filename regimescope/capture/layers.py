@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from regimescope.ntk.blocks import parameter_blocks
+from regimescope.ntk.model.blocks import parameter_blocks
 
 PATTERN_TYPES = (nn.ReLU, nn.LeakyReLU, nn.ReLU6)
 """Modules whose on/off state (output > 0) defines an activation pattern."""

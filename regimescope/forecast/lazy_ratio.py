@@ -33,7 +33,7 @@ from torch import nn
 from regimescope import batch
 from regimescope.functional.kernel_distance import kernel_distance, relative_change
 from regimescope.ntk import empirical_ntk
-from regimescope.ntk.blocks import parameter_blocks
+from regimescope.ntk.model.blocks import parameter_blocks
 from regimescope.outputs import OutputFn
 
 

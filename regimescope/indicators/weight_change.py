@@ -8,7 +8,7 @@ from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
 from regimescope.functional.kernel_distance import relative_change
 from regimescope.indicators.base import Context, Indicator, Output, Reference
-from regimescope.ntk.blocks import parameter_blocks
+from regimescope.ntk.model.blocks import parameter_blocks
 from regimescope.record import Record
 from regimescope.tags import WEIGHTS_CHANGE, WEIGHTS_RELATIVE_CHANGE, layer_tag
 

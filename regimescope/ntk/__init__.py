@@ -1,10 +1,19 @@
-"""The empirical NTK engine: exact per-layer rules, generic ``torch.func`` paths, memory plans and sketches."""
+"""The empirical NTK engine: exact per-layer rules, generic ``torch.func`` paths, memory plans and sketches.
 
-from regimescope.ntk.blocks import layer_names
+Read it in the order the work flows: :mod:`~regimescope.ntk.engine` (the public functions and their options)
+takes the model apart (:mod:`~regimescope.ntk.model`: functional call, parameter blocks, hooks), matches layers to
+exact rules (:mod:`~regimescope.ntk.rules`, registry on top), plans forms, chunks and memory
+(:mod:`~regimescope.ntk.planning`) and carries the plan out (:mod:`~regimescope.ntk.execution`). Each stage imports
+only the stages before it.
+"""
+
 from regimescope.ntk.engine import empirical_ntk, plan_ntk
 from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, Implementation
-from regimescope.ntk.memory import NtkMemoryWarning
-from regimescope.ntk.plan import BlockPlan, NtkPlan
+from regimescope.ntk.model.blocks import layer_names
+from regimescope.ntk.model.model_call import compute_dtype
+from regimescope.ntk.model.output_map import projection_estimate
+from regimescope.ntk.planning.memory import NtkMemoryWarning
+from regimescope.ntk.planning.plan import BlockPlan, NtkPlan
 
 __all__ = [
     "DEFAULT_IMPLEMENTATION",
@@ -12,7 +21,9 @@ __all__ = [
     "Implementation",
     "NtkMemoryWarning",
     "NtkPlan",
+    "compute_dtype",
     "empirical_ntk",
     "layer_names",
     "plan_ntk",
+    "projection_estimate",
 ]

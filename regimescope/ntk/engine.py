@@ -7,49 +7,37 @@ import logging
 import warnings
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 
 from regimescope import batch
-from regimescope.guards import check_mode, examples_interact, no_autocast, preserved_modes, preserved_rng
-from regimescope.ntk.blocks import ParamBlock, parameter_blocks, select_blocks
-from regimescope.ntk.execute import Run, execute
-from regimescope.progress import Progress
-from regimescope.ntk.hooks import suspended_backward_hooks
-from regimescope.ntk.implementation import RULE_IMPLEMENTATIONS, Implementation, parse_implementation
-from regimescope.ntk.memory import NtkMemoryWarning, default_budget
-from regimescope.ntk.model_call import ModelCall
-from regimescope.ntk.output_map import OutputIndices, OutputMap
-from regimescope.ntk.pairwise import KernelSink
-from regimescope.ntk.plan import NtkPlan, PlanRequest, make_plan
-from regimescope.ntk.profile import SEED, profile_set
-from regimescope.ntk.rule import LayerRule
+from regimescope.guards import examples_interact, no_autocast, preserved_modes, preserved_rng
+from regimescope.ntk.execution.execute import Run, execute
+from regimescope.ntk.execution.pairwise import KernelSink
+from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, RULE_IMPLEMENTATIONS, Implementation
+from regimescope.ntk.model.attributes import preserved_tensor_attributes
+from regimescope.ntk.model.blocks import ParamBlock, parameter_blocks, select_blocks
+from regimescope.ntk.model.hooks import suspended_backward_hooks
+from regimescope.ntk.model.model_call import ModelCall
+from regimescope.ntk.model.output_map import OutputIndices, OutputMap
+from regimescope.ntk.options import Kind, Mode, NtkOptions
+from regimescope.ntk.planning.memory import NtkMemoryWarning, default_budget
+from regimescope.ntk.planning.plan import NtkPlan, PlanRequest, make_plan
+from regimescope.ntk.planning.profile import SEED, profile_set
+from regimescope.ntk.rules.base import LayerRule
 from regimescope.outputs import OutputFn
-
-Kind = Literal["trace", "full"]
-Mode = Literal["eval", "train", "batch_stats"]
+from regimescope.progress import Progress
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SEED", "empirical_ntk", "plan_ntk"]
 
 
-def _validate(model: nn.Module, kind: str, mode: str, inputs: list[batch.Inputs], sketch: int | None,
-              max_memory: int | None) -> torch.device:
+def _check_model(model: nn.Module, inputs: list[batch.Inputs]) -> torch.device:
+    """The model's device, after checking that it is a module with parameters and that the inputs are there too."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; received {type(model).__name__}.")
-    if kind not in ("trace", "full"):
-        raise ValueError(f"`kind` must be 'trace' or 'full'; received {kind!r}.")
-    check_mode(mode)
-    if sketch is not None and (isinstance(sketch, bool) or not isinstance(sketch, int) or sketch < 1):
-        raise ValueError(f"`sketch` must be a positive int (dimensions per parameter block) or None; received "
-                         f"{sketch!r}. Try sketch=4096.")
-    if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int)
-                                   or max_memory < 1):
-        raise ValueError(f"`max_memory` must be a positive number of bytes or None; received {max_memory!r}. "
-                         "For example max_memory=2 * 2**30 for 2 GiB.")
     params = list(model.parameters())
     if not params:
         raise ValueError("The model has no parameters, so its NTK is zero. Pass the model that is being trained.")
@@ -67,9 +55,11 @@ def _validate(model: nn.Module, kind: str, mode: str, inputs: list[batch.Inputs]
 
 @contextlib.contextmanager
 def _measuring(model: nn.Module, mode: str, device: torch.device) -> Iterator[None]:
-    """Mode switched, random state and backward hooks preserved, autocast off, gradients on."""
+    """Mode switched, random state, backward hooks and plain tensor attributes preserved, autocast off, gradients
+    on."""
     with (
         preserved_modes(model, mode=mode),
+        preserved_tensor_attributes(model),
         preserved_rng([device]),
         no_autocast(device.type),
         suspended_backward_hooks(model),
@@ -86,38 +76,33 @@ class _Prepared:
     modules: dict[str, tuple[nn.Module, LayerRule]]
     req: PlanRequest
     plan: NtkPlan
+    device: torch.device
 
 
-def _prepare(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, kind: str, per_layer: bool,
-             output_fn: OutputFn | None, mode: str, dtype: torch.dtype | None, implementation: str | Implementation,
-             include_frozen: bool, max_memory: int | None, outputs: OutputIndices | None,
-             output_projection: int | None, seed: int, sketch: int | None,
-             layers: Collection[str] | None) -> _Prepared:
-    """Validate, snapshot the model, run the probe pass and plan (inside the measuring context)."""
-    implementation = parse_implementation(implementation)
-    interact = mode == "train" or examples_interact(model)  # BatchNorm batch statistics, train-mode dropout
-    if interact and implementation not in (Implementation.AUTO, Implementation.FULL_BATCH):
-        raise ValueError(
-            f"implementation={implementation.value!r} assumes independent examples, which neither train mode "
-            "(dropout, batch statistics) nor a BatchNorm normalising with batch statistics (mode='batch_stats', or "
-            "no running statistics) gives. Use implementation='auto' or 'full_batch', or mode='eval' with BatchNorm "
-            "layers that track running statistics."
-        )
-    if interact:
+def _prepare(model: nn.Module, sets: list[batch.Inputs], options: NtkOptions, device: torch.device) -> _Prepared:
+    """Snapshot the model, run the probe pass and plan (inside the measuring context)."""
+    implementation = options.implementation
+    if examples_interact(model):  # a BatchNorm normalising with batch statistics (batch_stats, or no running ones)
+        if implementation not in (Implementation.AUTO, Implementation.FULL_BATCH):
+            raise ValueError(
+                f"implementation={implementation.value!r} assumes independent examples, which a BatchNorm normalising "
+                "with batch statistics (mode='batch_stats', or no running statistics) does not give. Use "
+                "implementation='auto' or 'full_batch', or mode='eval' with BatchNorm layers that track running "
+                "statistics."
+            )
         implementation = Implementation.FULL_BATCH
-    blocks = parameter_blocks(model, include_frozen)
+    blocks = parameter_blocks(model, options.include_frozen)
     if not blocks:
         raise ValueError(
             "No trainable parameters: every parameter has requires_grad=False. Unfreeze some, or pass "
             "include_frozen=True to differentiate the frozen ones."
         )
-    if layers is not None:
-        blocks = select_blocks(blocks, layers)
-    device = next(model.parameters()).device
-    budget = max_memory if max_memory is not None else default_budget(device)
-    output_map = OutputMap(outputs, output_projection, seed)
-    call = ModelCall.build(model, dtype or torch.float32, output_fn, None if output_map.identity else output_map)
-    sets = [call.prepare(x) for x in ([x1] if x2 is None else [x1, x2])]
+    if options.layers is not None:
+        blocks = select_blocks(blocks, options.layers)
+    budget = options.max_memory if options.max_memory is not None else default_budget(device)
+    output_map = OutputMap(options.outputs, options.output_projection, options.seed)
+    call = ModelCall.build(model, options.dtype, options.output_fn, None if output_map.identity else output_map)
+    sets = [call.prepare(x) for x in sets]
     submodules = dict(model.named_modules())
     rules = implementation in RULE_IMPLEMENTATIONS
     modules = {
@@ -131,11 +116,22 @@ def _prepare(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, kind: 
     modules = {name: modules[name] for b in blocks if b.name in covered for name in b.use_modules}
     req = PlanRequest(
         blocks=blocks, covered=covered, profiles=(profiles[0], profiles[-1]),
-        params={name: p.numel() for name, p in call.params.items()}, full=kind == "full", per_layer=per_layer,
-        implementation=implementation, sketch=sketch, itemsize=call.params_itemsize, budget=budget,
+        params={name: p.numel() for name, p in call.params.items()}, full=options.full,
+        per_layer=options.per_layer, implementation=implementation, sketch=options.sketch,
+        itemsize=call.params_itemsize, budget=budget,
     )
     plan = make_plan(req, {name: module for name, (module, _) in modules.items()})
-    return _Prepared(call, sets, blocks, modules, req, plan)
+    return _Prepared(call, sets, blocks, modules, req, plan, device)
+
+
+@contextlib.contextmanager
+def _prepared(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, options: NtkOptions
+              ) -> Iterator[_Prepared]:
+    """Check the model and inputs, then hold the measuring context around the prepared computation."""
+    sets = [x1] if x2 is None else [x1, x2]
+    device = _check_model(model, sets)
+    with _measuring(model, options.mode, device):
+        yield _prepare(model, sets, options, device)
 
 
 def plan_ntk(
@@ -148,7 +144,7 @@ def plan_ntk(
     output_fn: OutputFn | None = None,
     mode: Mode = "eval",
     dtype: torch.dtype | None = None,
-    implementation: str | Implementation = "auto",
+    implementation: str | Implementation = DEFAULT_IMPLEMENTATION,
     include_frozen: bool = False,
     max_memory: int | None = None,
     outputs: OutputIndices | None = None,
@@ -162,13 +158,15 @@ def plan_ntk(
     Runs only the probe pass (the model on at most two examples of each set). Leaves the model untouched.
 
     Returns:
-        The :class:`~regimescope.ntk.plan.NtkPlan` (``plan.summary()`` prints it).
+        The :class:`~regimescope.ntk.planning.plan.NtkPlan` (``plan.summary()`` prints it).
     """
-    sets = [x1] if x2 is None else [x1, x2]
-    device = _validate(model, kind, mode, sets, sketch, max_memory)
-    with _measuring(model, mode, device):
-        return _prepare(model, x1, x2, kind, per_layer, output_fn, mode, dtype, implementation, include_frozen,
-                        max_memory, outputs, output_projection, seed, sketch, layers).plan
+    options = NtkOptions(
+        kind=kind, per_layer=per_layer, output_fn=output_fn, mode=mode, dtype=dtype, implementation=implementation,
+        include_frozen=include_frozen, max_memory=max_memory, outputs=outputs, output_projection=output_projection,
+        seed=seed, sketch=sketch, layers=layers,
+    )
+    with _prepared(model, x1, x2, options) as prepared:
+        return prepared.plan
 
 
 def empirical_ntk(
@@ -181,7 +179,7 @@ def empirical_ntk(
     output_fn: OutputFn | None = None,
     mode: Mode = "eval",
     dtype: torch.dtype | None = None,
-    implementation: str | Implementation = "auto",
+    implementation: str | Implementation = DEFAULT_IMPLEMENTATION,
     include_frozen: bool = False,
     max_memory: int | None = None,
     outputs: OutputIndices | None = None,
@@ -199,8 +197,8 @@ def empirical_ntk(
         trace: K[i, j] = sum_o K[i, j, o, o]                            shape (n1, n2)
 
     The kernel is additive over parameters, ``K = sum_l K_l``; it is computed block by block (one block per
-    module owning parameters), never holding the whole Jacobian. Linear, convolution, embedding and norm layers
-    use exact layer rules fed by one forward pass and batched output backward passes; other blocks use
+    module owning parameters), never holding the whole Jacobian. Linear (also Hugging Face's ``Conv1D``),
+    convolution, embedding and norm layers use exact layer rules fed by one forward pass and batched output backward passes; other blocks use
     ``torch.func`` per-sample Jacobians (see :class:`~regimescope.ntk.implementation.Implementation`). The
     work is chunked over examples, outputs and layers to fit ``max_memory`` (see :func:`plan_ntk`).
 
@@ -219,11 +217,11 @@ def empirical_ntk(
             behaviour (BatchNorm batch statistics, dropout with a fixed seed); the kernel is the Jacobian of the
             whole batch function and BatchNorm running statistics stay untouched. ``"batch_stats"``: eval mode
             except the normalisation layers with running statistics, which use the batch's statistics as in
-            training (dropout off; the monitor's default, see ``docs/architectures.md``). Whenever a BatchNorm
-            normalises with batch statistics (also one without running statistics in eval mode), the kernel is
-            that of the whole-batch function.
-        dtype: Compute dtype (``torch.float32`` by default; ``torch.float64`` for reference precision). The
-            computation runs outside autocast.
+            training (dropout off). Whenever a BatchNorm normalises with batch statistics (also one without running
+            statistics in eval mode), the kernel is that of the whole-batch function.
+        dtype: Compute dtype. ``None`` (default): the parameters' dtype, as in ``torch.func`` (a float64 model
+            gets float64 kernels; float16/bfloat16 parameters are computed in float32; see
+            :func:`~regimescope.ntk.model.model_call.compute_dtype`). The computation runs outside autocast.
         implementation: See :class:`~regimescope.ntk.implementation.Implementation`; in train mode only
             ``"auto"`` and ``"full_batch"`` are valid.
         include_frozen: Also differentiate parameters with ``requires_grad=False``.
@@ -233,16 +231,16 @@ def empirical_ntk(
         outputs: Indices (or a slice) into the flattened outputs: the kernel of those outputs only.
         output_projection: ``m``: the kernel of ``m`` seeded random (Rademacher) combinations of the outputs;
             its trace kernel is an unbiased estimate of the trace kernel of all outputs at the cost of ``m``
-            outputs (see :mod:`regimescope.ntk.output_map` for the variance). ``kind="full"`` then returns the
+            outputs (see :mod:`regimescope.ntk.model.output_map` for the variance). ``kind="full"`` then returns the
             ``(n1, n2, m, m)`` kernel of the combinations.
         seed: Seed of ``output_projection`` and ``sketch``.
         sketch: ``m``: wherever a block's kernel is computed from per-sample gradients, project the gradient of
             every parameter tensor with more than ``m`` entries by a seeded CountSketch to ``m`` dimensions:
             unbiased, relative standard deviation at most ``sqrt(2/m)`` per diagonal entry (see
-            :mod:`regimescope.ntk.sketch`). With ``implementation="auto"`` a block is sketched only where that
+            :mod:`regimescope.ntk.execution.sketch`). With ``implementation="auto"`` a block is sketched only where that
             is cheaper than its exact forms; the other implementations sketch every per-sample block.
         layers: Only the blocks of these layers (names as the ``per_layer`` keys, see
-            :func:`~regimescope.ntk.blocks.layer_names`): the kernel of their parameters alone, the other
+            :func:`~regimescope.ntk.model.blocks.layer_names`): the kernel of their parameters alone, the other
             parameters held fixed. The kernels of disjoint layer sets sum to the kernel of their union, which is how
             distributed ranks share the work.
         progress: Show a progress bar over the layer groups on standard error (for big kernels); it is drawn
@@ -257,11 +255,12 @@ def empirical_ntk(
             ``outputs``/``output_projection``/``sketch``/``max_memory``, or ``layers`` naming no block of the
             model.
     """
-    sets = [x1] if x2 is None else [x1, x2]
-    device = _validate(model, kind, mode, sets, sketch, max_memory)
-    with _measuring(model, mode, device):
-        prepared = _prepare(model, x1, x2, kind, per_layer, output_fn, mode, dtype, implementation,
-                            include_frozen, max_memory, outputs, output_projection, seed, sketch, layers)
+    options = NtkOptions(
+        kind=kind, per_layer=per_layer, output_fn=output_fn, mode=mode, dtype=dtype, implementation=implementation,
+        include_frozen=include_frozen, max_memory=max_memory, outputs=outputs, output_projection=output_projection,
+        seed=seed, sketch=sketch, layers=layers,
+    )
+    with _prepared(model, x1, x2, options) as prepared:
         plan, req = prepared.plan, prepared.req
         if not plan.fits:
             warnings.warn(
@@ -274,7 +273,7 @@ def empirical_ntk(
         logger.debug("%s", plan.summary())
         n1, n2 = req.n
         shape = (n1, n2, req.k, req.k) if req.full else (n1, n2)
-        sink = KernelSink([b.name for b in prepared.blocks], shape, per_layer, prepared.call.dtype, device)
+        sink = KernelSink([b.name for b in prepared.blocks], shape, per_layer, prepared.call.dtype, prepared.device)
         run = Run(prepared.call, prepared.sets, req, plan, prepared.modules, sink, seed)
         groups = len(plan.layer_groups) + len(plan.generic_groups)
         execute(run, prepared.blocks, Progress(groups, "NTK", enabled=None if progress else False))

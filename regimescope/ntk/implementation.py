@@ -10,14 +10,15 @@ class Implementation(enum.Enum):
 
     Costs are for a block with ``P`` parameters, ``n`` examples, ``k`` outputs, and for a layer with ``T``
     positions, input tokens of width ``D`` and outputs of width ``C``; ``k'`` is ``k`` for the trace kernel and
-    ``k^2`` for the full one. The layer rules (``nn.Linear``, ``nn.Conv1d/2d``, ``nn.Embedding``, norm layers'
-    affine parameters) need one forward pass and ``k`` backward passes (batched) for the whole model.
+    ``k^2`` for the full one. The layer rules (``nn.Linear``, Hugging Face's ``Conv1D``, ``nn.Conv1d/2d``,
+    ``nn.Embedding``, norm layers' affine parameters; :mod:`regimescope.ntk.rules`) need one forward pass and ``k``
+    backward passes (batched) for the whole model.
     """
 
     AUTO = "auto"
-    """Default. Eval mode: every block covered by a layer rule in the cheapest exact form by the cost rule of
-    :func:`regimescope.ntk.costs.form_costs` (Gram-Hadamard form or per-sample gradients from the layer data),
-    and :attr:`PER_SAMPLE` for every other block. Train mode: :attr:`FULL_BATCH`."""
+    """Default. Eval mode: every block covered by a layer rule in the cheapest exact form by the cost formulas
+    of :data:`regimescope.ntk.planning.costs.FORM_COSTS` (Gram-Hadamard form or per-sample gradients from the layer
+    data), and :attr:`PER_SAMPLE` for every other block. Train mode: :attr:`FULL_BATCH`."""
 
     FACTORED = "factored"
     """Layer rules, in the Gram-Hadamard form wherever the rule has one (exclusive linear, convolution and

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from regimescope.capture.capture import measured_model
 from regimescope.capture.config import CaptureConfig
 from regimescope.forecast import Forecast, forecast_regime
 from regimescope.indicators.base import Context
@@ -53,7 +54,7 @@ class RegimeJudge:
         and the run goes on without a forecast, unless strict."""
         try:
             self.forecast = forecast_regime(
-                context.model,
+                measured_model(context.model, context.probe, config),
                 context.probe,
                 learning_rates=context.learning_rates,
                 kernels=dict(kernels) if kernels else None,

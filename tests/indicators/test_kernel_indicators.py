@@ -232,7 +232,7 @@ def test_captured_numbers_match_float64_references(name: str) -> None:
     labels = torch.arange(10) % 3
     probe = rs.Probe(inputs, labels)
     needs = {Need.KERNEL, Need.FEATURES, Need.ACTIVATION_PATTERNS}
-    config = CaptureConfig(feature_layers=features, pattern_layers=patterns)
+    config = CaptureConfig(feature_layers=features, pattern_layers=patterns, mode="eval")  # the reference's mode
 
     before = capture(model, probe, needs, config, step=0)
     k_0 = reference_ntk(model, inputs, per_layer=True)

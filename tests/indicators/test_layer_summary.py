@@ -11,7 +11,7 @@ import regimescope as rs
 from regimescope.capture import Snapshot
 from regimescope.indicators.base import Context
 from regimescope.indicators.layer_summary import LayerSummary, group_layers
-from regimescope.ntk.blocks import parameter_blocks
+from regimescope.ntk.model.blocks import parameter_blocks
 from tests import _models
 from tests._dashboard_runs import ResNetLike
 from tests.reference import formulas as ref

@@ -65,6 +65,10 @@ def test_every_rank_gets_the_same_verdict_history_and_alerts_and_only_rank0_writ
     assert written == ["events", "regimescope"]
 
 
+def _unreadable(output: torch.Tensor) -> torch.Tensor:
+    raise RuntimeError("this output cannot be read")
+
+
 def _failure_worker(rank: int, world: int, init_file: str, out: str) -> None:
     with process_group(rank, world, init_file):
         x, y = task()
@@ -72,7 +76,7 @@ def _failure_worker(rank: int, world: int, init_file: str, out: str) -> None:
         optimizer = torch.optim.SGD(ddp.parameters(), lr=0.2)
         monitor = rs.RegimeMonitor(ddp, probe(), optimizer=optimizer, every=2, max_overhead=None).attach()
         if rank == 0:
-            monitor.probe = rs.Probe(torch.randn(16, 7))  # measuring now fails on rank 0 only
+            monitor.config.output_fn = _unreadable  # measuring now fails on rank 0 only
         for _ in range(4):
             loss = nn.functional.cross_entropy(ddp(x[rank::world]), y[rank::world])
             optimizer.zero_grad()
@@ -138,10 +142,12 @@ def test_split_layers_gives_every_rank_the_kernel_and_rank0s_verdict(tmp_path: P
 
 def _share_failure_worker(rank: int, world: int, init_file: str, out: str) -> None:
     with process_group(rank, world, init_file):
-        monitor = rs.RegimeMonitor(DistributedDataParallel(net()), probe(), distributed="split_layers", strict=True)
+        monitor = rs.RegimeMonitor(
+            DistributedDataParallel(net()), probe(), distributed="split_layers", strict=True, max_overhead=None
+        )
         monitor.attach()
         if rank == 1:
-            monitor.probe = rs.Probe(torch.randn(16, 7))  # rank 1's share of the blocks now fails
+            monitor.config.output_fn = _unreadable  # rank 1's share of the blocks now fails
         try:
             monitor.measure(1)
             raised = "nothing"

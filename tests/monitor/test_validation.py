@@ -87,7 +87,7 @@ def test_argument_errors_are_specific() -> None:
         rs.RegimeMonitor(_mlp(), "inputs.pt")
     with pytest.raises(ValueError, match="`every` must be a positive integer"):
         rs.RegimeMonitor(_mlp(), torch.randn(5, 4), every=0)
-    with pytest.raises(ValueError, match="`mode` must be one of 'eval', 'train', 'batch_stats'"):
+    with pytest.raises(ValueError, match="`mode` must be one of 'probe_stats', 'batch_stats', 'eval', 'train'"):
         rs.RegimeMonitor(_mlp(), torch.randn(5, 4), mode="inference")
     with pytest.raises(ValueError, match="`layers` names"):
         rs.RegimeMonitor(_mlp(), torch.randn(5, 4), layers=["nope"]).attach()

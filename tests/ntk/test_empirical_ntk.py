@@ -18,11 +18,14 @@ import torch
 from torch import nn
 
 from regimescope import empirical_ntk
+from regimescope.ntk import Implementation
 from tests._models import LAYOUT_TRAP_NAMES, MODEL_NAMES, build, inputs_for, mlp
+from tests.ntk._faults import FailInBackward
 from tests.reference.ntk_reference import Kernel, assert_kernels_close, reference_ntk, relative_error
 
-IMPLEMENTATIONS = ("auto", "factored", "per_sample", "full_batch")
-TRAIN_IMPLEMENTATIONS = ("auto", "full_batch")
+IMPLEMENTATIONS = tuple(member.value for member in Implementation)
+"""Every implementation, from the enum, so that a new member is tested without anyone remembering to add it."""
+TRAIN_IMPLEMENTATIONS = (Implementation.AUTO.value, Implementation.FULL_BATCH.value)
 """The implementations valid in train mode; the others assume independent examples and are refused."""
 KINDS = ("trace", "full")
 RTOL = {torch.float64: 1e-10, torch.float32: 1e-4}
@@ -299,32 +302,9 @@ def test_existing_grads_and_user_hooks_survive(mode: str, implementation: str, b
     assert_kernels_close(kernel, _reference("cnn_bn", "trace", False, False, mode=mode), RTOL[torch.float64])
 
 
-class _FailingBackward(torch.autograd.Function):
-    """Identity whose backward raises, to fail a measurement after the engine has set everything up."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return x.clone()
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        pass
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        raise RuntimeError("backward failure injected by the test")
-
-
-class _FailInBackward(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _FailingBackward.apply(x)
-
-
 @pytest.mark.parametrize(("mode", "implementation"), _valid_cases())
 def test_model_is_untouched_after_a_failure(mode: str, implementation: str) -> None:
-    model = nn.Sequential(*mlp(), _FailInBackward(), nn.BatchNorm1d(3))
+    model = nn.Sequential(*mlp(), FailInBackward(), nn.BatchNorm1d(3))
     _mix_training_flags(model)
     before = _snapshot(model)
 

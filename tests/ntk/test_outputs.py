@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from regimescope.ntk import empirical_ntk
+from regimescope.ntk import empirical_ntk, projection_estimate
 from tests._models import build, inputs_for
 from tests.reference.ntk_reference import assert_kernels_close, reference_ntk, relative_error
 
@@ -61,3 +61,32 @@ def test_projection_is_seeded_and_full_kind_is_over_the_combinations() -> None:
 def test_invalid_output_arguments_are_refused(argument: str, value: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         empirical_ntk(build("mlp"), inputs_for("mlp", 2, 1), **{argument: value})
+
+
+def test_projection_reports_its_own_noise() -> None:
+    """``projection_estimate`` of the ``kind="full"`` kernel of the combinations gives the ``kind="trace"`` result
+    and a standard error whose square matches, on average over seeds, both the variance formula of
+    :mod:`regimescope.ntk.model.output_map` (from the exact per-output kernels) and the spread the estimates
+    really have across seeds."""
+    model, x, m, seeds = build("mlp"), inputs_for("mlp", 4, 1), 4, 150
+    exact = reference_ntk(model, x, kind="full")
+    pairs = torch.triu_indices(exact.shape[2], exact.shape[2], 1)
+    formula = ((exact + exact.transpose(2, 3))[:, :, pairs[0], pairs[1]].square().sum(-1) / m).sum()
+    results = [projection_estimate(empirical_ntk(model, x, kind="full", dtype=torch.float64, output_projection=m,
+                                                 seed=seed)) for seed in range(seeds)]
+    estimates = torch.stack([estimate for estimate, _ in results])
+    errors = torch.stack([error for _, error in results])
+
+    trace = empirical_ntk(model, x, dtype=torch.float64, output_projection=m, seed=0)
+    torch.testing.assert_close(estimates[0], trace, rtol=1e-12, atol=1e-12)
+    assert 0.6 < (errors.square().mean(0).sum() / formula).item() < 1.6
+    assert 0.6 < (estimates.var(0).sum() / formula).item() < 1.6
+    expected_error = (formula / seeds).sqrt().item()  # Frobenius norm of the mean's error, in expectation
+    assert (estimates.mean(0) - exact.diagonal(dim1=2, dim2=3).sum(-1)).norm().item() < 3 * expected_error
+
+
+def test_projection_estimate_refuses_what_is_not_a_full_projected_kernel() -> None:
+    with pytest.raises(ValueError, match="kind='full'"):
+        projection_estimate(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="m >= 2"):
+        projection_estimate(torch.zeros(3, 3, 1, 1))

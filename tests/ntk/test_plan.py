@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from regimescope.ntk import NtkMemoryWarning, NtkPlan, empirical_ntk, plan_ntk
+from regimescope.ntk.planning.costs import Form
 from tests._models import build, inputs_for
 from tests.reference.ntk_reference import assert_kernels_close, reference_ntk
 
@@ -23,6 +24,7 @@ def test_plan_reports_forms_passes_and_peak() -> None:
     assert plan.fits and 0 < plan.peak_bytes <= plan.budget_bytes == 64 * MiB
     assert plan.forward_passes >= 1 and plan.backward_passes >= 1
     assert [b.name for b in plan.blocks] == ["0", "1", "4", "8"]
+    assert all(isinstance(b.form, Form) for b in plan.blocks)
     assert "peak" in plan.summary() and "conv" in plan.summary()
 
 
@@ -94,3 +96,11 @@ def test_infeasible_budget_warns_and_still_computes() -> None:
 def test_invalid_budget_is_refused(value: object) -> None:
     with pytest.raises(ValueError, match="max_memory"):
         empirical_ntk(build("mlp"), _mlp_inputs(2), max_memory=value)
+
+
+def test_plan_is_the_same_at_every_call() -> None:
+    """A cost estimate to size measurements by must not change from one call to the next."""
+    model, x = build("transformer_block"), inputs_for("transformer_block", 6, 1)
+    options = dict(max_memory=64 * MiB, output_projection=4, sketch=32)
+
+    assert plan_ntk(model, x, **options) == plan_ntk(model, x, **options)

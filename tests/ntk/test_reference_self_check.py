@@ -179,3 +179,21 @@ def test_reference_leaves_the_model_untouched() -> None:
     after = model.state_dict()
     assert all(torch.equal(before[key], after[key]) and before[key].dtype == after[key].dtype for key in before)
     assert model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_reference_copies_a_legacy_weight_norm_model_and_agrees_with_the_parametrize_one() -> None:
+    """``copy.deepcopy`` refuses a legacy ``nn.utils.weight_norm`` module (its ``weight`` is not a graph leaf); the
+    reference copies it anyway, and its kernel in ``(g, v, bias)`` equals that of the ``parametrize`` version,
+    whose ``original0``/``original1`` are the same ``g`` and ``v``."""
+    legacy, modern = _bias_free_chain(3, 4, 2, seed=3), _bias_free_chain(3, 4, 2, seed=3)
+    nn.utils.weight_norm(legacy[0])
+    nn.utils.parametrizations.weight_norm(modern[0])
+    x = torch.randn(3, 3, generator=_generator(4), dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="deepcopy"):
+        copy.deepcopy(legacy)
+
+    legacy_kernel = reference_ntk(legacy, x, per_layer=True)
+    modern_kernel = reference_ntk(modern, x, per_layer=True)
+
+    assert relative_error(legacy_kernel["0"], modern_kernel["0.parametrizations.weight"]) <= CLOSED_FORM_RTOL
+    assert relative_error(legacy_kernel["1"], modern_kernel["1"]) <= CLOSED_FORM_RTOL

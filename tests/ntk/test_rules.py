@@ -17,10 +17,13 @@ from torch import nn
 
 from regimescope.ntk import empirical_ntk, plan_ntk
 from tests._models import build, inputs_for
+from tests.ntk._isolated import run_fresh
 from tests.reference.ntk_reference import assert_kernels_close, reference_ntk
 
 RULE_IMPLEMENTATIONS = ("auto", "factored", "layer_per_sample")
 RTOL = 1e-10
+RMS_NORM = getattr(nn, "RMSNorm", nn.LayerNorm)
+"""``nn.RMSNorm`` (torch 2.4 and later), else a LayerNorm in its place."""
 
 
 def _seeded(seed: int = 0) -> torch.Generator:
@@ -55,7 +58,7 @@ class NormZoo(nn.Module):
         self.conv = nn.Conv1d(4, 6, 3, padding=1)
         self.group = nn.GroupNorm(2, 6)
         self.layer = nn.LayerNorm([6, 5])
-        self.rms = nn.RMSNorm(6)
+        self.rms = RMS_NORM(6)
         self.head = nn.Linear(6, 2)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -69,7 +72,7 @@ def _randomised(model: nn.Module) -> nn.Module:
     g = _seeded(3)
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.RMSNorm)):
+            if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, RMS_NORM)):
                 module.weight.copy_(0.5 + torch.rand(module.weight.shape, generator=g))
                 if getattr(module, "bias", None) is not None:
                     module.bias.copy_(0.3 * torch.randn(module.bias.shape, generator=g))
@@ -167,3 +170,16 @@ def test_train_mode_uses_the_whole_batch_jacobian() -> None:
     plan = plan_ntk(build("cnn_bn"), inputs_for("cnn_bn", 4, 1), mode="train")
 
     assert {block.form for block in plan.blocks} == {"full_batch"}
+
+
+def test_norm_rule_works_on_a_torch_without_rms_norm() -> None:
+    """torch 2.3 (which the project allows) has no ``nn.RMSNorm``: the norm rule must import and still work."""
+    code = (
+        "import torch\n"
+        "from torch import nn\n"
+        "del nn.RMSNorm\n"
+        "from regimescope.ntk import plan_ntk\n"
+        "model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2))\n"
+        "print(sorted({b.rule for b in plan_ntk(model, torch.randn(3, 3)).blocks}))\n"
+    )
+    assert run_fresh(code).split() == ["['linear',", "'norm']"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from regimescope.ntk import empirical_ntk, plan_ntk
-from regimescope.ntk.sketch import CountSketch
+from regimescope.ntk.execution.sketch import CountSketch
 from tests._models import build, inputs_for
 from tests.reference.ntk_reference import assert_kernels_close, reference_ntk, relative_error
 

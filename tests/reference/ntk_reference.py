@@ -116,6 +116,22 @@ def _jacobians(rows: list[torch.Tensor], owners: dict[str, list[nn.Parameter]]) 
     return dict(zip(owners, jacobian.split(sizes, dim=-1)))
 
 
+def replica(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` that shares no tensor with it.
+
+    Tensors a module holds as plain attributes and that are not graph leaves (``module.weight`` of the legacy
+    hook-based ``nn.utils.weight_norm`` / ``spectral_norm``, which their forward pre-hooks recompute) cannot be
+    deep-copied by ``copy.deepcopy``; they are copied detached instead.
+    """
+    memo: dict[int, Any] = {
+        id(value): value.detach().clone()
+        for module in model.modules()
+        for value in vars(module).values()
+        if isinstance(value, torch.Tensor) and not value.is_leaf
+    }
+    return copy.deepcopy(model, memo)
+
+
 def reference_ntk(
     model: nn.Module,
     x1: Any,
@@ -149,8 +165,8 @@ def reference_ntk(
         raise ValueError(f"kind must be 'trace' or 'full', received {kind!r}")
     if mode not in ("eval", "train"):
         raise ValueError(f"mode must be 'eval' or 'train', received {mode!r}")
-    replica = copy.deepcopy(model).to(torch.float64).train(mode == "train")
-    owners = parameter_owners(replica, include_frozen)
+    copied = replica(model).to(torch.float64).train(mode == "train")
+    owners = parameter_owners(copied, include_frozen)
     for group in owners.values():
         for parameter in group:
             parameter.requires_grad_(True)
@@ -159,7 +175,7 @@ def reference_ntk(
         return t.to(torch.float64) if t.is_floating_point() else t
 
     def jacobians(inputs: Any) -> dict[str, torch.Tensor]:
-        return _jacobians(_output_rows(replica, _map_tensors(inputs, as_float64), output_fn, mode), owners)
+        return _jacobians(_output_rows(copied, _map_tensors(inputs, as_float64), output_fn, mode), owners)
 
     jac1 = jacobians(x1)
     jac2 = jac1 if x2 is None else jacobians(x2)

@@ -1,4 +1,4 @@
-"""Carrying out an :class:`~regimescope.ntk.plan.NtkPlan`: collection passes, block kernels, generic rows."""
+"""Carrying out an :class:`~regimescope.ntk.planning.plan.NtkPlan`: collection passes, block kernels, generic rows."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from torch import nn
 
 from regimescope import batch
-from regimescope.ntk.blocks import ParamBlock
-from regimescope.ntk.collect import LayoutChanged, Watched, collect
-from regimescope.ntk.costs import Form
-from regimescope.ntk.jacobian import BlockRows, FullBatchRows, PerSampleRows, rows_kernel
-from regimescope.ntk.layer_kernel import block_gram, block_per_sample
-from regimescope.ntk.model_call import ModelCall
-from regimescope.ntk.pairwise import KernelSink, Layout, assemble
-from regimescope.ntk.plan import BlockPlan, NtkPlan, PlanRequest
-from regimescope.ntk.rule import LayerData, LayerRule
-from regimescope.ntk.sketch import CountSketch
+from regimescope.ntk.execution.collect import LayoutChanged, Watched, collect
+from regimescope.ntk.execution.jacobian import BlockRows, FullBatchRows, PerSampleRows, rows_kernel
+from regimescope.ntk.execution.layer_kernel import block_gram, block_per_sample
+from regimescope.ntk.execution.pairwise import KernelSink, Layout, assemble
+from regimescope.ntk.execution.sketch import CountSketch
+from regimescope.ntk.model.blocks import ParamBlock
+from regimescope.ntk.model.model_call import ModelCall
+from regimescope.ntk.planning.costs import Form
+from regimescope.ntk.planning.plan import BlockPlan, NtkPlan, PlanRequest
+from regimescope.ntk.rules.base import LayerData, LayerRule
 from regimescope.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -93,26 +93,32 @@ class Run:
 
         return rows
 
-    def _block(self, block: ParamBlock, bp: BlockPlan, da: dict[str, LayerData], db: dict[str, LayerData],
-               layout: Layout) -> None:
-        form = Form(bp.form)
-        if form is Form.GRAM:
-            owner = block.use_modules[0]
-            rule = self.modules[owner][1]
-            assemble(
-                self.sink, layout, bp.sample_chunk, bp.output_chunk,
-                lambda s, o: da[owner].select(s, o), lambda s, o: db[owner].select(s, o),
-                lambda ra, rb, full: {block.name: block_gram(block, rule, ra, rb, full)},
-            )
-            return
+    def _gram_block(self, block: ParamBlock, bp: BlockPlan, da: dict[str, LayerData], db: dict[str, LayerData],
+                    layout: Layout) -> None:
+        """:attr:`Form.GRAM`: the Gram-Hadamard form from the owner layer's data, no per-sample gradient."""
+        owner = block.use_modules[0]
+        rule = self.modules[owner][1]
+        assemble(
+            self.sink, layout, bp.sample_chunk, bp.output_chunk,
+            lambda s, o: da[owner].select(s, o), lambda s, o: db[owner].select(s, o),
+            lambda ra, rb, full: {block.name: block_gram(block, rule, ra, rb, full)},
+        )
+
+    def _per_sample_block(self, block: ParamBlock, bp: BlockPlan, da: dict[str, LayerData],
+                          db: dict[str, LayerData], layout: Layout) -> None:
+        """:attr:`Form.PER_SAMPLE`: per-sample gradients formed from the layer data, then their Gram."""
         rows_a, rows_b = self._layer_rows(block, da), self._layer_rows(block, db)
-        if form is Form.SKETCH:
-            sketches = self._sketches([block])
-            sa = self._sketched_rows(rows_a, layout.n1, bp.sample_chunk, bp.output_chunk, sketches)
-            sb = sa if layout.symmetric else self._sketched_rows(rows_b, layout.n2, bp.sample_chunk,
-                                                                 bp.output_chunk, sketches)
-            rows_a, rows_b = _slicer(sa), _slicer(sb)
         assemble(self.sink, layout, bp.sample_chunk, bp.output_chunk, rows_a, rows_b, rows_kernel)
+
+    def _sketched_block(self, block: ParamBlock, bp: BlockPlan, da: dict[str, LayerData],
+                        db: dict[str, LayerData], layout: Layout) -> None:
+        """:attr:`Form.SKETCH`: per-sample gradients from the layer data, CountSketched, then their Gram."""
+        rows_a, rows_b = self._layer_rows(block, da), self._layer_rows(block, db)
+        sketches = self._sketches([block])
+        sa = self._sketched_rows(rows_a, layout.n1, bp.sample_chunk, bp.output_chunk, sketches)
+        sb = sa if layout.symmetric else self._sketched_rows(rows_b, layout.n2, bp.sample_chunk,
+                                                             bp.output_chunk, sketches)
+        assemble(self.sink, layout, bp.sample_chunk, bp.output_chunk, _slicer(sa), _slicer(sb), rows_kernel)
 
     def _collect(self, watched: dict[str, Watched], leaves: list[str], which: int, rows: slice
                  ) -> dict[str, LayerData]:
@@ -159,12 +165,13 @@ class Run:
                     offset1=a.start, offset2=b.start,
                 )
                 for block in group:
-                    self._block(block, plans[block.name], da, db, layout)
+                    bp = plans[block.name]
+                    LAYER_FORMS[bp.form](self, block, bp, da, db, layout)
 
     # ------------------------------------------------------------------------------------------ generic
     def generic_group(self, group: list[ParamBlock], form: Form) -> None:
         """Add the kernels of a group of generic blocks from ``torch.func`` Jacobian rows."""
-        maker = FullBatchRows if form is Form.FULL_BATCH else PerSampleRows
+        maker = GENERIC_FORMS[form]
         rows_a: RowsFn = maker(self.call, group, self.sets[0])
         rows_b: RowsFn = rows_a if self.req.symmetric else maker(self.call, group, self.sets[-1])
         n1, n2 = self.req.n
@@ -177,6 +184,23 @@ class Run:
             chunk, outputs = max(n1, n2), self.k
         layout = Layout(n1=n1, n2=n2, k=self.k, full=self.req.full, symmetric=self.req.symmetric)
         assemble(self.sink, layout, chunk, outputs, rows_a, rows_b, rows_kernel)
+
+
+LayerForm = Callable[[Run, ParamBlock, BlockPlan, dict[str, LayerData], dict[str, LayerData], Layout], None]
+"""``(run, block, block plan, layer data of set 1, layer data of set 2, layout)``: adds the block's kernel."""
+
+LAYER_FORMS: dict[Form, LayerForm] = {
+    Form.GRAM: Run._gram_block,
+    Form.PER_SAMPLE: Run._per_sample_block,
+    Form.SKETCH: Run._sketched_block,
+}
+"""How each layer form computes a covered block's kernel from the collected layer data."""
+
+GENERIC_FORMS: dict[Form, type[PerSampleRows] | type[FullBatchRows]] = {
+    Form.JACOBIAN: PerSampleRows,
+    Form.FULL_BATCH: FullBatchRows,
+}
+"""The Jacobian rows each generic form computes a group of blocks from."""
 
 
 def execute(run: Run, blocks: list[ParamBlock], progress: Progress) -> None:
@@ -202,9 +226,9 @@ def _execute(run: Run, blocks: list[ParamBlock], progress: Progress) -> None:
             logger.info("Layers %s do not see the batch first at this chunk size; generic path.", error.names)
             fallback.extend(group)
             progress.update(detail=names[0])
-    form = Form.FULL_BATCH if any(bp.form == Form.FULL_BATCH.value for bp in run.plan.blocks) else Form.JACOBIAN
+    forms = {bp.name: bp.form for bp in run.plan.blocks}
     for names in run.plan.generic_groups:
-        run.generic_group([by_name[name] for name in names], form)
+        run.generic_group([by_name[name] for name in names], forms[names[0]])
         progress.update(detail=names[0])
     if fallback:
         run.generic_group(fallback, Form.JACOBIAN)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from regimescope.ntk.rule import GramRule
+from regimescope.ntk.rules.base import GramRule
 
 
 class OuterProductRule(GramRule):

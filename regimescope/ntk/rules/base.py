@@ -1,4 +1,4 @@
-"""The contract of a per-layer exact rule, the data it keeps from the collection passes, and the rule registry.
+"""The contract of a per-layer exact rule and the data it keeps from the collection passes.
 
 A rule turns what one forward pass (the layer's input) and the output backward passes (the gradient of each output
 ``o`` with respect to the layer's output) provide into the layer's per-sample parameter gradients, without
@@ -26,7 +26,7 @@ class LayerData:
         grads: ``(k, n, T, C)`` gradients of each output with respect to the layer output, in token form;
             ``None`` for per-sample layers.
         per_sample: ``local name -> (k, n, P)`` per-sample gradients, kept instead of the factors by per-sample
-            layers (see :func:`regimescope.ntk.plan.make_plan`).
+            layers (see :func:`regimescope.ntk.planning.plan.make_plan`).
     """
 
     record: torch.Tensor | None = None
@@ -47,6 +47,9 @@ class LayerRule(abc.ABC):
 
     Class attributes:
         name: Short name shown in plans.
+        parameters: The parameter attributes the rule computes gradients of. A module holding any other parameter
+            (``weight_g``/``weight_v`` of the legacy hook-based ``nn.utils.weight_norm``, ``weight_orig`` of the
+            legacy ``nn.utils.spectral_norm``) is not the layer the rule knows and takes the generic path.
         gram: Whether the rule has the Gram-Hadamard form (:meth:`input_gram`): the block kernel is
             ``sum_{t,s} <g_{i,t}, g_{j,s}> (<a_{i,t}, a_{j,s}> + [bias])`` and no per-sample gradient is formed.
         compact: Whether the collection passes reduce the layer's data to per-sample gradients right away (they
@@ -57,6 +60,7 @@ class LayerRule(abc.ABC):
     """
 
     name: ClassVar[str]
+    parameters: ClassVar[tuple[str, ...]] = ("weight", "bias")
     gram: ClassVar[bool] = False
     compact: ClassVar[bool] = False
     channels_first: ClassVar[bool] = False
@@ -98,15 +102,3 @@ class GramRule(LayerRule):
     def input_gram(self, module: nn.Module, ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
         """``(n1 T1, n2 T2)`` Gram of the input tokens of two batches (may be boolean)."""
 
-
-def rule_for(module: nn.Module) -> LayerRule | None:
-    """The first registered rule that applies to ``module``; ``None`` sends it to the generic path."""
-    from regimescope.ntk.rule_conv import CONV_RULE
-    from regimescope.ntk.rule_embedding import EMBEDDING_RULE
-    from regimescope.ntk.rule_linear import LINEAR_RULE
-    from regimescope.ntk.rule_norm import NORM_RULE
-
-    for rule in (LINEAR_RULE, CONV_RULE, EMBEDDING_RULE, NORM_RULE):
-        if rule.applies(module):
-            return rule
-    return None

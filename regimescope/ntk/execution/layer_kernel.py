@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from regimescope.ntk.blocks import ParamBlock
-from regimescope.ntk.rule import GramRule, LayerData, LayerRule
+from regimescope.ntk.model.blocks import ParamBlock
+from regimescope.ntk.rules.base import GramRule, LayerData, LayerRule
 
 LayerRows = dict[str, LayerData]
 """``module name -> LayerData`` for a chunk of examples and outputs."""

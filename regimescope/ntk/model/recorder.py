@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from regimescope.ntk.rule import LayerRule
+from regimescope.ntk.rules.base import LayerRule
 
 
 class Recorder:

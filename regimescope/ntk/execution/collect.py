@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 from regimescope import batch
-from regimescope.ntk.backward import output_gradients
-from regimescope.ntk.model_call import ModelCall
-from regimescope.ntk.profile import SEED, LayerShape
-from regimescope.ntk.recorder import Recorder
-from regimescope.ntk.rule import LayerData, LayerRule
+from regimescope.ntk.execution.backward import output_gradients
+from regimescope.ntk.model.model_call import ModelCall
+from regimescope.ntk.model.recorder import Recorder
+from regimescope.ntk.planning.profile import SEED, LayerShape
+from regimescope.ntk.rules.base import LayerData, LayerRule
 
 
 class LayoutChanged(RuntimeError):
@@ -47,7 +47,7 @@ def _allocate(watched: dict[str, Watched], layers: dict[str, LayerShape], n: int
     for name, w in watched.items():
         shape = layers[name]
         if w.per_sample:
-            sizes = {local: getattr(w.module, local).numel() for local in w.locals_}
+            sizes = {local: w.module._parameters[local].numel() for local in w.locals_}
             data[name] = LayerData(per_sample={local: like.new_empty(k, n, p) for local, p in sizes.items()})
             continue
         record = records[name]
@@ -89,7 +89,7 @@ def collect(
     """Fill the data of the watched layers on all examples of ``inputs``.
 
     For each chunk of ``sample_chunk`` examples: one forward pass with the recording hooks, then one batched
-    backward pass per ``output_chunk`` outputs (:func:`~regimescope.ntk.backward.output_gradients`). Memory:
+    backward pass per ``output_chunk`` outputs (:func:`~regimescope.ntk.execution.backward.output_gradients`). Memory:
     the chunk's graph, ``output_chunk`` times its gradients, and the returned data.
 
     Args:

@@ -6,7 +6,7 @@ gradients are ``dw = sum_t g_t * x_hat_t`` and ``db = sum_t g_t`` over the posit
 entries as the layer has channels, so the collection passes store them directly (cost ``T C`` per example and
 output) and the block is their Gram.
 
-Covered: ``LayerNorm``, ``RMSNorm`` (trailing ``normalized_shape``); ``GroupNorm`` and ``BatchNorm1d/2d/3d`` with
+Covered: ``LayerNorm``, ``RMSNorm`` (trailing ``normalized_shape``; torch 2.4 and later); ``GroupNorm`` and ``BatchNorm1d/2d/3d`` with
 running statistics (channel dimension 1; in eval mode, the only mode the rules are used in, BatchNorm normalises
 with its running statistics, so examples stay independent).
 """
@@ -17,9 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regimescope.ntk.rule import LayerRule
+from regimescope.ntk.rules.base import LayerRule
 
-_TRAILING = (nn.LayerNorm, nn.RMSNorm)
+_RMS_NORM: tuple[type[nn.Module], ...] = (nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()
+"""``nn.RMSNorm`` where this torch has it (it appeared in torch 2.4; the project allows 2.3)."""
+_TRAILING = (nn.LayerNorm, *_RMS_NORM)
 _CHANNEL = (nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
@@ -40,7 +42,7 @@ class NormRule(LayerRule):
     def _normalised(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if isinstance(module, nn.LayerNorm):
             return F.layer_norm(x, module.normalized_shape, None, None, module.eps)
-        if isinstance(module, nn.RMSNorm):
+        if isinstance(module, _RMS_NORM):
             return F.rms_norm(x, module.normalized_shape, None, module.eps)
         if isinstance(module, nn.GroupNorm):
             return F.group_norm(x, module.num_groups, None, None, module.eps)

@@ -22,10 +22,6 @@ import zlib
 import torch
 import torch.nn.functional as F
 
-GATHER_COST = 4
-"""Multiply-add equivalents per sketched scalar (sign, gather and fold are memory-bound), for cost estimates."""
-
-
 class CountSketch:
     """The sketch of one parameter tensor: ``(..., P) -> (..., m)``.
 

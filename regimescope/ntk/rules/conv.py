@@ -3,7 +3,7 @@
 The layer input becomes its ``T`` patches of ``D = C_in * prod(kernel)`` values (as ``F.unfold``), the output gradient
 ``T`` positions of ``C = C_out`` values, and ``dW = sum_t g_t a_t^T`` as for a linear layer applied at every
 position. Which of the two exact forms the engine uses is decided per layer from the shapes; see
-:func:`regimescope.ntk.costs.block_costs`.
+:mod:`regimescope.ntk.planning.costs`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regimescope.ntk.rule_outer import OuterProductRule
+from regimescope.ntk.rules.outer import OuterProductRule
 
 
 class ConvRule(OuterProductRule):

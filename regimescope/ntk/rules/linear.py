@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from regimescope.ntk.rule_outer import OuterProductRule
+from regimescope.ntk.rules.outer import OuterProductRule
 
 
 class LinearRule(OuterProductRule):

@@ -1,6 +1,6 @@
 """The memory plan: chunks over examples, outputs and layers that keep one NTK computation within a byte budget.
 
-The plan is made from the probe pass's sizes (:mod:`regimescope.ntk.profile`) before any expensive work, and
+The plan is made from the probe pass's sizes (:mod:`regimescope.ntk.planning.profile`) before any expensive work, and
 :func:`regimescope.ntk.plan_ntk` returns it to the user. Budget ``B`` is split as follows:
 
 * the result (``n1 n2`` or ``n1 n2 k^2`` scalars, per block with ``per_layer``) is reserved first;
@@ -11,7 +11,7 @@ The plan is made from the probe pass's sizes (:mod:`regimescope.ntk.profile`) be
   is kept under half of the rest; when it does not fit, blocks are split into layer groups (each with its own
   collection passes) and, if one group alone does not fit, examples into blocks collected pair by pair;
 * each block's kernel is computed in chunks of examples and outputs whose working memory
-  (:func:`regimescope.ntk.costs.form_bytes`) fits what the stored data leaves;
+  (:func:`regimescope.ntk.planning.costs.form_bytes`) fits what the stored data leaves;
 * generic blocks are computed in groups from ``vmap(jacrev)`` rows in chunks that fit the rest.
 
 ``peak_bytes`` is the largest sum of what is alive at once according to these formulas.
@@ -20,14 +20,12 @@ The plan is made from the probe pass's sizes (:mod:`regimescope.ntk.profile`) be
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import torch
-
-from regimescope.ntk.blocks import ParamBlock
-from regimescope.ntk.costs import Form, Geometry, form_bytes, form_flops
 from regimescope.ntk.implementation import Implementation
-from regimescope.ntk.profile import SetProfile
+from regimescope.ntk.model.blocks import ParamBlock
+from regimescope.ntk.planning.costs import Form, Geometry, form_bytes, form_flops
+from regimescope.ntk.planning.profile import SetProfile
 
 
 COLLECT_TARGET = 64 * 2**20
@@ -43,7 +41,7 @@ class BlockPlan:
     Attributes:
         name: Block (layer) name.
         rule: The layer rules of its uses (``"linear"``, ``"conv"``, ``"embedding"``, ``"norm"``) or ``"generic"``.
-        form: :class:`~regimescope.ntk.costs.Form` value.
+        form: How its kernel is computed (a :class:`~regimescope.ntk.planning.costs.Form`, a ``str`` enum).
         parameters: ``P``.
         sample_chunk: Examples per chunk of the kernel computation.
         output_chunk: Outputs per chunk.
@@ -53,7 +51,7 @@ class BlockPlan:
 
     name: str
     rule: str
-    form: str
+    form: Form
     parameters: int
     sample_chunk: int
     output_chunk: int
@@ -116,7 +114,7 @@ class NtkPlan:
         ]
         for b in self.blocks:
             lines.append(
-                f"{b.name[:32]:<32} {b.rule[:16]:<16} {b.form:<11} {b.parameters:>11} "
+                f"{b.name[:32]:<32} {b.rule[:16]:<16} {b.form.value:<11} {b.parameters:>11} "
                 f"{f'{b.sample_chunk}x{b.output_chunk}':>9} {b.flops / 1e9:>9.3f} {b.working_bytes / 2**20:>8.1f}"
             )
         return "\n".join(lines)
@@ -267,13 +265,13 @@ def _per_sample_layers(req: PlanRequest, covered: list[ParamBlock], forms: dict[
     layers = {}
     for name, blocks in users.items():
         module = modules[name]
-        size = sum(getattr(module, local).numel() for local in ("weight", "bias")
-                   if isinstance(getattr(module, local, None), torch.Tensor))
+        size = sum(module._parameters[local].numel() for local in ("weight", "bias")
+                   if module._parameters.get(local) is not None)
         rule = dict(blocks[0].rules)[name]
         shape = req.profiles[0].layers[name]
         factors = shape.tokens * shape.record_width * shape.record_itemsize / req.itemsize + (
             req.k * shape.tokens * shape.grad_width)
-        per_sample = all(forms[b.name] in (Form.PER_SAMPLE, Form.SKETCH) for b in blocks)
+        per_sample = all(forms[b.name].layer_per_sample for b in blocks)
         if rule.compact or (per_sample and req.k * size <= factors):
             layers[name] = size
     return layers
@@ -310,26 +308,44 @@ def _rows_calls(req: PlanRequest, chunk: int, outputs: int) -> int:
     return o * (a + (a * (a - 1) // 2 if req.symmetric else a * b))
 
 
-def make_plan(req: PlanRequest, modules: dict[str, object]) -> NtkPlan:
-    """Plan one computation (see the module docstring).
-
-    Args:
-        req: The request.
-        modules: ``module name -> module`` of the layers the covered blocks use.
-
-    Returns:
-        The plan; ``plan.fits`` is false when even the smallest chunks exceed the budget.
-    """
-    b = req.itemsize
+def _result_bytes(req: PlanRequest) -> int:
+    """Bytes of the returned kernel(s): ``n1 n2`` (trace) or ``n1 n2 k^2`` (full) scalars, per block with
+    ``per_layer``."""
     n1, n2 = req.n
     k_result = req.k * req.k if req.full else 1
-    result = n1 * n2 * k_result * b * (len(req.blocks) if req.per_layer else 1)
-    room = max(req.budget - result, 0)
-    covered = [blk for blk in req.blocks if blk.name in req.covered]
-    generic = [blk for blk in req.blocks if blk.name not in req.covered]
-    plans: dict[str, BlockPlan] = {}
+    return n1 * n2 * k_result * req.itemsize * (len(req.blocks) if req.per_layer else 1)
 
-    # Forms by cost (on a provisional half of the room), then what each layer keeps.
+
+@dataclass(frozen=True)
+class _Collection:
+    """Step 1 of a plan: the forms of the covered blocks and the chunks of their collection passes.
+
+    Attributes:
+        geometries: Each covered block's sizes.
+        forms: Each covered block's form, chosen by cost.
+        compact: Layers whose collection passes keep per-sample gradients, with their parameter counts.
+        cost: ``(examples, outputs) -> bytes`` of one collection pass.
+        sample_chunk: Examples per collection forward pass.
+        output_chunk: Outputs per batched backward pass.
+    """
+
+    geometries: dict[str, Geometry]
+    forms: dict[str, Form]
+    compact: dict[str, int]
+    cost: Callable[[int, int], int]
+    sample_chunk: int
+    output_chunk: int
+
+
+def _plan_collection(req: PlanRequest, covered: list[ParamBlock], modules: dict[str, object],
+                     room: int) -> _Collection:
+    """Forms by cost (on a provisional half of the room), what each layer keeps, and the collection chunks.
+
+    A pass over ``c`` examples and ``q`` outputs keeps ``c (1 + q) A`` bytes of graph plus ``c q`` times the fresh
+    output gradients (and per-sample gradients); it is kept under a quarter of the room and
+    :data:`COLLECT_TARGET`.
+    """
+    b = req.itemsize
     act = max(p.activation_bytes for p in req.profiles)
     geometries = {blk.name: _geometry(req, blk, modules) for blk in covered}
     forms = {blk.name: _choose(req, blk, geometries[blk.name], _forms(req, blk), max(req.n), room // 2)[1]
@@ -341,8 +357,31 @@ def make_plan(req: PlanRequest, modules: dict[str, object]) -> NtkPlan:
     collect_cost = lambda c, q: c * (1 + q) * act + c * q * fresh * b  # noqa: E731
     target = min(room // 4, max(COLLECT_TARGET, collect_cost(1, req.k)))
     c_chunk, q_chunk = _chunks(max(req.n), req.k, collect_cost, target) if covered else (1, 1)
+    return _Collection(geometries, forms, compact, collect_cost, c_chunk, q_chunk)
 
-    # Layer groups and example blocks whose layer data fits half the room.
+
+@dataclass(frozen=True)
+class _Storage:
+    """Step 2 of a plan: how the layer data is held.
+
+    Attributes:
+        groups: Covered blocks collected together, group by group.
+        stored_peak: Bytes of layer data alive at once.
+        sample_blocks: Examples per collection block in each set.
+    """
+
+    groups: list[list[ParamBlock]]
+    stored_peak: int
+    sample_blocks: tuple[int, int]
+
+
+def _plan_storage(req: PlanRequest, covered: list[ParamBlock], compact: dict[str, int], room: int) -> _Storage:
+    """Layer groups and example blocks whose layer data fits half the room.
+
+    Consecutive blocks join a group while its data fits (blocks sharing a layer always do); when one group alone
+    does not fit, the examples are split into blocks collected pair by pair.
+    """
+    n1, n2 = req.n
     groups: list[list[ParamBlock]] = []
     sizes: list[int] = []
     for blk in covered:
@@ -362,63 +401,124 @@ def make_plan(req: PlanRequest, modules: dict[str, object]) -> NtkPlan:
         per_example = max(sizes) / max(n1 + (0 if req.symmetric else n2), 1)
         sample_block = max(1, int(room // 2 // max(2 * per_example, 1)))
         stored_peak = int(min(stored_peak, 2 * sample_block * per_example))
-    sb1, sb2 = min(sample_block, n1), min(sample_block, n2)
-    collections = _collections(_ceil(n1, sb1), _ceil(n2, sb2), req.symmetric) * len(groups)
-    forwards = collections * _ceil(sb1, c_chunk)
-    backwards = forwards * _ceil(req.k, q_chunk)
-    peak_collect = stored_peak + collect_cost(c_chunk, q_chunk)
+    return _Storage(groups, stored_peak, (min(sample_block, n1), min(sample_block, n2)))
 
-    # Chunks of each block's kernel in what the layer data leaves.
-    work_room = max(room - stored_peak, 0)
-    peak_blocks = 0
+
+def _collection_passes(req: PlanRequest, collection: _Collection, storage: _Storage) -> tuple[int, int]:
+    """Forward and backward passes of the collection: per layer group, per pair of example blocks."""
+    n1, n2 = req.n
+    sb1, sb2 = storage.sample_blocks
+    collections = _collections(_ceil(n1, sb1), _ceil(n2, sb2), req.symmetric) * len(storage.groups)
+    forwards = collections * _ceil(sb1, collection.sample_chunk)
+    return forwards, forwards * _ceil(req.k, collection.output_chunk)
+
+
+def _plan_layer_blocks(req: PlanRequest, covered: list[ParamBlock], collection: _Collection, storage: _Storage,
+                       room: int) -> tuple[dict[str, BlockPlan], int]:
+    """Chunks of each covered block's kernel in what the layer data leaves.
+
+    Returns:
+        The block plans, and the largest working memory of one block.
+    """
+    sb1, sb2 = storage.sample_blocks
+    work_room = max(room - storage.stored_peak, 0)
+    limit = sb1 if req.symmetric else min(sb1, sb2)
+    plans, peak = {}, 0
     for blk in covered:
-        limit = sb1 if req.symmetric else min(sb1, sb2)
-        flops, form, c, q, working = _choose(req, blk, geometries[blk.name], [forms[blk.name]], limit, work_room)
+        geometry = collection.geometries[blk.name]
+        flops, form, c, q, working = _choose(req, blk, geometry, [collection.forms[blk.name]], limit, work_room)
         rules = "+".join(dict.fromkeys(rule.name for _, rule in blk.rules))
-        plans[blk.name] = BlockPlan(blk.name, rules, form.value, geometries[blk.name].params, c, q, flops, working)
-        peak_blocks = max(peak_blocks, working)
+        plans[blk.name] = BlockPlan(blk.name, rules, form, geometry.params, c, q, flops, working)
+        peak = max(peak, working)
+    return plans, peak
 
-    # Generic blocks.
-    generic_groups: list[list[ParamBlock]] = []
-    g_chunk = g_out = 1
-    peak_generic = 0
-    if generic:
-        form = Form.FULL_BATCH if req.implementation is Implementation.FULL_BATCH else Form.JACOBIAN
-        batch_graph = max(req.n) * act if form is Form.FULL_BATCH else 0
-        for blk in generic:
-            size = block_sizes(req, blk)
-            if generic_groups and (sum(block_sizes(req, x) for x in generic_groups[-1]) + size) * 8 * b <= room // 8:
-                generic_groups[-1].append(blk)
-            else:
-                generic_groups.append([blk])
-        widest = max(sum(block_sizes(req, x) for x in g) for g in generic_groups)
-        padded = widest if req.sketch is None else _ceil(widest, req.sketch) * req.sketch
-        sketches = 0 if req.sketch is None else (n1 + n2) * req.k * min(req.sketch, widest) * b
-        per_row = 4 * padded * b + act + batch_graph
-        generic_cost = lambda c, q: batch_graph + sketches + c * q * per_row  # noqa: E731
-        g_chunk, g_out = _chunks(max(req.n), req.k, generic_cost, room)
-        peak_generic = generic_cost(g_chunk, g_out)
-        calls = _rows_calls(req, g_chunk, g_out) * len(generic_groups)
-        forwards += calls
-        backwards += calls
-        for blk in generic:
-            plans[blk.name] = BlockPlan(blk.name, "generic", form.value, block_sizes(req, blk), g_chunk, g_out, 0,
-                                        peak_generic)
-    peak = result + max(peak_collect if covered else 0, stored_peak + peak_blocks if covered else 0, peak_generic)
+
+@dataclass(frozen=True)
+class _Generic:
+    """Step 4 of a plan: the generic blocks.
+
+    Attributes:
+        groups: Generic blocks whose rows are computed together.
+        sample_chunk: Examples per rows call.
+        output_chunk: Outputs per rows call.
+        peak: Working bytes of one rows call.
+        calls: Rows calls (each one forward and one backward pass).
+        plans: The block plans.
+    """
+
+    groups: list[list[ParamBlock]]
+    sample_chunk: int = 1
+    output_chunk: int = 1
+    peak: int = 0
+    calls: int = 0
+    plans: dict[str, BlockPlan] = field(default_factory=dict)
+
+
+def _plan_generic(req: PlanRequest, generic: list[ParamBlock], room: int) -> _Generic:
+    """Groups of generic blocks (parameters fitting an eighth of the room) and the chunks of their rows calls."""
+    if not generic:
+        return _Generic([])
+    b = req.itemsize
+    act = max(p.activation_bytes for p in req.profiles)
+    n1, n2 = req.n
+    groups: list[list[ParamBlock]] = []
+    form = Form.FULL_BATCH if req.implementation is Implementation.FULL_BATCH else Form.JACOBIAN
+    batch_graph = max(req.n) * act if form is Form.FULL_BATCH else 0
+    for blk in generic:
+        size = block_sizes(req, blk)
+        if groups and (sum(block_sizes(req, x) for x in groups[-1]) + size) * 8 * b <= room // 8:
+            groups[-1].append(blk)
+        else:
+            groups.append([blk])
+    widest = max(sum(block_sizes(req, x) for x in g) for g in groups)
+    padded = widest if req.sketch is None else _ceil(widest, req.sketch) * req.sketch
+    sketches = 0 if req.sketch is None else (n1 + n2) * req.k * min(req.sketch, widest) * b
+    per_row = 4 * padded * b + act + batch_graph
+    generic_cost = lambda c, q: batch_graph + sketches + c * q * per_row  # noqa: E731
+    g_chunk, g_out = _chunks(max(req.n), req.k, generic_cost, room)
+    peak = generic_cost(g_chunk, g_out)
+    plans = {blk.name: BlockPlan(blk.name, "generic", form, block_sizes(req, blk), g_chunk, g_out, 0, peak)
+             for blk in generic}
+    return _Generic(groups, g_chunk, g_out, peak, _rows_calls(req, g_chunk, g_out) * len(groups), plans)
+
+
+def make_plan(req: PlanRequest, modules: dict[str, object]) -> NtkPlan:
+    """Plan one computation (see the module docstring): the result first, then the collection passes of the covered
+    blocks, the storage of their layer data, their kernel chunks, and the generic blocks.
+
+    Args:
+        req: The request.
+        modules: ``module name -> module`` of the layers the covered blocks use.
+
+    Returns:
+        The plan; ``plan.fits`` is false when even the smallest chunks exceed the budget.
+    """
+    result = _result_bytes(req)
+    room = max(req.budget - result, 0)
+    covered = [blk for blk in req.blocks if blk.name in req.covered]
+    generic = [blk for blk in req.blocks if blk.name not in req.covered]
+    collection = _plan_collection(req, covered, modules, room)
+    storage = _plan_storage(req, covered, collection.compact, room)
+    forwards, backwards = _collection_passes(req, collection, storage)
+    layer_plans, peak_blocks = _plan_layer_blocks(req, covered, collection, storage, room)
+    rows = _plan_generic(req, generic, room)
+    peak_collect = storage.stored_peak + collection.cost(collection.sample_chunk, collection.output_chunk)
+    peak = result + max(peak_collect if covered else 0, storage.stored_peak + peak_blocks if covered else 0, rows.peak)
+    plans = {**layer_plans, **rows.plans}
     return NtkPlan(
         budget_bytes=req.budget,
         peak_bytes=int(peak),
         result_bytes=result,
-        stored_bytes=int(stored_peak),
-        forward_passes=forwards,
-        backward_passes=backwards,
-        collect_sample_chunk=c_chunk,
-        collect_output_chunk=q_chunk,
-        sample_blocks=(sb1, sb2),
-        per_sample_layers=tuple(compact),
-        layer_groups=tuple(tuple(x.name for x in g) for g in groups),
-        generic_groups=tuple(tuple(x.name for x in g) for g in generic_groups),
-        generic_sample_chunk=g_chunk,
-        generic_output_chunk=g_out,
+        stored_bytes=int(storage.stored_peak),
+        forward_passes=forwards + rows.calls,
+        backward_passes=backwards + rows.calls,
+        collect_sample_chunk=collection.sample_chunk,
+        collect_output_chunk=collection.output_chunk,
+        sample_blocks=storage.sample_blocks,
+        per_sample_layers=tuple(collection.compact),
+        layer_groups=tuple(tuple(x.name for x in g) for g in storage.groups),
+        generic_groups=tuple(tuple(x.name for x in g) for g in rows.groups),
+        generic_sample_chunk=rows.sample_chunk,
+        generic_output_chunk=rows.output_chunk,
         blocks=tuple(plans[blk.name] for blk in req.blocks),
     )

@@ -24,13 +24,16 @@ these formulas per layer and picks the smallest (``implementation="auto"``).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from regimescope.ntk.sketch import GATHER_COST
+GATHER_COST = 4
+"""Multiply-add equivalents per sketched scalar of :class:`~regimescope.ntk.execution.sketch.CountSketch` (sign,
+gather and fold are memory-bound), for cost estimates."""
 
 
-class Form(enum.Enum):
-    """How one block's kernel is computed."""
+class Form(str, enum.Enum):
+    """How one block's kernel is computed (a ``str`` enum: ``plan.blocks[i].form == "gram"`` holds)."""
 
     GRAM = "gram"
     """Gram-Hadamard form of a layer rule: no per-sample gradient."""
@@ -42,6 +45,11 @@ class Form(enum.Enum):
     """Generic ``vmap(jacrev)`` per-sample Jacobian rows (optionally sketched)."""
     FULL_BATCH = "full_batch"
     """Generic rows of the whole-batch Jacobian (optionally sketched)."""
+
+    @property
+    def layer_per_sample(self) -> bool:
+        """Whether the form builds per-sample gradients from the layer data (every layer form but the Gram form)."""
+        return self in (Form.PER_SAMPLE, Form.SKETCH)
 
 
 @dataclass(frozen=True)
@@ -89,33 +97,76 @@ class Geometry:
         n1, n2 = self.n
         return self.k * (n1 if self.symmetric else n1 + n2)
 
+    @property
+    def formation_flops(self) -> int:
+        """Multiply-adds forming every per-sample gradient row: ``k (n1 f1 + n2 f2)`` (``k n1 f1`` when symmetric)."""
+        n1, n2 = self.n
+        return self.k * (n1 * self.formation[0] + (0 if self.symmetric else n2 * self.formation[1]))
+
+
+def _gram_flops(g: Geometry, sketch_dim: int | None) -> int:
+    t1, t2 = g.tokens
+    return g.pairs * t1 * t2 * (g.record_width + g.k_prime * g.grad_width)
+
+
+def _per_sample_flops(g: Geometry, sketch_dim: int | None) -> int:
+    return g.formation_flops + g.pairs * g.k_prime * g.params
+
+
+def _sketch_flops(g: Geometry, sketch_dim: int | None) -> int:
+    return g.formation_flops + GATHER_COST * g.formed * g.params + g.pairs * g.k_prime * (sketch_dim or g.params)
+
+
+def _gram_bytes(g: Geometry, chunk: int, outputs: int, sketch_dim: int | None) -> int:
+    t1, t2 = g.tokens
+    square = chunk * chunk * t1 * t2
+    summed = chunk * chunk * outputs * outputs if g.full and t1 * t2 > 1 else 0
+    grams = square * (outputs * outputs + 1 if g.full else 2) + summed
+    return g.itemsize * (grams + chunk * (t1 + t2) * outputs * g.grad_width)
+
+
+def _per_sample_bytes(g: Geometry, chunk: int, outputs: int, sketch_dim: int | None) -> int:
+    return g.itemsize * 4 * chunk * outputs * g.params
+
+
+def _sketch_bytes(g: Geometry, chunk: int, outputs: int, sketch_dim: int | None) -> int:
+    m = sketch_dim or g.params
+    return g.itemsize * (3 * chunk * outputs * (-(-g.params // m) * m) + (g.n[0] + g.n[1]) * g.k * m)
+
+
+@dataclass(frozen=True)
+class FormCost:
+    """The cost formulas of one layer form (a row of the module table).
+
+    Attributes:
+        flops: ``(geometry, sketch dimension) -> multiply-adds`` of the whole block.
+        working_bytes: ``(geometry, examples per chunk, outputs per chunk, sketch dimension) -> bytes``.
+    """
+
+    flops: Callable[[Geometry, int | None], int]
+    working_bytes: Callable[[Geometry, int, int, int | None], int]
+
+
+FORM_COSTS: dict[Form, FormCost] = {
+    Form.GRAM: FormCost(_gram_flops, _gram_bytes),
+    Form.PER_SAMPLE: FormCost(_per_sample_flops, _per_sample_bytes),
+    Form.SKETCH: FormCost(_sketch_flops, _sketch_bytes),
+}
+"""The cost formulas of the layer forms, by form. The generic forms are planned from the rows' sizes instead
+(:mod:`regimescope.ntk.planning.plan`)."""
+
+
+def _costs(form: Form) -> FormCost:
+    if form not in FORM_COSTS:
+        raise ValueError(f"no cost formula for {form}; the layer forms are {[f.value for f in FORM_COSTS]}.")
+    return FORM_COSTS[form]
+
 
 def form_flops(form: Form, g: Geometry, sketch_dim: int | None) -> int:
-    """Multiply-adds of ``form`` for the block (see the module table)."""
-    t1, t2 = g.tokens
-    n1, n2 = g.n
-    formation = g.k * (n1 * g.formation[0] + (0 if g.symmetric else n2 * g.formation[1]))
-    if form is Form.GRAM:
-        return g.pairs * t1 * t2 * (g.record_width + g.k_prime * g.grad_width)
-    if form is Form.PER_SAMPLE:
-        return formation + g.pairs * g.k_prime * g.params
-    if form is Form.SKETCH:
-        return formation + GATHER_COST * g.formed * g.params + g.pairs * g.k_prime * (sketch_dim or g.params)
-    raise ValueError(f"no cost formula for {form}")
+    """Multiply-adds of the layer form ``form`` for the block (see the module table)."""
+    return _costs(form).flops(g, sketch_dim)
 
 
 def form_bytes(form: Form, g: Geometry, chunk: int, outputs: int, sketch_dim: int | None) -> int:
-    """Working bytes of ``form`` with ``chunk`` examples and ``outputs`` outputs per chunk (module table)."""
-    t1, t2 = g.tokens
-    b = g.itemsize
-    if form is Form.GRAM:
-        square = chunk * chunk * t1 * t2
-        summed = chunk * chunk * outputs * outputs if g.full and t1 * t2 > 1 else 0
-        grams = square * (outputs * outputs + 1 if g.full else 2) + summed
-        return b * (grams + chunk * (t1 + t2) * outputs * g.grad_width)
-    if form is Form.PER_SAMPLE:
-        return b * 4 * chunk * outputs * g.params
-    if form is Form.SKETCH:
-        m = sketch_dim or g.params
-        return b * (3 * chunk * outputs * (-(-g.params // m) * m) + (g.n[0] + g.n[1]) * g.k * m)
-    raise ValueError(f"no memory formula for {form}")
+    """Working bytes of the layer form ``form`` with ``chunk`` examples and ``outputs`` outputs per chunk."""
+    return _costs(form).working_bytes(g, chunk, outputs, sketch_dim)

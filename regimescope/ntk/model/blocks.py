@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from regimescope.ntk.rule import LayerRule, rule_for
+from regimescope.ntk.rules.base import LayerRule
+from regimescope.ntk.rules.registry import rule_for
 
 ROOT_NAME = "(root)"
 """Layer name of parameters owned directly by the root module."""

@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from regimescope import batch
-from regimescope.ntk.blocks import ParamBlock
-from regimescope.ntk.model_call import ModelCall
-from regimescope.ntk.recorder import Recorder
-from regimescope.ntk.rule import LayerRule
+from regimescope.ntk.model.blocks import ParamBlock
+from regimescope.ntk.model.model_call import ModelCall
+from regimescope.ntk.model.recorder import Recorder
+from regimescope.ntk.rules.base import LayerRule
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +137,11 @@ def profile_set(
     m = min(2, n)
     head = batch.select(inputs, slice(0, m))
     leaves = {name: call.params[name].detach().requires_grad_() for b in blocks for name in b.param_names}
-    counter = _SavedBytes(list(call.params.values()) + list(call.buffers.values()))
+    buffers = call.fresh_buffers()
+    counter = _SavedBytes(list(call.params.values()) + list(buffers.values()))
     torch.manual_seed(SEED)
     with Recorder(modules) as recorder, counter.hooks():
-        outputs = call(leaves, head)
+        outputs = call(leaves, head, buffers)
     usable = [name for name in modules if recorder.batch_first(name, m)]
     recorded = sum(r.numel() * r.element_size() + z.numel() * z.element_size()
                    for calls in recorder.calls.values() for r, z in calls)

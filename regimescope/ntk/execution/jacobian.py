@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 from torch.func import jacrev, vmap
 
 from regimescope import batch
-from regimescope.ntk.blocks import ParamBlock
-from regimescope.ntk.model_call import ModelCall
-from regimescope.ntk.profile import SEED
+from regimescope.ntk.model.blocks import ParamBlock
+from regimescope.ntk.model.model_call import ModelCall
+from regimescope.ntk.planning.profile import SEED
 
 logger = logging.getLogger(__name__)
 
@@ -28,11 +29,13 @@ class PerSampleRows:
     """``vmap`` over examples of ``jacrev`` of the single-example function, for a group of blocks at once.
 
     Valid when examples are processed independently (eval mode). One call for ``c`` examples and ``q`` outputs
-    costs ``c q`` vmapped backward passes of one example and holds ``c q (P_group + activations)``. A model whose
-    forward branches on its inputs' values cannot run under ``vmap`` (Hugging Face models check their attention
-    masks with ``mask.all()``); the rows are then computed example by example, each with ``jacrev`` alone (its
-    ``vmap`` is over output cotangents in the backward pass, which such branches do not reach): the same rows,
-    without the batching over examples.
+    costs ``c q`` vmapped backward passes of one example and holds ``c q (P_group + activations)``. Some models
+    cannot run under ``vmap``: a forward that branches on its inputs' values (Hugging Face models check their
+    attention masks with ``mask.all()``), or operations whose batching rule fails (the fused kernels of
+    ``nn.GRU``, ``nn.RNN`` and float64 ``nn.LSTM`` write into unbatched buffers). The rows are then computed example
+    by example, each with ``jacrev`` alone (its ``vmap`` is over output cotangents in the backward pass, which such
+    code does not reach): the same rows, without the batching over examples. When that fails too, the model itself
+    fails, and the error raised is the one under ``vmap``, with the example-by-example error as its cause.
 
     Args:
         call: The functional model.
@@ -53,25 +56,42 @@ class PerSampleRows:
             return self.call(params, one)[0, outputs]
 
         chunk = batch.select(self.inputs, rows)
-        torch.manual_seed(SEED)
-        if not self.example_by_example:
+        if self.example_by_example:
+            jac = self._one_by_one(single, own, chunk, rows.stop - rows.start)
+        else:
+            torch.manual_seed(SEED)
             try:
                 jac = vmap(jacrev(single), in_dims=(None, 0))(own, chunk)
-            except RuntimeError as error:
-                if "vmap" not in str(error):
-                    raise
-                logger.info("The model cannot run under vmap (%s); Jacobian rows example by example.",
-                            str(error).split(".")[0])
-                self.example_by_example = True
-        if self.example_by_example:
-            per_example = []
-            for i in range(rows.stop - rows.start):
-                torch.manual_seed(SEED)
-                example = batch.map_tensors(batch.select(chunk, slice(i, i + 1)), lambda t: t.squeeze(0))
-                per_example.append(jacrev(single)(own, example))
-            jac = {name: torch.stack([j[name] for j in per_example]) for name in own}
-        count = rows.stop - rows.start
-        return _by_block(jac, self.blocks, (count, outputs.stop - outputs.start))
+            except Exception as error:  # noqa: BLE001 - any failure under vmap gets the unbatched try
+                jac = self._fallback(error, single, own, chunk, rows.stop - rows.start)
+        return _by_block(jac, self.blocks, (rows.stop - rows.start, outputs.stop - outputs.start))
+
+    def _fallback(self, error: Exception, single: Callable[..., torch.Tensor], own: dict[str, torch.Tensor],
+                  chunk: batch.Inputs, count: int) -> dict[str, torch.Tensor]:
+        """The rows example by example after ``error`` under ``vmap``; ``error`` itself if they fail too."""
+        try:
+            jac = self._one_by_one(single, own, chunk, count)
+        except Exception as second:
+            if hasattr(error, "add_note"):  # Python 3.11+; before, the chained cause alone tells it
+                error.add_note(
+                    "regimescope: the NTK's Jacobian rows failed under torch.func.vmap (above) and again example by "
+                    f"example ({type(second).__name__}: {second}), so the model itself fails on this input."
+                )
+            raise error from second
+        logger.info("The model cannot run under vmap (%s); Jacobian rows example by example.",
+                    str(error).split(".")[0])
+        self.example_by_example = True
+        return jac
+
+    def _one_by_one(self, single: Callable[..., torch.Tensor], own: dict[str, torch.Tensor], chunk: batch.Inputs,
+                    count: int) -> dict[str, torch.Tensor]:
+        """``jacrev`` of each example alone, stacked."""
+        per_example = []
+        for i in range(count):
+            torch.manual_seed(SEED)
+            example = batch.map_tensors(batch.select(chunk, slice(i, i + 1)), lambda t: t.squeeze(0))
+            per_example.append(jacrev(single)(own, example))
+        return {name: torch.stack([j[name] for j in per_example]) for name in own}
 
 
 class FullBatchRows:

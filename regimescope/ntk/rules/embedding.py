@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from regimescope.ntk.rule import GramRule
+from regimescope.ntk.rules.base import GramRule
 
 _PADDING = -1
 """Id recorded for positions that hold ``padding_idx``."""
@@ -25,6 +25,7 @@ class EmbeddingRule(GramRule):
     """``nn.Embedding`` without ``max_norm`` and ``scale_grad_by_freq``."""
 
     name = "embedding"
+    parameters = ("weight",)
 
     def applies(self, module: nn.Module) -> bool:
         """Plain embedding forward, no renormalisation, no frequency scaling."""

@@ -11,6 +11,11 @@ projected outputs ``R f`` is an unbiased estimate of the trace kernel of ``f`` a
 with ``K_oq(x, x') = <J_o(x), J_q(x')>`` (the diagonal of ``R^T R`` is exactly 1 for Rademacher entries),
 
 so the error is small when the per-output kernels ``K_oq`` off the diagonal are small next to the trace.
+
+The estimate reports its own noise: each row ``r`` of ``R`` gives an independent unbiased estimate
+``z_r = m K_rr(x, x')`` of the trace kernel (``K_rr`` the kernel of combination ``r``) and the trace estimate is
+their mean, so :func:`projection_estimate` turns the ``kind="full"`` kernel of the combinations into the estimate
+and its standard error from the spread of the ``z_r``.
 """
 
 from __future__ import annotations
@@ -86,3 +91,36 @@ class OutputMap:
         if self.projection is None:
             return selected
         return selected @ self.matrix(selected.shape[1], selected.dtype, selected.device).T
+
+
+def projection_estimate(full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The trace-kernel estimate of an ``output_projection`` kernel and its standard error, entry by entry.
+
+    With ``full`` the ``(n1, n2, m, m)`` kernel of the ``m`` projected outputs (``empirical_ntk(...,
+    kind="full", output_projection=m)``), each combination ``r`` gives the independent unbiased estimate
+    ``z_r = m full[..., r, r]`` of the trace kernel of all outputs, and
+
+        estimate       T  = mean_r z_r = sum_r full[i, j, r, r]     (the kind="trace" result),
+        standard error SE = sqrt( sum_r (z_r - T)^2 / (m (m - 1)) ),
+
+    ``SE^2`` an unbiased estimate of the variance of ``T`` (module docstring).
+
+    Args:
+        full: ``(n1, n2, m, m)`` with ``m >= 2``.
+
+    Returns:
+        ``(T, SE)``, both ``(n1, n2)``.
+
+    Raises:
+        ValueError: For a tensor that is not a full kernel of at least two combinations.
+    """
+    if full.dim() != 4 or full.shape[2] != full.shape[3] or full.shape[2] < 2:
+        raise ValueError(
+            "`full` must be the (n1, n2, m, m) kernel of m >= 2 projected outputs, from empirical_ntk(..., "
+            f"kind='full', output_projection=m); received shape {tuple(full.shape)}."
+        )
+    m = full.shape[2]
+    rows = m * torch.diagonal(full, dim1=2, dim2=3)
+    estimate = rows.mean(-1)
+    spread = (rows - estimate.unsqueeze(-1)).square().sum(-1)
+    return estimate, (spread / (m * (m - 1))).sqrt()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -10,16 +11,36 @@ from torch import nn
 from torch.func import functional_call
 
 from regimescope import batch
-from regimescope.ntk.output_map import OutputMap
+from regimescope.ntk.model.output_map import OutputMap
 from regimescope.outputs import OutputFn, flat_outputs
+
+
+def compute_dtype(model: nn.Module, dtype: torch.dtype | None = None) -> torch.dtype:
+    """The dtype a measurement of ``model`` computes in: ``dtype`` when given, else the parameters' own.
+
+    As in ``torch.func`` and neural-tangents, the computation follows the parameters: a float64 model gets float64
+    kernels. Parameters in a lower precision than float32 (float16, bfloat16) are computed in float32, and mixed
+    precisions in the widest one: the result is ``torch.promote_types`` of float32 and every floating parameter's
+    dtype.
+
+    Args:
+        model: The model.
+        dtype: An explicit compute dtype, or ``None`` for the parameters' one.
+    """
+    if dtype is not None:
+        return dtype
+    floating = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    return functools.reduce(torch.promote_types, sorted(floating, key=str), torch.float32)
 
 
 @dataclass
 class ModelCall:
     """Calls ``model`` through ``torch.func.functional_call`` on detached copies of its state.
 
-    Parameters are detached views (copies when the dtype changes), buffers are copies, so a forward in train
-    mode updates the copies' BatchNorm statistics and never the model's, and gradients never reach ``.grad``.
+    Parameters are detached views (copies when the dtype changes) and every call starts from fresh copies of the
+    buffers, so a forward that updates state (BatchNorm statistics in train mode, ``spectral_norm``'s power
+    iteration, a running-mean normaliser) never reaches the model nor carries over from one pass to the next, and
+    gradients never reach ``.grad``.
 
     Attributes:
         model: The user's model.
@@ -39,9 +60,11 @@ class ModelCall:
 
     @classmethod
     def build(
-        cls, model: nn.Module, dtype: torch.dtype, output_fn: OutputFn | None = None, output_map: OutputMap | None = None
+        cls, model: nn.Module, dtype: torch.dtype | None, output_fn: OutputFn | None = None,
+        output_map: OutputMap | None = None,
     ) -> ModelCall:
-        """Snapshot ``model``'s parameters and buffers in ``dtype``."""
+        """Snapshot ``model``'s parameters and buffers in ``dtype`` (``None``: :func:`compute_dtype`)."""
+        dtype = compute_dtype(model, dtype)
         params = {
             name: p.detach().to(dtype) if p.is_floating_point() else p.detach()
             for name, p in model.named_parameters()
@@ -72,8 +95,9 @@ class ModelCall:
         inputs: batch.Inputs,
         buffers: Mapping[str, torch.Tensor] | None = None,
     ) -> object:
-        """The model's return value with ``overrides`` replacing some parameters (and ``buffers`` the buffers)."""
-        state = {**self.params, **overrides, **(self.buffers if buffers is None else buffers)}
+        """The model's return value with ``overrides`` replacing some parameters (and ``buffers``, default fresh
+        copies, the buffers)."""
+        state = {**self.params, **overrides, **(self.fresh_buffers() if buffers is None else buffers)}
         if isinstance(inputs, torch.Tensor):
             return functional_call(self.model, state, (inputs,))
         if isinstance(inputs, Mapping):
