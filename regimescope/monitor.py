@@ -19,7 +19,7 @@ from regimescope.capture.capture import measured_model
 from regimescope.capture.layers import default_feature_layers, default_pattern_layers, resolve_layers
 from regimescope.budget import DEFAULT_MAX_OVERHEAD, OverheadBudget
 from regimescope.capture.needs import Need
-from regimescope.capture.sizing import Auto, MeasurementPlan, plan_measurement
+from regimescope.capture.sizing import Auto, MeasurementPlan, Sizing, probe_pass, wall_seconds
 from regimescope.conservation.learning_rates import group_learning_rates
 from regimescope.distributed import from_main_process, is_main_process, world_size
 from regimescope.fingerprint import fingerprint, mismatch
@@ -196,6 +196,7 @@ class RegimeMonitor:
         self._budget = OverheadBudget(max_overhead)
         self._requested = {"output_projection": output_projection, "measured_examples": measured_examples}
         self.plan: MeasurementPlan | None = None
+        self._sizing: Sizing | None = None
         self.attach_seconds = 0.0
         self._deferred_from: int | None = None
         self._told_deferral = False
@@ -256,14 +257,22 @@ class RegimeMonitor:
         init_kernels = {} if loaded is None or loaded["init"] is None else loaded["init"]["layer_kernels"]
         self.config.kernel_layers = tuple(init_kernels) if init_kernels else tuple(layer_names(self.model))
         if loaded is not None:
-            self.plan = MeasurementPlan.from_state(loaded["plan"])
+            plan = MeasurementPlan.from_state(loaded["plan"])
         elif self.plan is None:
-            self.plan = from_main_process(lambda: self._size_measurement(outputs))  # one plan for every rank
-        self._context.probe = self.probe.subset(self.plan.examples)
-        self.config.output_projection = self.plan.output_projection
+            self._sizing = Sizing(
+                self.probe.size,
+                outputs,
+                max_overhead=self._budget.max_overhead,
+                output_projection=self._requested["output_projection"],
+                measured_examples=self._requested["measured_examples"],
+            )
+            plan = self._sizing.first()  # the same on every rank; revised on step 0's cost in one process only
+        else:
+            plan = self.plan
+        self._judge = RegimeJudge({}, strict=self.strict)
+        self._use_plan(plan)
         self._suite.setup(self._context)
-        measurement = self.plan.describe() if self.plan.reduced else None
-        self._judge = RegimeJudge(evidence_sources(self._suite.indicators), strict=self.strict, measurement=measurement)
+        self._judge.sources = evidence_sources(self._suite.indicators)
         if loaded is not None:
             self._restore(loaded)
         if is_main_process():
@@ -280,19 +289,24 @@ class RegimeMonitor:
         self.attach_seconds = time.perf_counter() - started
         return self
 
-    def _size_measurement(self, outputs: int) -> MeasurementPlan:
-        """The measurement plan (:mod:`regimescope.capture.sizing`), logged."""
-        plan = plan_measurement(
-            self.model,
-            self.probe,
-            self.config,
-            outputs,
-            max_overhead=self._budget.max_overhead,
-            output_projection=self._requested["output_projection"],
-            measured_examples=self._requested["measured_examples"],
-        )
-        logger.info("regimescope measures %s.", plan.describe())
-        return plan
+    def _use_plan(self, plan: MeasurementPlan) -> None:
+        """Measure with ``plan`` from now on: its probe examples, its output projection."""
+        self.plan = plan
+        self._context.probe = self.probe.subset(plan.examples)
+        self.config.output_projection = plan.output_projection
+        self._judge.measurement = plan.describe() if plan.reduced else None
+
+    def _resized(self, snapshot: Snapshot, seconds: float) -> Snapshot:
+        """Revise the first plan from what its step-0 measurement cost (:class:`~regimescope.capture.sizing.Sizing`)
+        and measure step 0 again when the plan changes (the model has not moved); log the plan kept."""
+        probe_pass(self.model, self.probe, self.config)  # warms the model up
+        unit = wall_seconds(lambda: probe_pass(self.model, self.probe, self.config), self.probe.device)
+        tried = self.plan
+        self._use_plan(self._sizing.revise(tried, seconds, unit))
+        if (self.plan.examples, self.plan.output_projection) != (tried.examples, tried.output_projection):
+            snapshot = capture(self.model, self._context.probe, self._suite.needs, self.config, snapshot.step)
+        logger.info("regimescope measures %s.", self.plan.describe())
+        return snapshot
 
     def _validate_model(self) -> None:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -455,8 +469,11 @@ class RegimeMonitor:
         """
         start = time.perf_counter() - shared_seconds
         self._context.learning_rates = group_learning_rates(self._trained, self.optimizer)
+        captured = time.perf_counter()
         snapshot = capture(self.model, self._context.probe, self._suite.needs, self.config, step, kernels)
         first = self._init is None
+        if first and self._sizing is not None and self._sizing.adaptive and world_size() == 1:
+            snapshot = self._resized(snapshot, time.perf_counter() - captured)
         if first:
             self._init = self._suite.retained(snapshot, Reference.INIT)
             self._judge.make_forecast(self._context, self.config, snapshot.layer_kernels)

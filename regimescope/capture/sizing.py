@@ -1,4 +1,4 @@
-"""Sizing a measurement at ``attach()``: the most exact kernel whose cost lets the overhead budget measure often.
+"""Sizing a measurement: the most exact kernel whose cost lets the overhead budget measure often.
 
 The cost of one measurement is dominated by the per-layer kernel: one forward pass of the probe, one backward pass
 per output the kernel is taken of (a language model has ``T x V`` of them), and the layers' Gram products, which
@@ -8,28 +8,24 @@ made about every ``c / max_overhead`` steps. So that the regime is seen often en
 cost about :data:`TARGET_PASSES` forward-and-backward passes of the probe (about two training steps at a batch of
 the probe's size; with ``max_overhead = 5%`` the budget allows one about every 40 steps):
 
-1. ``pass``: one forward and backward pass of the probe is timed (on copies of the buffers; nothing of the model is
-   changed).
-2. Output reduction: the exact kernel of every output is tried only up to :data:`EXACT_OUTPUTS` outputs; beyond,
-   and whenever the exact kernel is too slow, a seeded random projection of ``m`` output combinations
-   (``m`` from :data:`PROJECTIONS`) estimates the trace kernel without bias (:mod:`regimescope.ntk`), and the
-   capture keeps each half of the combinations so the projection reports its own noise.
-3. Probe size: when even the cheapest projection is too slow on the whole probe, the first half of the probe is
-   tried, then a quarter, down to :data:`MIN_EXAMPLES` examples (the probe-half noise grows as the probe shrinks,
-   and is reported).
+1. Output reduction: the exact kernel of every output only up to :data:`EXACT_OUTPUTS` outputs; beyond, and
+   whenever the exact kernel is too slow, a seeded random projection of ``m`` output combinations (``m`` from
+   :data:`PROJECTIONS`) estimates the trace kernel without bias (:mod:`regimescope.ntk`), and the capture keeps
+   each half of the combinations so the projection reports its own noise.
+2. Probe size: when even the cheapest projection is too slow on the whole probe, the first half of the probe, then a
+   quarter, down to :data:`MIN_EXAMPLES` examples (the sampling noise grows as the probe shrinks, and is reported).
 
-The candidates are timed on the real computation, on small subsets of the probe (the two cheapest projections on
-16 examples, the cheapest again on 32; more combinations and more examples extrapolated from them), so the sizing
-needs no cost model of the hardware and costs less than one measurement of the whole probe. The choice is
-made once and kept for the whole run, so the kernels stay comparable; it is saved with the monitor's state. Options
-the user passes explicitly are kept as given; with ``max_overhead=None`` nothing is reduced.
+No trial kernel is computed: the step-0 measurement is the trial (:class:`Sizing`). The monitor times one
+forward and backward pass of the probe and the step-0 measurement of a first plan; when another plan is predicted
+to fit the target better, step 0 is measured again with it (the model has not moved). The choice is kept for the
+whole run, so the kernels stay comparable, and saved with the monitor's state. Options the user passes explicitly
+are kept as given; with ``max_overhead=None`` nothing is reduced.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -39,7 +35,6 @@ from torch.func import functional_call
 from regimescope import batch
 from regimescope.capture.config import CaptureConfig
 from regimescope.guards import no_autocast, preserved_modes, preserved_rng
-from regimescope.ntk import empirical_ntk
 from regimescope.outputs import flat_outputs
 from regimescope.probe import Probe
 
@@ -51,11 +46,10 @@ PROJECTIONS = (8, 4, 2)
 """Output combinations tried, most exact first."""
 MIN_EXAMPLES = 16
 """The probe is never cut below this many examples."""
-TRIAL_EXAMPLES = 16
-"""Examples the candidate kernels are timed on (their cost on the whole probe is extrapolated)."""
+FIRST_WIDTH = 4
+"""The first plan tried has at most this many backward passes per example (outputs, or output combinations)."""
 
 Auto = Literal["auto"]
-Timer = Callable[[Callable[[], Any]], float]
 
 
 def _synchronize(device: torch.device) -> None:
@@ -167,117 +161,102 @@ def _candidate_projections(outputs: int, output_projection: int | None | Auto) -
     return exact + [m for m in PROJECTIONS if m < outputs]
 
 
-def plan_measurement(
-    model: torch.nn.Module,
-    probe: Probe,
-    config: CaptureConfig,
-    outputs: int,
-    *,
-    max_overhead: float | None,
-    output_projection: int | None | Auto = "auto",
-    measured_examples: int | Auto = "auto",
-    timer: Timer | None = None,
-) -> MeasurementPlan:
-    """Choose what each measurement of a run computes (see the module docstring).
+class Sizing:
+    """The sizing of one run's measurements: the candidates, the first plan, and its revision once it is timed.
+
+    Candidates, most exact first: projections (the exact kernel up to :data:`EXACT_OUTPUTS` outputs, then
+    :data:`PROJECTIONS` combinations below the output count) on the whole probe, then on its first half, quarter, ...
+    (not below :data:`MIN_EXAMPLES`). The first plan is the most exact one of at most :data:`FIRST_WIDTH` backward
+    passes per example on the whole probe. The monitor times it on the step-0 measurement; :meth:`revise` then
+    predicts every candidate's cost from that one measured cost, as ``c (1 + w) / (1 + w_0) (n / n_0)^1.5`` (one
+    forward and ``w`` backward passes per example, Gram products between linear and quadratic in the probe), and
+    picks the most exact within the target. The model is still at its initialisation, so a revised plan's step-0
+    measurement is simply made again.
 
     Args:
-        model: The model measured (its parameters and buffers are not changed; computations run on copies).
-        probe: The probe given.
-        config: The capture settings (mode, dtype, output map, implementation, memory budget).
+        probe_examples: Examples of the probe given.
         outputs: Model outputs per example (``Probe.check``'s answer).
-        max_overhead: The overhead budget; ``None`` measures exactly whatever it costs.
+        max_overhead: The overhead budget; ``None`` measures exactly whatever it costs (nothing is sized).
         output_projection: ``"auto"``, ``None`` (every output, exact) or a number of combinations, kept as given.
         measured_examples: ``"auto"`` or a number of the probe's examples to measure, kept as given.
-        timer: ``timer(fn)`` returns the seconds ``fn()`` takes (tests pass a deterministic one).
-
-    Returns:
-        The plan.
 
     Raises:
         ValueError: For an ``output_projection`` or ``measured_examples`` that is neither ``"auto"`` nor valid.
     """
-    check_choice("output_projection", output_projection, 1)
-    check_choice("measured_examples", measured_examples, 2)
-    n = probe.size
-    sizes = _candidate_sizes(n, measured_examples)
-    projections = _candidate_projections(outputs, output_projection)
-    if max_overhead is None:
-        m = None if output_projection == "auto" else output_projection
-        return MeasurementPlan(sizes[0], n, outputs, m, reasons=("max_overhead=None: nothing is reduced.",))
-    if len(sizes) == 1 and len(projections) == 1:
-        given = output_projection != "auto" and measured_examples != "auto"
-        reason = "The options given fix the measurement." if given else "There is nothing cheaper to choose."
-        return MeasurementPlan(sizes[0], n, outputs, projections[0], reasons=(reason,))
 
-    def timed(fn: Callable[[], Any]) -> float:
-        return wall_seconds(fn, probe.device) if timer is None else timer(fn)
+    def __init__(
+        self,
+        probe_examples: int,
+        outputs: int,
+        *,
+        max_overhead: float | None,
+        output_projection: int | None | Auto = "auto",
+        measured_examples: int | Auto = "auto",
+    ) -> None:
+        check_choice("output_projection", output_projection, 1)
+        check_choice("measured_examples", measured_examples, 2)
+        self.probe_examples, self.outputs, self.max_overhead = probe_examples, outputs, max_overhead
+        self.sizes = _candidate_sizes(probe_examples, measured_examples)
+        self.projections = _candidate_projections(outputs, output_projection)
+        if max_overhead is None:
+            self.projections = [None if output_projection == "auto" else output_projection]
+            self.sizes = self.sizes[:1]
+        self.given = output_projection != "auto" and measured_examples != "auto"
 
-    timed(lambda: probe_pass(model, probe, config))  # the first pass warms the model up
-    unit = timed(lambda: probe_pass(model, probe, config))
-    target = TARGET_PASSES * unit
-    reasons = [
-        f"One forward and backward pass of the probe takes {unit:.3g} s; a measurement is sized to about "
-        f"{TARGET_PASSES:g} of them ({target:.3g} s) so that the {max_overhead:.0%} budget measures often."
-    ]
-    if outputs > EXACT_OUTPUTS and output_projection == "auto":
-        reasons.append(
-            f"The model has {outputs} outputs per example: their exact kernel costs a backward pass each, so it is "
-            "estimated from random output combinations (unbiased; its noise is reported)."
-        )
-    predict = _cost_model(model, probe, config, outputs, projections, timed)
-    for size in sizes:
-        for m in projections:
-            cost = predict(size, m)
-            if cost <= target:
-                if size < n:
-                    reasons.append(f"The whole probe is too slow even with the cheapest projection: {size} examples.")
-                return MeasurementPlan(size, n, outputs, m, unit, cost, tuple(reasons))
-    size, m = sizes[-1], projections[-1]
-    cost = predict(size, m)
-    reasons.append(
-        f"Even the cheapest measurement ({cost:.3g} s) exceeds the target: the budget spaces measurements further."
-    )
-    return MeasurementPlan(size, n, outputs, m, unit, cost, tuple(reasons))
+    @property
+    def adaptive(self) -> bool:
+        """Whether there is a choice to make (a budget, and more than one candidate)."""
+        return self.max_overhead is not None and (len(self.sizes) > 1 or len(self.projections) > 1)
 
+    def _width(self, m: int | None) -> int:
+        return self.outputs if m is None else m
 
-def _cost_model(
-    model: torch.nn.Module,
-    probe: Probe,
-    config: CaptureConfig,
-    outputs: int,
-    projections: Sequence[int | None],
-    timed: Callable[[Callable[[], Any]], float],
-) -> Callable[[int, int | None], float]:
-    """``cost(examples, projection)`` in seconds, from a few kernels on small subsets of the probe.
+    def first(self) -> MeasurementPlan:
+        """The plan to measure step 0 with first."""
+        if self.max_overhead is None:
+            reason = "max_overhead=None: nothing is reduced."
+        elif not self.adaptive:
+            reason = "The options given fix the measurement." if self.given else "There is nothing cheaper to choose."
+        else:
+            reason = "First try; revised once its cost is measured."
+        fitting = [m for m in self.projections if self._width(m) <= FIRST_WIDTH]
+        m = fitting[0] if fitting else self.projections[-1]
+        return MeasurementPlan(self.sizes[0], self.probe_examples, self.outputs, m, reasons=(reason,))
 
-    The two cheapest projections are timed on the first :data:`TRIAL_EXAMPLES` examples (after one untimed run that
-    warms the engine up); more combinations are extrapolated linearly in the number of backward passes per example
-    (an exact kernel counts its outputs). The growth with the probe's size, ``(n / n_0)^a``, takes its exponent
-    from the cheapest projection timed again on twice the examples (``a`` between 1, the passes over examples, and
-    2, the Gram products), or 2 when the probe is too small to tell.
-    """
+    def revise(self, plan: MeasurementPlan, seconds: float, pass_seconds: float) -> MeasurementPlan:
+        """The plan to keep, from ``plan``'s measured cost: ``plan`` itself (with its cost) when it is the most exact
+        candidate predicted within :data:`TARGET_PASSES` probe passes, else that candidate, else the cheapest.
 
-    def kernel(size: int, m: int | None) -> Callable[[], Any]:
-        options = {**config.kernel_options(), "output_projection": m}
-        kind = "full" if (m or 0) >= 2 else "trace"
-        inputs = probe.subset(size).inputs
-        return lambda: empirical_ntk(model, inputs, kind=kind, **options)
+        Args:
+            plan: The plan the step-0 measurement was made with.
+            seconds: What that measurement's kernel took.
+            pass_seconds: What one forward and backward pass of the whole probe takes.
+        """
+        target = TARGET_PASSES * pass_seconds
+        reasons = [
+            f"One forward and backward pass of the probe takes {pass_seconds:.3g} s; a measurement is sized to about "
+            f"{TARGET_PASSES:g} of them ({target:.3g} s) so that the {self.max_overhead:.0%} budget measures often."
+        ]
+        if self.outputs > EXACT_OUTPUTS and None not in self.projections:
+            reasons.append(
+                f"The model has {self.outputs} outputs per example: their exact kernel costs a backward pass each, so "
+                "it is estimated from random output combinations (unbiased; its noise is reported)."
+            )
 
-    def width(m: int | None) -> int:
-        """Backward passes per example: ``m`` combinations, or every output for the exact kernel."""
-        return outputs if m is None else m
+        def predict(size: int, m: int | None) -> float:
+            width = (1 + self._width(m)) / (1 + self._width(plan.output_projection))
+            return seconds * width * (size / plan.examples) ** 1.5
 
-    small = min(TRIAL_EXAMPLES, probe.size)
-    cheapest = projections[-1]
-    kernel(small, cheapest)()  # warm-up, untimed
-    seconds = {m: timed(kernel(small, m)) for m in projections[-2:]}
-    if len(seconds) == 2:
-        (m_a, t_a), (m_b, t_b) = seconds.items()
-        slope = (t_a - t_b) / (width(m_a) - width(m_b)) if width(m_a) != width(m_b) else 0.0
-        for m in projections[:-2]:
-            seconds[m] = t_b + max(slope, 0.0) * (width(m) - width(m_b))
-    growth = 2.0
-    if probe.size >= 2 * small and seconds[cheapest] > 0:
-        ratio = timed(kernel(2 * small, cheapest)) / seconds[cheapest]
-        growth = min(2.0, max(1.0, math.log2(ratio))) if ratio > 0 else 2.0
-    return lambda size, m: seconds[m] * (size / small) ** growth
+        candidates = [(size, m) for size in self.sizes for m in self.projections]
+        chosen = next(((size, m) for size, m in candidates if predict(size, m) <= target), None)
+        if chosen is None:
+            chosen = candidates[-1]
+            reasons.append(
+                f"Even the cheapest measurement (about {predict(*chosen):.3g} s) exceeds the target: the budget spaces "
+                "measurements further."
+            )
+        elif chosen[0] < self.probe_examples:
+            reasons.append(f"The whole probe is too slow even with the cheapest projection: {chosen[0]} examples.")
+        size, m = chosen
+        cost = seconds if (size, m) == (plan.examples, plan.output_projection) else predict(size, m)
+        return MeasurementPlan(size, self.probe_examples, self.outputs, m, pass_seconds, cost, tuple(reasons))
