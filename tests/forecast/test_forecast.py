@@ -11,7 +11,7 @@ from torch import nn
 import regimescope as rs
 import regimescope.monitor as monitor_module
 from regimescope.forecast import LAZY_RATIO, confirmed, forecast_regime
-from regimescope.verdict.calibration import get
+from regimescope.scenarios import get
 
 
 def _forecast(name: str):

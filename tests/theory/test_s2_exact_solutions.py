@@ -14,9 +14,9 @@ import torch
 from regimescope.forecast import LambdaBalancedSolution, MinimalModelSolution, lambda_balanced_init
 from regimescope.functional import kernel_distance
 from regimescope.probe import Probe
-from regimescope.verdict.calibration import Setup
-from regimescope.verdict.calibration.models import minimal_model, two_layer_linear
-from regimescope.verdict.calibration.suite import lambda_task, minimal_start, minimal_task
+from regimescope.scenarios import Setup
+from regimescope.scenarios.models import minimal_model, two_layer_linear
+from regimescope.scenarios.catalogue import lambda_task, minimal_start, minimal_task
 from tests.theory._runs import Run, monitored_run
 
 TOLERANCE = 0.01

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from torch import nn
 
-from regimescope.verdict.calibration.suite import ntk_setup
+from regimescope.scenarios.catalogue import ntk_setup
 from tests.theory._runs import monitored_run
 
 WIDTHS = (256, 1024, 4096, 8192)

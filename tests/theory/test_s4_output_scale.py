@@ -8,7 +8,7 @@ import functools
 import numpy as np
 import pytest
 
-from regimescope.verdict.calibration.suite import output_scale_setup
+from regimescope.scenarios.catalogue import output_scale_setup
 from tests.theory._runs import monitored_run
 
 ALPHAS = (3.0, 10.0, 30.0, 100.0)

@@ -7,7 +7,7 @@ import torch
 
 import regimescope as rs
 from regimescope.verdict import Verdict, explain, richness_evidence, richness_score
-from regimescope.verdict.calibration import get
+from regimescope.scenarios import get
 from regimescope.verdict.score import CHANGE_TAG, DISTANCE_TAG
 
 
