@@ -102,7 +102,7 @@ def upward_imports() -> list[str]:
 def test_every_module_has_a_layer() -> None:
     units = {path.relative_to(PACKAGE).with_suffix("").parts[0] for path in _sources()}
     unplaced = sorted(units - {unit for layer in LAYERS for unit in layer})
-    assert not unplaced, f"{unplaced} sit in no layer; add each to LAYERS in {Path(__file__).name}, above what it imports"
+    assert not unplaced, f"{unplaced} sit in no layer: add each to LAYERS in {Path(__file__).name}, above its imports"
 
 
 def test_no_module_imports_from_its_own_layer_or_above() -> None:

@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--logdir", type=Path, default=DEFAULT_LOGDIR, help=f"TensorBoard folder (default {DEFAULT_LOGDIR})"
     )
-    demo.add_argument("--quick", action="store_true", help="measure half as often: the same runs and verdicts, coarser curves")
+    demo.add_argument(
+        "--quick", action="store_true", help="measure half as often: the same runs and verdicts, coarser curves"
+    )
     report.add_parser(commands)
     return parser
 

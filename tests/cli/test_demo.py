@@ -6,27 +6,22 @@ import os
 import shlex
 import subprocess
 import sys
-from contextlib import redirect_stdout
-from io import StringIO
 from pathlib import Path
 
 import pytest
 
 from regimescope.cli import demo
-from regimescope.cli.main import main
 from regimescope.scenarios import DEMO, EARLY_FRACTION
 from regimescope.sinks import read_jsonl
+from tests.cli._demo_logs import quick_demo
 
 LABELS = ("lazy", "transitional", "rich")
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    logdir = tmp_path_factory.mktemp("demo")
-    out = StringIO()
-    with redirect_stdout(out):
-        assert main(["demo", "--quick", "--logdir", str(logdir)]) == 0
-    return out.getvalue(), logdir
+    logdir = tmp_path_factory.mktemp("demo") / "logs"
+    return quick_demo(logdir), logdir
 
 
 @pytest.mark.parametrize("scenario", DEMO, ids=[scenario.run for scenario in DEMO])

@@ -62,7 +62,8 @@ def test_run_scenario_reports_the_monitor_verdicts_and_writes_its_logs(tmp_path:
     assert len(outcome.losses) == 41 and outcome.losses[-1] < outcome.losses[0]
     assert outcome.label in ("lazy", "transitional", "rich") and 0 <= outcome.score <= 1
     assert outcome.distance == outcome.final("regimescope/kernel/distance_from_init")
-    assert [r.step for r in outcome.history if "regimescope/regime/label" in r.scalars] == [0, 1, 2, 4, 8, 10, 20, 30, 40]
+    labelled = [r.step for r in outcome.history if "regimescope/regime/label" in r.scalars]
+    assert labelled == [0, 1, 2, 4, 8, 10, 20, 30, 40]
     assert outcome.agrees == Theory.RICH.agrees(outcome.early_label, outcome.label)
     assert outcome.seconds > 0 and outcome.explanation.startswith(f"**{outcome.label}**")
     written = read_jsonl(tmp_path / "regimescope.jsonl")

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from regimescope.cli.main import main
 from regimescope.report.run_data import load_runs
+from tests.cli._demo_logs import quick_demo
 from tests.tensorboard_plugin._chromium import chromium, find_chromium
 from tests.tensorboard_plugin._server import get, tensorboard
 
@@ -26,9 +24,8 @@ LAZY = (46, 134, 193)
 
 @pytest.fixture(scope="module")
 def demo_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    logdir = tmp_path_factory.mktemp("demo")
-    with redirect_stdout(io.StringIO()):
-        assert main(["demo", "--quick", "--logdir", str(logdir)]) == 0
+    logdir = tmp_path_factory.mktemp("demo") / "logs"
+    quick_demo(logdir)
     return logdir
 
 
