@@ -4,8 +4,8 @@ Trains each scenario of ``regimescope.scenarios`` (theory.md sections 4-6) with 
 prints one row per scenario and the calibration of the thresholds recomputed from these runs, next to the values the
 library uses. Run from the repository root::
 
-    python benchmarks/verdicts.py              # plain-text table (about 20 s on one core)
-    python benchmarks/verdicts.py --markdown   # the README's table
+    python benchmarks/verdicts.py              # plain-text table (about a minute of CPU time)
+    python benchmarks/verdicts.py --markdown   # the table of docs/theory-checks.md
     python benchmarks/verdicts.py --only minimal/ lambda/
 """
 

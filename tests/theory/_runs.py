@@ -53,6 +53,12 @@ class Run:
         return self.sink.scalars(tag)[1][-1]
 
 
+def start_and_end(steps: int) -> Callable[[int], bool]:
+    """A schedule measuring at step 0 and after the last step only, for runs read only through final values that
+    compare with the initialisation (the training, and so those values, are the same whatever the schedule)."""
+    return lambda step: step in (0, steps)
+
+
 def monitored_run(
     setup: Setup,
     *,
