@@ -1,11 +1,11 @@
 """The verdict table: each scenario theory knows the answer for, theory's answer, regimescope's forecast and verdict.
 
-Trains each scenario of ``regimescope.verdict.calibration`` (theory.md sections 4-6) with a monitor attached, then
+Trains each scenario of ``regimescope.scenarios`` (theory.md sections 4-6) with a monitor attached, then
 prints one row per scenario and the calibration of the thresholds recomputed from these runs, next to the values the
 library uses. Run from the repository root::
 
-    python benchmarks/verdicts.py              # plain-text table (about 20 s on one core)
-    python benchmarks/verdicts.py --markdown   # the README's table
+    python benchmarks/verdicts.py              # plain-text table (about a minute of CPU time)
+    python benchmarks/verdicts.py --markdown   # the table of docs/theory-checks.md
     python benchmarks/verdicts.py --only minimal/ lambda/
 """
 
@@ -20,7 +20,7 @@ import warnings
 import torch
 
 from regimescope.forecast import LAZY_RATIO
-from regimescope.verdict.calibration import (
+from regimescope.scenarios import (
     SCENARIOS,
     Outcome,
     Signature,

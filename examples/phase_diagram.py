@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 import regimescope as rs
-from regimescope.demo import InitSpec, make_probe, make_student, make_teacher_student
+from regimescope.scenarios import InitSpec, make_probe, make_student, make_teacher_student
 from regimescope.sweep import SweepResult
 
 DIM, WIDTH, SAMPLES = 8, 32, 128

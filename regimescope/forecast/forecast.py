@@ -29,7 +29,7 @@ SLOW_RIDGE = 1e-4
 LAZY_RATIO = 0.085
 """Lazy ratio below which the lazy solution is self-consistent (the kernel changes by less than ~8.5%).
 
-Calibrated on the scenarios of :mod:`regimescope.verdict.calibration`: the geometric mean of the largest ratio a
+Calibrated on the scenarios of :mod:`regimescope.scenarios`: the geometric mean of the largest ratio a
 lazy run needs (0.023, the minimal model with ``delta = +9``) and the smallest a rich run needs on its fast
 directions (0.31, the upstream teacher-student run); ``benchmarks/verdicts.py`` recomputes both.
 """

@@ -10,7 +10,7 @@ product ``|a_k| |(w_k, b_k)|`` unchanged always. Only the balance moves (theory.
 With the product ``p_k = |a_k| |(w_k, b_k)|`` fixed, a target ``rho`` gives ``|a_k|^2 = p_k e^u``,
 ``|(w_k, b_k)|^2 = p_k e^-u`` with ``u = artanh(rho)``; a target ``delta`` gives L2R's lambda-balanced magnitudes
 ``|a_k|^2 = (delta + sqrt(delta^2 + 4 p_k^2)) / 2`` (the per-unit form of theory.md section 4's construction, as
-in :func:`regimescope.demo.unit_magnitudes`).
+in :func:`regimescope.scenarios.unit_magnitudes`).
 
 What theory says (Kunin et al. 2024, Dominé et al. 2025): gradient flow conserves ``delta_k``, so the balance chosen
 at initialisation holds for the whole run. From a small initialisation, upstream units (``delta_k > 0``: the first

@@ -11,11 +11,11 @@ moderately (theory.md section 5.2; the balanced minimal model started along ``be
 with ``S = 0`` exactly). Lazy training keeps both small: ``S`` is quadratic in the change and ``S ~ delta^-4`` for
 the minimal model, the relative change is first order and ``~ m^{-1/2}`` with width.
 
-The four ends are calibrated, not guessed: :mod:`regimescope.verdict.calibration` trains the scenarios of
+The four ends are calibrated, not guessed: :mod:`regimescope.scenarios` trains the scenarios of
 theory.md sections 4-6 with a monitor attached, and each ramp is placed with the largest margin in log space
 between the largest value a lazy run reaches and the smallest value a rich run reaches (the transitional band
 covers the middle third of that gap; ``benchmarks/verdicts.py`` prints the anchors and recomputes the ends;
-``tests/verdict`` checks them). With these ends the label leaves ``lazy`` at ``S = 9.9e-4`` or ``R = 0.27`` and
+``tests/scenarios`` checks them). With these ends the label leaves ``lazy`` at ``S = 9.9e-4`` or ``R = 0.27`` and
 becomes ``rich`` at ``S = 8.3e-3`` or ``R = 1.6``.
 
 Which tag carries each piece of evidence is declared by the indicators (``Output(..., evidence="direction")``):

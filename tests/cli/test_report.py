@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from regimescope.cli.main import main
+from tests.cli._demo_logs import quick_demo
 
 pytest.importorskip("matplotlib")
 RUNS = ("balanced", "downstream", "large", "upstream", "wide-ntk")
@@ -18,10 +19,9 @@ RUNS = ("balanced", "downstream", "large", "upstream", "wide-ntk")
 
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
-    logdir = tmp_path_factory.mktemp("demo")
+    logdir = tmp_path_factory.mktemp("demo") / "logs"
     out = tmp_path_factory.mktemp("report")
-    with redirect_stdout(StringIO()):
-        assert main(["demo", "--quick", "--logdir", str(logdir)]) == 0
+    quick_demo(logdir)
     printed = StringIO()
     with redirect_stdout(printed), warnings.catch_warnings():
         warnings.simplefilter("error")  # a fresh clone's first report prints no warning

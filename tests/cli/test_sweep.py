@@ -84,4 +84,4 @@ def test_mistakes_are_reported_with_the_fix(target: Path, tmp_path: Path, capsys
 
 
 def test_a_module_target_is_imported_by_name() -> None:
-    assert load_target("regimescope.demo:make_student").__name__ == "make_student"
+    assert load_target("regimescope.scenarios:make_student").__name__ == "make_student"

@@ -10,7 +10,7 @@ import torch
 
 import regimescope as rs
 from regimescope.exact import LambdaBalancedSolution, lambda_balanced_init
-from regimescope.verdict.calibration.models import two_layer_linear, whitened_inputs
+from regimescope.scenarios.models import two_layer_linear, whitened_inputs
 from tests.exact._flows import rk4, two_layer_flow
 
 D, H, OUT, P = 3, 2, 3, 9

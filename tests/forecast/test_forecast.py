@@ -12,7 +12,7 @@ from torch import nn
 import regimescope as rs
 import regimescope.verdict.judge as judge_module
 from regimescope.forecast import LAZY_RATIO, Forecast, confirmed, forecast_regime
-from regimescope.verdict.calibration import get
+from regimescope.scenarios import get
 
 
 def _forecast(name: str):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from regimescope.forecast import lazy_ratios, target_residual
-from regimescope.verdict.calibration.models import CentredScaled, minimal_model
+from regimescope.scenarios.models import CentredScaled, minimal_model
 
 X = torch.randn(6, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 Y = torch.randn(6, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)

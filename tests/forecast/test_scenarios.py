@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from regimescope.forecast import LAZY_RATIO
-from regimescope.verdict.calibration import SCENARIOS, Theory, calibrate_forecast
-from tests.verdict._outcomes import outcomes
+from regimescope.scenarios import SCENARIOS, Theory, calibrate_forecast
+from tests.scenarios._outcomes import outcomes
 
 THEORY_FORECASTS = {
     Theory.LAZY: {"lazy"},

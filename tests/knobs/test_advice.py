@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import regimescope as rs
-from regimescope.demo import InitSpec, make_probe, make_student, make_teacher_student
+from regimescope.scenarios import InitSpec, make_probe, make_student, make_teacher_student
 from regimescope.forecast import LAZY_RATIO
 from regimescope.knobs import CLEAR_MARGIN, advise, model_at_init, scale_init, scale_output
 from regimescope.verdict import Verdict, explain

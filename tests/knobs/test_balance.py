@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from regimescope.conservation import conserved_quantities
-from regimescope.demo import InitSpec, make_student
+from regimescope.scenarios import InitSpec, make_student
 from regimescope.exact import LambdaBalancedSolution, lambda_balanced_init
 from regimescope.knobs import rebalance
-from regimescope.verdict.calibration.models import two_layer_linear, whitened_inputs
+from regimescope.scenarios.models import two_layer_linear, whitened_inputs
 
 
 def _seeded(build):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import regimescope as rs
-from regimescope.demo import InitSpec, make_student
+from regimescope.scenarios import InitSpec, make_student
 from regimescope.knobs import at_width, multipliers
 from tests.reference.ntk_reference import assert_kernels_close, reference_ntk
 

@@ -13,7 +13,7 @@ from regimescope.capture.snapshot import Snapshot
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.indicators.defaults import default_indicators
 from regimescope.record import Record
-from regimescope.verdict.calibration import Setup
+from regimescope.scenarios import Setup, train
 
 
 class Recorder(Indicator):
@@ -51,6 +51,12 @@ class Run:
     def last(self, tag: str) -> float:
         """The last value of a scalar tag."""
         return self.sink.scalars(tag)[1][-1]
+
+
+def start_and_end(steps: int) -> Callable[[int], bool]:
+    """A schedule measuring at step 0 and after the last step only, for runs read only through final values that
+    compare with the initialisation (the training, and so those values, are the same whatever the schedule)."""
+    return lambda step: step in (0, steps)
 
 
 def monitored_run(
@@ -93,14 +99,5 @@ def monitored_run(
     )
     run = Run(sink, recorder, monitor)
     with monitor:
-        for step in range(steps):
-            index = slice(None) if batch is None else batch(step)
-            residual = setup.model(setup.inputs[index]) - setup.targets[index]
-            loss = setup.loss_weight * 0.5 * residual.square().sum()
-            optimizer.zero_grad()
-            loss.backward()
-            if after_backward is not None:
-                after_backward(step)
-            optimizer.step()
-            run.losses.append(loss.item())
+        run.losses = train(setup, optimizer, steps=steps, batch=batch, after_backward=after_backward)
     return run

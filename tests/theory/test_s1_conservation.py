@@ -16,7 +16,7 @@ from torch import nn
 
 from regimescope.conservation import find_pairs
 from regimescope.probe import Probe
-from regimescope.verdict.calibration import Setup
+from regimescope.scenarios import Setup
 from tests.conservation._nets import (
     AttentionNet,
     FunctionalNet,

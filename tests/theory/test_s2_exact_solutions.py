@@ -14,10 +14,10 @@ import torch
 from regimescope.exact import LambdaBalancedSolution, MinimalModelSolution, lambda_balanced_init
 from regimescope.functional import kernel_distance
 from regimescope.probe import Probe
-from regimescope.verdict.calibration import Setup
-from regimescope.verdict.calibration.models import minimal_model, two_layer_linear
-from regimescope.verdict.calibration.suite import lambda_task, minimal_start, minimal_task
-from tests.theory._runs import Run, monitored_run
+from regimescope.scenarios import Setup
+from regimescope.scenarios.models import minimal_model, two_layer_linear
+from regimescope.scenarios.catalogue import lambda_task, minimal_start, minimal_task
+from tests.theory._runs import Run, monitored_run, start_and_end
 
 TOLERANCE = 0.01
 DISTANCE_TAG = "regimescope/kernel/distance_from_init"
@@ -90,7 +90,8 @@ def test_lambda_balanced_net_matches_the_closed_form(lam: float, sigma: float, t
 
 def _final_distance(build, rate: float, time: float) -> float:
     lr = 1e-2 / rate
-    run = monitored_run(build(), lr=lr, steps=round(time / lr), every=round(time / lr))
+    steps = round(time / lr)
+    run = monitored_run(build(), lr=lr, steps=steps, schedule=start_and_end(steps))
     return run.last(DISTANCE_TAG)
 
 

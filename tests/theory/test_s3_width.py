@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from torch import nn
 
-from regimescope.verdict.calibration.suite import ntk_setup
-from tests.theory._runs import monitored_run
+from regimescope.scenarios.catalogue import ntk_setup
+from tests.theory._runs import monitored_run, start_and_end
 
 WIDTHS = (256, 1024, 4096, 8192)
 SEEDS = (0, 1)
@@ -35,7 +35,8 @@ def _sweep(activation: str) -> dict[str, np.ndarray]:
         finals = []
         for seed in SEEDS:
             module = nn.ReLU() if activation == "relu" else nn.Tanh()
-            run = monitored_run(ntk_setup(width, module, seed=seed), every=200)
+            setup = ntk_setup(width, module, seed=seed)
+            run = monitored_run(setup, schedule=start_and_end(setup.steps))
             finals.append({name: run.last(tag) for name, tag in TAGS.items() if tag in run.sink.tags()})
         for name in finals[0]:
             values[name].append(float(np.mean([final[name] for final in finals])))

@@ -8,8 +8,8 @@ import functools
 import numpy as np
 import pytest
 
-from regimescope.verdict.calibration.suite import output_scale_setup
-from tests.theory._runs import monitored_run
+from regimescope.scenarios.catalogue import output_scale_setup
+from tests.theory._runs import monitored_run, start_and_end
 
 ALPHAS = (3.0, 10.0, 30.0, 100.0)
 TAGS = {
@@ -23,7 +23,7 @@ TAGS = {
 
 @functools.cache
 def _sweep() -> dict[str, np.ndarray]:
-    finals = [monitored_run(output_scale_setup(alpha, 0.2, 300), every=300) for alpha in ALPHAS]
+    finals = [monitored_run(output_scale_setup(alpha, 0.2, 300), schedule=start_and_end(300)) for alpha in ALPHAS]
     return {name: np.array([run.last(tag) for run in finals]) for name, tag in TAGS.items()}
 
 

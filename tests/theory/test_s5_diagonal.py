@@ -12,7 +12,7 @@ import functools
 import pytest
 import torch
 
-from regimescope.verdict.calibration.suite import SPARSE_SUPPORT, diagonal_setup, sparse_task
+from regimescope.scenarios.catalogue import SPARSE_SUPPORT, diagonal_setup, sparse_task
 from tests.theory._runs import Run, monitored_run
 
 ALPHAS = (0.01, 0.1, 1.0, 10.0)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from regimescope.record import Record
-from regimescope.verdict.calibration import EARLY_FRACTION, Outcome, get
-from tests.verdict._outcomes import outcomes
+from regimescope.scenarios import EARLY_FRACTION, Outcome, get
+from tests.scenarios._outcomes import outcomes
 
 DISTANCE = "regimescope/kernel/distance_from_init"
 GROWTH = "regimescope/kernel/norm_ratio"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from regimescope.verdict.calibration import SCENARIOS, Theory
+from regimescope.scenarios import SCENARIOS, Theory
 from regimescope.verdict.labeler import LAZY_BELOW, RICH_ABOVE
-from tests.verdict._outcomes import outcomes
+from tests.scenarios._outcomes import outcomes
 
 MARGIN = 0.05
 """How far inside its label's band a run theory answers definitely must end."""

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from regimescope.demo import InitSpec, Parametrisation, make_student, unit_magnitudes
-from regimescope.demo.student import TwoLayerReLU
+from regimescope.scenarios import InitSpec, Parametrisation, make_student, unit_magnitudes
+from regimescope.scenarios.student import TwoLayerReLU
 
 SCALES_AND_BALANCES = [(0.05, 0.0), (0.05, 1.0), (0.05, -2.0), (3.0, 0.0), (1e-3, 5.0), (1e-3, -5.0), (2.0, 0.3)]
 

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from regimescope.verdict.calibration import Signature, calibrate_ramp, calibrate_score, geometric_midpoint
+from regimescope.scenarios import Signature, calibrate_ramp, calibrate_score, geometric_midpoint
 from regimescope.verdict.labeler import LAZY_BELOW, RICH_ABOVE
 from regimescope.verdict.score import RAMPS
-from tests.verdict._outcomes import outcomes
+from tests.scenarios._outcomes import outcomes
 
 
 def test_ramp_puts_the_label_boundaries_at_the_thirds_of_the_log_gap() -> None:

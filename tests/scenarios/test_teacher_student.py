@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from regimescope.demo import PROBE_SIZE, make_probe, make_teacher, make_teacher_student
+from regimescope.scenarios import PROBE_SIZE, make_probe, make_teacher, make_teacher_student
 
 
 def test_targets_are_the_teacher_on_the_inputs() -> None:

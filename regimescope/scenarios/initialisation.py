@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from regimescope.demo.student import TwoLayerReLU
+from regimescope.scenarios.student import TwoLayerReLU
 
 
 class Parametrisation(enum.Enum):

@@ -2,7 +2,7 @@
 
 For each kernel evidence ``v`` (the kernel distance ``S``, the relative change ``R``) two anchors come from the
 scenarios: ``v_lazy``, the largest value any run theory calls lazy reaches, and ``v_rich``, the smallest value any run
-theory calls rich *by that evidence* reaches (:class:`~regimescope.verdict.calibration.scenario.Signature`). The
+theory calls rich *by that evidence* reaches (:class:`~regimescope.scenarios.theory.Signature`). The
 score's ramp for ``v`` is then placed with the largest margin in log space: the transitional band
 ``[LAZY_BELOW, RICH_ABOVE]`` of the score covers the middle third of ``[log v_lazy, log v_rich]``, so the lazy
 anchor, the two label boundaries and the rich anchor are equally spaced in log space. With ``g = log(v_rich /
@@ -22,7 +22,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from regimescope.verdict.calibration.scenario import Outcome, Signature, Theory
+from regimescope.scenarios.runner import Outcome
+from regimescope.scenarios.theory import Signature, Theory
 from regimescope.verdict.labeler import LAZY_BELOW, RICH_ABOVE
 from regimescope.verdict.score import Ramp
 

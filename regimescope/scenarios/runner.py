@@ -1,19 +1,20 @@
-"""A calibration scenario: a model whose regime theory predicts, trained by gradient descent with a monitor attached."""
+"""Running a scenario: full-batch gradient descent with a monitor attached, and what the monitor said about it."""
 
 from __future__ import annotations
 
-import enum
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from regimescope.forecast import Forecast, confirmed
 from regimescope.monitor import RegimeMonitor
-from regimescope.probe import Probe
 from regimescope.record import Record, tag
 from regimescope.schedule import LogThenEvery
+from regimescope.scenarios.scenario import Scenario, Setup
 from regimescope.sinks import MemorySink, Sink
 from regimescope.verdict.labeler import LABELS
 
@@ -23,86 +24,50 @@ LABEL = tag("regime", "label")
 SCORE = tag("regime", "score")
 EARLY_FRACTION = 0.02
 """The "early" label of a run is the one at the last measurement within this fraction of its steps."""
+MEASUREMENTS = 32
+"""About how many regular measurements a run gets (the schedule also measures at the powers of two below them)."""
 
 
-class Theory(enum.Enum):
-    """What theory predicts for a run (``str()`` gives the value)."""
-
-    LAZY = "lazy"
-    """The NTK barely moves for the whole run."""
-    RICH = "rich"
-    """The NTK moves: it turns, or it grows by orders of magnitude from a small initialisation."""
-    DELAYED_RICH = "delayed rich"
-    """Lazy first (the large layer fits on fixed features), rich once the small layer has grown."""
-    LAZY_EARLY = "lazy early"
-    """Lazy over the first part of the run; theory says nothing definite about its end."""
-
-    def __str__(self) -> str:
-        """The plain value, for tables."""
-        return self.value
-
-    def agrees(self, early: str, final: str) -> bool:
-        """Whether the labels at the early checkpoint and at the end agree with this prediction."""
-        if self is Theory.LAZY:
-            return early == "lazy" and final == "lazy"
-        if self is Theory.RICH:
-            return final == "rich"
-        if self is Theory.DELAYED_RICH:
-            return early == "lazy" and final == "rich"
-        return early == "lazy"
+def loss(setup: Setup, index: slice | torch.Tensor = slice(None)) -> torch.Tensor:
+    """``L = loss_weight * |f(X) - Y|_F^2 / 2`` on the examples ``index`` of the training set."""
+    residual = setup.model(setup.inputs[index]) - setup.targets[index]
+    return setup.loss_weight * 0.5 * residual.square().sum()
 
 
-class Signature(enum.Enum):
-    """Which kernel evidence theory says carries a rich run (used to calibrate each evidence's ramp)."""
+def train(
+    setup: Setup,
+    optimizer: torch.optim.Optimizer,
+    *,
+    steps: int | None = None,
+    batch: Callable[[int], torch.Tensor] | None = None,
+    after_backward: Callable[[int], None] | None = None,
+    callback: Callable[[int], None] | None = None,
+) -> list[float]:
+    """Train ``setup.model`` on :func:`loss` with ``optimizer`` (a monitor attached to it measures after each step).
 
-    DIRECTION = "direction"
-    """The kernel turns: ``S(K_0, K_t)`` grows towards 1."""
-    SCALE = "scale"
-    """The kernel grows by orders of magnitude from a small initialisation: ``|K_t - K_0| / |K_0| >> 1``."""
+    Args:
+        setup: The built scenario.
+        optimizer: Optimiser over the model's parameters.
+        steps: Number of steps (default ``setup.steps``).
+        batch: ``step -> indices`` of the examples of step ``step = 0, 1, ...`` (default: the full batch).
+        after_backward: Called with ``step`` after the backward pass, before the optimizer step.
+        callback: Called with ``step + 1`` (the number of updates so far) after each optimizer step.
 
-
-@dataclass
-class Setup:
-    """A built scenario, ready to train.
-
-    Attributes:
-        model: The model (float64, initialised).
-        inputs: Training inputs (one full batch).
-        targets: Training targets, ``(n, outputs)``.
-        lr: Gradient-descent step size.
-        steps: Number of steps.
-        loss_weight: ``L = loss_weight * |f(X) - Y|_F^2 / 2``.
-        probe: The monitor's probe.
+    Returns:
+        The loss of each step, before its update.
     """
-
-    model: nn.Module
-    inputs: torch.Tensor
-    targets: torch.Tensor
-    lr: float
-    steps: int
-    loss_weight: float
-    probe: Probe
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A run whose regime theory predicts.
-
-    Attributes:
-        name: Short unique name.
-        section: Where theory.md states the prediction, e.g. ``"6.3"``.
-        description: One line for tables.
-        theory: The prediction.
-        build: Builds the run (deterministic).
-        signatures: For rich runs, the kernel evidence theory says carries the richness.
-    """
-
-    name: str
-    section: str
-    description: str
-    theory: Theory
-    build: Callable[[], Setup]
-    signatures: frozenset[Signature] = frozenset()
+    losses = []
+    for step in range(setup.steps if steps is None else steps):
+        value = loss(setup, slice(None) if batch is None else batch(step))
+        optimizer.zero_grad()
+        value.backward()
+        if after_backward is not None:
+            after_backward(step)
+        optimizer.step()
+        losses.append(value.item())
+        if callback is not None:
+            callback(step + 1)
+    return losses
 
 
 @dataclass
@@ -118,6 +83,8 @@ class Outcome:
         change: Final ``|K_T - K_0| / |K_0|``.
         forecast: The monitor's step-0 forecast (``None`` when it made none).
         explanation: The monitor's explanation of the final label.
+        losses: The training loss :func:`loss` after ``t = 0 ... steps`` updates.
+        seconds: Wall time of the run, building, training and measurements included.
         history: Every record of the run.
         model: The trained model.
     """
@@ -130,6 +97,8 @@ class Outcome:
     change: float
     forecast: Forecast | None
     explanation: str
+    losses: list[float] = field(repr=False)
+    seconds: float
     history: list[Record] = field(repr=False)
     model: nn.Module = field(repr=False)
 
@@ -157,23 +126,27 @@ def run_scenario(
     scenario: Scenario,
     *,
     dtype: torch.dtype = torch.float32,
-    measurements: int = 32,
+    measurements: int = MEASUREMENTS,
     sinks: Sequence[Sink] = (),
-    logdir: str | None = None,
+    logdir: str | Path | None = None,
+    callback: Callable[[int], None] | None = None,
 ) -> Outcome:
-    """Build, train with a :class:`~regimescope.monitor.RegimeMonitor` attached, and collect the verdicts.
+    """Build, train by gradient descent with a :class:`~regimescope.monitor.RegimeMonitor` attached, and collect
+    the verdicts.
 
     Args:
         scenario: The scenario.
         dtype: The monitor's compute dtype.
-        measurements: About how many regular measurements (the monitor's default schedule also measures at the
-            powers of two below the interval).
+        measurements: About how many regular measurements: the schedule is ``LogThenEvery(steps // measurements)``,
+            which also measures at the powers of two below the interval.
         sinks: Extra sinks (e.g. a TensorBoard sink).
         logdir: The monitor's log folder (``None``: none).
+        callback: Called with the number of updates so far after each optimizer step (e.g. a progress bar).
 
     Returns:
         The outcome.
     """
+    start = time.perf_counter()
     setup = scenario.build()
     optimizer = torch.optim.SGD(setup.model.parameters(), lr=setup.lr)
     memory = MemorySink()
@@ -188,14 +161,11 @@ def run_scenario(
         max_overhead=None,  # calibration compares curves measured at the same steps, whatever they cost
     )
     with monitor:
-        for _ in range(setup.steps):
-            residual = setup.model(setup.inputs) - setup.targets
-            loss = setup.loss_weight * 0.5 * residual.square().sum()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        losses = train(setup, optimizer, callback=callback)
         explanation = monitor.explain()
         forecast = monitor.forecast
+    with torch.no_grad():
+        losses.append(loss(setup).item())
     labelled = [r for r in memory.records if LABEL in r.scalars]
     early_steps = [r for r in labelled if r.step <= EARLY_FRACTION * setup.steps] or labelled[:1]
     last = labelled[-1]
@@ -208,6 +178,8 @@ def run_scenario(
         change=last.scalars[CHANGE],
         forecast=forecast,
         explanation=explanation,
+        losses=losses,
+        seconds=time.perf_counter() - start,
         history=list(memory.records),
         model=setup.model,
     )
