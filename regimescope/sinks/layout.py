@@ -29,6 +29,8 @@ _PER_LAYER_CHARTS = {
     "kernel share, per layer": ("kernel", "share"),
     "weights relative change, per layer": ("weights", "relative_change"),
     "noise of the kernel distance, per layer": ("noise/kernel", "distance_from_init"),
+    "BatchNorm running statistics change, per layer": ("normalization", "running_change"),
+    "BatchNorm eval gap, per layer": ("normalization", "eval_gap"),
 }
 """Per-layer charts of the families that the per-block summaries replace in the layout of a deep model."""
 
@@ -66,6 +68,9 @@ def _fixed_charts(summarised: bool) -> dict[str, list[str]]:
     charts = {"regime (score, label)": _exactly(tag("regime", "score"), tag("regime", "label"))}
     for metric, title in KERNEL_CHARTS.items():
         charts[title] = _exactly(tag("kernel", metric), tag("noise/kernel", metric))
+    charts["BatchNorm statistics, mean over layers"] = _exactly(
+        tag("normalization", "running_change"), tag("normalization", "eval_gap")
+    )
     if summarised:
         charts.update({title: [_family_regex(BLOCK_FAMILY, metric)] for title, metric in _BLOCK_CHARTS.items()})
     else:
@@ -85,8 +90,8 @@ def build_layout(tags: Iterable[str]) -> dict[str, dict[str, list[str | list[str
 
     A deep model (one whose first record has per-block summaries, ``regimescope/blocks/...``: more than 12
     parameter layers, see :mod:`regimescope.indicators.layer_summary`) gets the per-block charts in place of the
-    per-layer charts of kernel distance, kernel share, weight change and kernel-distance noise, which would hold one
-    line per layer (41 for a ResNet-18). Those per-layer tags are still written, and read in TensorBoard's Scalars
+    per-layer charts of kernel distance, kernel share, weight change, kernel-distance noise and BatchNorm statistics,
+    which would hold one line per layer (41 for a ResNet-18; the BatchNorm statistics keep their means over layers). Those per-layer tags are still written, and read in TensorBoard's Scalars
     tab, the regimescope tab and the report.
 
     TensorBoard keeps only the first layout of a run, which is why the charts depend on nothing but whether the

@@ -126,10 +126,12 @@ def test_a_resnet_layout_shows_blocks_and_keeps_every_chart_readable(resnet_tags
     for block in ("conv1", "bn1", "layer1.0", "layer2.0", "layer4.1", "fc"):
         for metric in ("kernel_distance_from_init", "kernel_share", "weights_relative_change"):
             assert len(_charts_matching(layout, f"regimescope/blocks/{metric}/{block}")) == 1
-    # The per-layer tags are still written; the layout leaves the four long families to the other views.
+    # The per-layer tags are still written; the layout leaves the long families to the other views (the BatchNorm
+    # statistics keep their means over layers).
     assert _charts_matching(layout, "regimescope/weights/relative_change/layer2.0.downsample.0") == []
     assert _charts_matching(layout, "regimescope/kernel/share/fc") == []
+    assert len(_charts_matching(layout, "regimescope/normalization/eval_gap")) == 1
     for name in every:
         summarised = re.match(r"regimescope/(kernel/(distance_from_init|share)|weights/relative_change|"
-                              r"noise/kernel/distance_from_init)/", name)
+                              r"noise/kernel/distance_from_init|normalization/(running_change|eval_gap))/", name)
         assert len(_charts_matching(layout, name)) == (0 if summarised else 1), name
