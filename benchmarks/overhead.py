@@ -149,9 +149,8 @@ def _lm_run(monitored: bool, steps: int, logdir: Path) -> Outcome:
 
 
 def _gpt2_run(monitored: bool, steps: int, logdir: Path) -> Outcome:
-    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, TrainingArguments
-
     from regimescope.integrations.transformers import RegimeTrainerCallback
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, TrainingArguments
 
     torch.manual_seed(0)
     vocab, length = 64, 32

@@ -27,7 +27,6 @@ from torch.nn.parallel import DistributedDataParallel
 import regimescope as rs
 from regimescope.verdict import Verdict
 
-
 QUICK_BUDGET = {"max_overhead": None}
 """``--quick`` runs a few steps of milliseconds each, too short for the default overhead budget to earn a second
 measurement: they keep the fixed schedule so the tests see the curves. Full runs keep the default budget."""

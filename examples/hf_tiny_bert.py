@@ -16,9 +16,9 @@ import argparse
 from collections.abc import Sequence
 
 import torch
+from regimescope.integrations.transformers import RegimeTrainerCallback
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
-from regimescope.integrations.transformers import RegimeTrainerCallback
 from regimescope.verdict import Verdict
 
 VOCAB = 64

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from regimescope.integrations.lightning import RegimeCallback
 from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from regimescope.integrations.lightning import RegimeCallback
 from regimescope.verdict import Verdict
 
 

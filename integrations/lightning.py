@@ -20,6 +20,7 @@ except ImportError as error:
 
 from regimescope.integrations.options import adapter_arguments, kernel_options
 from regimescope.integrations.probe_source import model_device, resolve_probe
+
 from regimescope.monitor import RegimeMonitor
 from regimescope.probe import Probe
 

@@ -6,9 +6,10 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
+from regimescope.integrations.stopping import StopCondition
+
 from regimescope.capture.config import CaptureConfig
 from regimescope.capture.sizing import check_choice
-from regimescope.integrations.stopping import StopCondition
 from regimescope.monitor import RegimeMonitor
 from regimescope.probe import Probe
 from regimescope.split_kernel import parse_sharing

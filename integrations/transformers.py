@@ -17,13 +17,12 @@ except ImportError as error:
         f"({error}). Install it with `pip install 'regimescope[transformers]'`."
     ) from error
 
-from torch import nn
-
 from regimescope.integrations.options import KERNEL_OPTION_NAMES, adapter_arguments, kernel_options
 from regimescope.integrations.probe_source import model_device, resolve_probe
 from regimescope.integrations.state_codec import decode_state, encode_state
+from torch import nn
+
 from regimescope.monitor import RegimeMonitor
-from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION
 from regimescope.probe import Probe
 from regimescope.unwrap import unwrap_model
 

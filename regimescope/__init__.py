@@ -47,6 +47,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 if TYPE_CHECKING:
     from regimescope.alerts import Alert, RegimeWarning
     from regimescope.conservation import conserved_quantities
+    from regimescope.forecast import forecast_regime
     from regimescope.functional import (
         effective_rank,
         kernel_alignment,
@@ -56,14 +57,13 @@ if TYPE_CHECKING:
         norm_ratio,
         relative_change,
     )
-    from regimescope.forecast import forecast_regime
     from regimescope.monitor import RegimeMonitor
     from regimescope.ntk import Implementation, empirical_ntk
     from regimescope.probe import Probe
     from regimescope.record import Record
     from regimescope.schedule import LogThenEvery
-    from regimescope.sweep import sweep
     from regimescope.sinks import CallbackSink, JsonlSink, MemorySink, Sink, TensorBoardSink
+    from regimescope.sweep import sweep
     from regimescope.verdict import Verdict
 
 

@@ -14,17 +14,17 @@ import torch
 from torch import nn
 
 from regimescope.alerts import Alert, AlertDispatcher, AlertRule, AlertWatch, Observation, default_rules
+from regimescope.budget import DEFAULT_MAX_OVERHEAD, OverheadBudget
 from regimescope.capture import CaptureConfig, Snapshot, capture
 from regimescope.capture.capture import measured_model
 from regimescope.capture.layers import default_feature_layers, default_pattern_layers, resolve_layers
-from regimescope.budget import DEFAULT_MAX_OVERHEAD, OverheadBudget
 from regimescope.capture.needs import Need
 from regimescope.capture.sizing import Auto, MeasurementPlan, Sizing, probe_pass, wall_seconds
 from regimescope.conservation.learning_rates import group_learning_rates
 from regimescope.distributed import from_main_process, is_main_process, world_size
 from regimescope.fingerprint import fingerprint, mismatch
-from regimescope.guards import check_mode
 from regimescope.forecast import Forecast
+from regimescope.guards import check_mode
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.indicators.defaults import default_indicators
 from regimescope.indicators.suite import IndicatorSuite
@@ -388,7 +388,8 @@ class RegimeMonitor:
             "Pass `max_overhead=None` for the fixed schedule, a larger share, or a cheaper measurement."
         )
         logger.info("regimescope: %s", note.replace("**", ""))
-        self._sinks.write(Record(step, scalars={COST_BUDGET_DEFERRED: float(self._budget.deferred)}, texts={COST_NOTES: note}))
+        deferred = {COST_BUDGET_DEFERRED: float(self._budget.deferred)}
+        self._sinks.write(Record(step, scalars=deferred, texts={COST_NOTES: note}))
 
     def _safe_measure(self, step: int) -> Verdict | None:
         try:

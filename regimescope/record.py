@@ -6,11 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from regimescope.tags import ROOT as TAG_ROOT
-from regimescope.tags import tag
-
-__all__ = ["TAG_ROOT", "Record", "tag"]
-
 
 @dataclass
 class Record:

@@ -120,7 +120,7 @@ def test_no_module_imports_from_its_own_layer_or_above() -> None:
         ("from ..alerts import rule\n", "verdict/x.py:1: verdict imports regimescope.alerts"),
         ("import importlib\nimportlib.import_module('regimescope.cli.main')\n", "verdict imports regimescope.cli"),
         ("from regimescope import RegimeMonitor\n", "regimescope (the package façade)"),
-        ("from regimescope.verdict import score\nfrom regimescope.record import tag\nimport torch\n", None),
+        ("from regimescope.verdict import score\nfrom regimescope.tags import tag\nimport torch\n", None),
     ],
     ids=["upward", "inside-a-function", "relative", "import_module", "facade", "allowed"],
 )

@@ -19,7 +19,7 @@ from typing import Literal
 
 from torch import fx, nn
 
-from regimescope.conservation.ops import NOT_HOMOGENEOUS, CAUSES, OpInfo, OpKind, classify
+from regimescope.conservation.ops import CAUSES, NOT_HOMOGENEOUS, OpInfo, OpKind, classify
 from regimescope.conservation.pairs import LAST_AXIS_NORMS, LAYER_TYPES, Break, LayerPair, affine_norm, layer_pair
 from regimescope.conservation.transformer_layers import TRANSFORMER_LAYERS, activation_label
 from regimescope.guards import shadow_copy

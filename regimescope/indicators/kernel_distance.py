@@ -27,7 +27,8 @@ class KernelDistance(NoisyIndicator):
     outputs = (Output(KERNEL_DISTANCE, Direction.HIGHER, evidence="direction", noisy=True),)
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
-        record = Record(current.step, scalars={KERNEL_DISTANCE: float(kernel_distance(reference.kernel, current.kernel))})
+        value = float(kernel_distance(reference.kernel, current.kernel))
+        record = Record(current.step, scalars={KERNEL_DISTANCE: value})
         halves = (reference.kernel_halves, current.kernel_halves)
         self.add_noise(record, KERNEL_DISTANCE, distance, reference.kernel, current.kernel, halves=halves)
         return record

@@ -12,9 +12,9 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from regimescope.record import TAG_ROOT
 from regimescope.report.html import failure
 from regimescope.report.run_data import BALANCE_PREFIX, LAYER_DISTANCE_PREFIX, LayerGrid, RunData, Series
+from regimescope.tags import ROOT
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -36,7 +36,7 @@ KERNEL_METRICS = (
 """Whole-model kernel indicators shown side by side: (metric, title, positive: drawn on a log axis when its values
 span more than :data:`LOG_SPAN`)."""
 
-BLOCK_DISTANCE_PREFIX = f"{TAG_ROOT}/blocks/kernel_distance_from_init/"
+BLOCK_DISTANCE_PREFIX = f"{ROOT}/blocks/kernel_distance_from_init/"
 """Per-block kernel distances (:mod:`regimescope.indicators.layer_summary`), shown as a heat map when logged."""
 
 LOG_RANGE = 1e-8
@@ -146,7 +146,7 @@ def kernel_figure(runs: Sequence[RunData]) -> Figure:
     colors: dict[str, object] = {}
     span = _step_range(runs)
     for ax, (metric, title, positive) in zip(axes, KERNEL_METRICS):
-        tag = f"{TAG_ROOT}/kernel/{metric}"
+        tag = f"{ROOT}/kernel/{metric}"
         for run in runs:
             series = run.series(tag)
             if series is None:
@@ -154,7 +154,7 @@ def kernel_figure(runs: Sequence[RunData]) -> Figure:
             steps, values = _positive(series) if positive else (series.steps, series.values)
             (line,) = ax.plot(steps, values, lw=1.4, marker=".", ms=3, color=colors.get(run.name))
             colors.setdefault(run.name, line.get_color())
-            noise = run.series(f"{TAG_ROOT}/noise/kernel/{metric}")
+            noise = run.series(f"{ROOT}/noise/kernel/{metric}")
             if noise is not None:
                 by_step = dict(zip(noise.steps, noise.values))
                 low = [max(v - by_step.get(s, 0.0), v * 1e-3 if positive else -math.inf) for s, v in zip(steps, values)]
@@ -293,7 +293,7 @@ def cost_figure(runs: Sequence[RunData]) -> Figure:
     seconds_ax, fraction_ax = figure.subplots(1, 2)
     for run in runs:
         for ax, metric in ((seconds_ax, "seconds"), (fraction_ax, "fraction")):
-            series = run.series(f"{TAG_ROOT}/cost/{metric}")
+            series = run.series(f"{ROOT}/cost/{metric}")
             if series is not None:
                 ax.plot(series.steps, series.values, lw=1.3, marker=".", ms=3, label=run.name)
     seconds_ax.set_title("seconds per measurement", fontsize=9)

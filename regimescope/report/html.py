@@ -8,8 +8,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from regimescope.record import tag
 from regimescope.report.run_data import AlertRow, RunData
+from regimescope.tags import tag
 
 NOTES = (
     ("Why this verdict (step {step})", tag("regime", "explanation")),

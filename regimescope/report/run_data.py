@@ -12,17 +12,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from regimescope.record import TAG_ROOT, Record
+from regimescope.record import Record
 from regimescope.sinks.jsonl import read_jsonl
 from regimescope.sinks.logdir import JSONL_NAME
+from regimescope.tags import ROOT
 
-SCORE_TAG = f"{TAG_ROOT}/regime/score"
-LABEL_TAG = f"{TAG_ROOT}/regime/label"
+SCORE_TAG = f"{ROOT}/regime/score"
+LABEL_TAG = f"{ROOT}/regime/label"
 LABELS = ("lazy", "transitional", "rich")
 """Label names by the index logged under ``regimescope/regime/label`` (as in ``regimescope.verdict``)."""
 
-LAYER_DISTANCE_PREFIX = f"{TAG_ROOT}/kernel/distance_from_init/"
-BALANCE_PREFIX = f"{TAG_ROOT}/balance/"
+LAYER_DISTANCE_PREFIX = f"{ROOT}/kernel/distance_from_init/"
+BALANCE_PREFIX = f"{ROOT}/balance/"
 PAIR_FAMILIES = ("balance", "balance_drift", "balance_explained")
 """Families whose third tag part is a layer pair (``regimescope/balance/<pair>``)."""
 NOISE_FAMILY = "noise"
@@ -134,7 +135,7 @@ def split_tag(tag: str) -> tuple[str, str | None]:
     ``regimescope/balance/fc1-fc2`` -> ``("balance", "fc1-fc2")`` (the balance families name a layer pair third).
     """
     parts = tag.split("/")
-    if parts[0] == TAG_ROOT and len(parts) == 3 and parts[1] in PAIR_FAMILIES:
+    if parts[0] == ROOT and len(parts) == 3 and parts[1] in PAIR_FAMILIES:
         return parts[1], parts[2]
     if len(parts) <= 3:
         return "/".join(parts[1:]), None
@@ -173,7 +174,7 @@ def run_from_records(name: str, records: list[Record]) -> RunData:
         for tag, text in record.texts.items():
             texts.setdefault(tag, []).append((record.step, text))
     scalars = {tag: Series(steps, values) for tag, (steps, values) in columns.items()}
-    return RunData(name=name, scalars=scalars, alerts=parse_alerts(texts.get(f"{TAG_ROOT}/alerts", [])), texts=texts)
+    return RunData(name=name, scalars=scalars, alerts=parse_alerts(texts.get(f"{ROOT}/alerts", [])), texts=texts)
 
 
 def find_runs(logdir: str | os.PathLike[str]) -> list[Path]:

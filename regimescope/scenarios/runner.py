@@ -12,10 +12,11 @@ from torch import nn
 
 from regimescope.forecast import Forecast, confirmed
 from regimescope.monitor import RegimeMonitor
-from regimescope.record import Record, tag
-from regimescope.schedule import LogThenEvery
+from regimescope.record import Record
 from regimescope.scenarios.scenario import Scenario, Setup
+from regimescope.schedule import LogThenEvery
 from regimescope.sinks import MemorySink, Sink
+from regimescope.tags import tag
 from regimescope.verdict.labeler import LABELS
 
 DISTANCE = tag("kernel", "distance_from_init")

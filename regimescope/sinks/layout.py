@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from regimescope.record import TAG_ROOT, tag
+from regimescope.tags import ROOT, tag
 
-CATEGORY = TAG_ROOT
+CATEGORY = ROOT
 """Title of the one custom-scalars category regimescope writes."""
 
 KERNEL_CHARTS = {
@@ -59,7 +59,7 @@ def _exactly(*tags: str) -> list[str]:
 
 def _family_regex(family: str, metric: str | None = None) -> str:
     """The regex of every tag below ``regimescope/<family>[/<metric>]/`` (TensorBoard matches from the start)."""
-    prefix = "/".join(part for part in (TAG_ROOT, family, metric) if part is not None)
+    prefix = "/".join(part for part in (ROOT, family, metric) if part is not None)
     return f"{prefix}/.*"
 
 
@@ -105,14 +105,14 @@ def build_layout(tags: Iterable[str]) -> dict[str, dict[str, list[str | list[str
         ``{"regimescope": {chart title: ["Multiline", [tag regex, ...]]}}``.
     """
     names = list(tags)
-    summarised = any(name.startswith(f"{TAG_ROOT}/{BLOCK_FAMILY}/") for name in names)
+    summarised = any(name.startswith(f"{ROOT}/{BLOCK_FAMILY}/") for name in names)
     charts = _fixed_charts(summarised)
     contract = {**_fixed_charts(summarised=False), **_fixed_charts(summarised=True)}
     patterns = [re.compile(regex) for regexes in contract.values() for regex in regexes]
     extra: dict[str, str] = {}
     for name in names:
         parts = name.split("/")
-        if parts[0] != TAG_ROOT or len(parts) < 2 or any(p.match(name) for p in patterns):
+        if parts[0] != ROOT or len(parts) < 2 or any(p.match(name) for p in patterns):
             continue
         title = "/".join(parts[1:3])
         extra[title] = "^" + re.escape("/".join(parts[:3])) + "(/.*)?$"

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from regimescope.record import tag
 from regimescope.sinks.tensorboard import _summary_writer_class
 from regimescope.sweep.grid import Axis
+from regimescope.tags import tag
 
 METRICS = {
     "score": (tag("sweep", "score"), "richness score", "final richness score in [0, 1] (0 lazy, 1 rich)"),

@@ -20,12 +20,13 @@ import torch
 from regimescope.conservation.learning_rates import group_learning_rates
 from regimescope.forecast import forecast_regime
 from regimescope.monitor import RegimeMonitor
-from regimescope.record import Record, tag
+from regimescope.record import Record
 from regimescope.report.build import slug
 from regimescope.schedule import LogThenEvery
 from regimescope.sweep.builtins import WIDTH
 from regimescope.sweep.grid import Axis, Value, point_name
 from regimescope.sweep.task import SweepTask
+from regimescope.tags import tag
 from regimescope.verdict.labeler import LABELS
 
 logger = logging.getLogger(__name__)

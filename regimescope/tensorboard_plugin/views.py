@@ -6,10 +6,10 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlencode
 
-from regimescope.record import tag
 from regimescope.report.figures import BLOCK_DISTANCE_PREFIX, KERNEL_METRICS
 from regimescope.report.html import failure, notes
 from regimescope.report.run_data import BALANCE_PREFIX, LAYER_DISTANCE_PREFIX, RunData
+from regimescope.tags import tag
 
 GRIDS = (
     ("kernel distance from init S(K_b0, K_bt), per block", BLOCK_DISTANCE_PREFIX, "distance"),

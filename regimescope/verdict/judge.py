@@ -1,4 +1,4 @@
-"""The verdict stage of a monitor: the step-0 forecast, then at each measurement a score, a label and its explanation."""
+"""The verdict stage of a monitor: the step-0 forecast, then at each measurement a score, a label, an explanation."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from regimescope.conservation.explained_drift import ExplainedDrift
 from regimescope.conservation.discovery import find_layer_pairs
+from regimescope.conservation.explained_drift import ExplainedDrift
 from regimescope.conservation.quantities import balance_drift, unit_deltas, unit_scales, unit_squares
 
 

@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from regimescope.conservation import (
-    mean_balance,
     PairRates,
     balance_drift,
     balance_matrix,
     find_layer_pairs,
+    mean_balance,
     unit_balances,
     unit_deltas,
     unit_scales,

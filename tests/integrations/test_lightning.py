@@ -14,9 +14,9 @@ pl = pytest.importorskip(
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 from lightning.pytorch.strategies import FSDPStrategy  # noqa: E402
+from regimescope.integrations.lightning import RegimeCallback  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-from regimescope.integrations.lightning import RegimeCallback  # noqa: E402
 from regimescope.sinks import read_jsonl  # noqa: E402
 from tests.integrations._resume import assert_resumed_like  # noqa: E402
 

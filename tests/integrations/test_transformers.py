@@ -12,9 +12,9 @@ transformers = pytest.importorskip(
     "transformers", reason="the `transformers` extra is not installed (pip install -e '.[transformers]')"
 )
 pytest.importorskip("accelerate", reason="the `transformers` extra is not installed (pip install -e '.[transformers]')")
+from regimescope.integrations.transformers import STATE_ATTRIBUTE, RegimeTrainerCallback, logging_dir  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-from regimescope.integrations.transformers import STATE_ATTRIBUTE, RegimeTrainerCallback, logging_dir  # noqa: E402
 from tests.integrations._resume import assert_resumed_like  # noqa: E402
 
 SCORE = "regimescope/regime/score"

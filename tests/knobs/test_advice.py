@@ -9,9 +9,9 @@ from torch import nn
 from torch.nn import functional as F
 
 import regimescope as rs
-from regimescope.scenarios import InitSpec, make_probe, make_student, make_teacher_student
 from regimescope.forecast import LAZY_RATIO
 from regimescope.knobs import CLEAR_MARGIN, advise, model_at_init, scale_init, scale_output
+from regimescope.scenarios import InitSpec, make_probe, make_student, make_teacher_student
 from regimescope.verdict import Verdict, explain
 
 STEPS = 300

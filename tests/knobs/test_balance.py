@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from regimescope.conservation import conserved_quantities
-from regimescope.scenarios import InitSpec, make_student
 from regimescope.exact import LambdaBalancedSolution, lambda_balanced_init
 from regimescope.knobs import rebalance
+from regimescope.scenarios import InitSpec, make_student
 from regimescope.scenarios.models import two_layer_linear, whitened_inputs
 
 

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import regimescope as rs
-from regimescope.scenarios import InitSpec, make_student
 from regimescope.knobs import at_width, multipliers
+from regimescope.scenarios import InitSpec, make_student
 from tests.reference.ntk_reference import assert_kernels_close, reference_ntk
 
 

@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 import regimescope as rs
-from regimescope.scenarios import InitSpec, make_probe, make_student, make_teacher_student
 from regimescope.exact import LambdaBalancedSolution, lambda_balanced_init
 from regimescope.knobs import rebalance
-from regimescope.record import tag
-from regimescope.sweep import measured_boundary
-from regimescope.verdict import richness_score
+from regimescope.scenarios import InitSpec, make_probe, make_student, make_teacher_student
 from regimescope.scenarios.models import two_layer_linear, whitened_inputs
+from regimescope.sweep import measured_boundary
+from regimescope.tags import tag
+from regimescope.verdict import richness_score
 
 FACTOR = 2.0
 """Largest ratio between two boundaries (issue 14: within a factor of 2 in the knob)."""

@@ -15,8 +15,8 @@ from regimescope.exact import LambdaBalancedSolution, MinimalModelSolution, lamb
 from regimescope.functional import kernel_distance
 from regimescope.probe import Probe
 from regimescope.scenarios import Setup
-from regimescope.scenarios.models import minimal_model, two_layer_linear
 from regimescope.scenarios.catalogue import lambda_task, minimal_start, minimal_task
+from regimescope.scenarios.models import minimal_model, two_layer_linear
 from tests.theory._runs import Run, monitored_run, start_and_end
 
 TOLERANCE = 0.01

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import regimescope as rs
+from regimescope.scenarios import get
 from regimescope.tags import KERNEL_DISTANCE as DISTANCE_TAG
 from regimescope.tags import KERNEL_RELATIVE_CHANGE as CHANGE_TAG
 from regimescope.tags import noise_tag
 from regimescope.verdict import RAMPS, Verdict, explain, richness_evidence, richness_score
-from regimescope.scenarios import get
 from regimescope.verdict.labeler import LAZY_BELOW
 
 

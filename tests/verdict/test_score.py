@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from regimescope.verdict import RAMPS, Ramp, richness_evidence, richness_score
 from regimescope.tags import KERNEL_DISTANCE as DISTANCE_TAG
 from regimescope.tags import KERNEL_RELATIVE_CHANGE as CHANGE_TAG
+from regimescope.verdict import RAMPS, Ramp, richness_evidence, richness_score
 from regimescope.verdict.score import R_LAZY, R_RICH, S_LAZY, S_RICH
 
 

@@ -22,6 +22,7 @@ import zlib
 import torch
 import torch.nn.functional as F
 
+
 class CountSketch:
     """The sketch of one parameter tensor: ``(..., P) -> (..., m)``.
 

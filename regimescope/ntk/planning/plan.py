@@ -27,7 +27,6 @@ from regimescope.ntk.model.blocks import ParamBlock
 from regimescope.ntk.planning.costs import Form, Geometry, form_bytes, form_flops
 from regimescope.ntk.planning.profile import SetProfile
 
-
 COLLECT_TARGET = 64 * 2**20
 """Working bytes a collection pass aims at. Passes over more examples at once are not faster on a CPU (the
 activations fall out of cache), so examples are chunked to about this size even when the budget allows more; all
