@@ -266,7 +266,7 @@ class RegimeMonitor:
                 output_projection=self._requested["output_projection"],
                 measured_examples=self._requested["measured_examples"],
             )
-            plan = self._sizing.first()  # the same on every rank; revised on step 0's cost in one process only
+            plan = self._sizing.first(self._timed_probe_pass())
         else:
             plan = self.plan
         self._judge = RegimeJudge({}, strict=self.strict)
@@ -296,13 +296,20 @@ class RegimeMonitor:
         self.config.output_projection = plan.output_projection
         self._judge.measurement = plan.describe() if plan.reduced else None
 
+    def _timed_probe_pass(self) -> float | None:
+        """The wall time of one forward and backward pass of the probe (after one that warms the model up), which
+        sizes the measurement; ``None`` when nothing is sized, or in a distributed job (every rank must choose the
+        same plan, so the first is not timed and not revised)."""
+        if self._sizing is None or not self._sizing.adaptive or world_size() > 1:
+            return None
+        probe_pass(self.model, self.probe, self.config)
+        return wall_seconds(lambda: probe_pass(self.model, self.probe, self.config), self.probe.device)
+
     def _resized(self, snapshot: Snapshot, seconds: float) -> Snapshot:
         """Revise the first plan from what its step-0 measurement cost (:class:`~regimescope.capture.sizing.Sizing`)
         and measure step 0 again when the plan changes (the model has not moved); log the plan kept."""
-        probe_pass(self.model, self.probe, self.config)  # warms the model up
-        unit = wall_seconds(lambda: probe_pass(self.model, self.probe, self.config), self.probe.device)
         tried = self.plan
-        self._use_plan(self._sizing.revise(tried, seconds, unit))
+        self._use_plan(self._sizing.revise(tried, seconds, tried.pass_seconds))
         if (self.plan.examples, self.plan.output_projection) != (tried.examples, tried.output_projection):
             snapshot = capture(self.model, self._context.probe, self._suite.needs, self.config, snapshot.step)
         logger.info("regimescope measures %s.", self.plan.describe())
@@ -473,7 +480,7 @@ class RegimeMonitor:
         captured = time.perf_counter()
         snapshot = capture(self.model, self._context.probe, self._suite.needs, self.config, step, kernels)
         first = self._init is None
-        if first and self._sizing is not None and self._sizing.adaptive and world_size() == 1:
+        if first and self.plan.pass_seconds is not None and self._sizing is not None:
             snapshot = self._resized(snapshot, time.perf_counter() - captured)
         if first:
             self._init = self._suite.retained(snapshot, Reference.INIT)

@@ -16,8 +16,9 @@ the probe's size; with ``max_overhead = 5%`` the budget allows one about every 4
    quarter, down to :data:`MIN_EXAMPLES` examples (the sampling noise grows as the probe shrinks, and is reported).
 
 No trial kernel is computed: the step-0 measurement is the trial (:class:`Sizing`). The monitor times one
-forward and backward pass of the probe and the step-0 measurement of a first plan; when another plan is predicted
-to fit the target better, step 0 is measured again with it (the model has not moved). The choice is kept for the
+forward and backward pass of the probe, picks a first plan from that time and a prior cost model, and times the
+step-0 measurement made with it; when another plan is predicted to fit the target better, step 0 is measured again
+with it (the model has not moved). The choice is kept for the
 whole run, so the kernels stay comparable, and saved with the monitor's state. Options the user passes explicitly
 are kept as given; with ``max_overhead=None`` nothing is reduced.
 """
@@ -47,7 +48,13 @@ PROJECTIONS = (8, 4, 2)
 MIN_EXAMPLES = 16
 """The probe is never cut below this many examples."""
 FIRST_WIDTH = 4
-"""The first plan tried has at most this many backward passes per example (outputs, or output combinations)."""
+"""Without a timed probe pass, the first plan has at most this many backward passes per example."""
+PRIOR_PASSES = 2.0
+"""The prior cost model: a kernel of ``w`` backward passes per example on ``n`` of the probe's ``N`` examples costs
+about ``PRIOR_PASSES (1 + w) (n / N)^1.5`` probe passes. Measured on one CPU thread (``kernel seconds / ((1 + w)
+(n / N)^1.5 pass seconds)`` after ``attach()``): 2.1 on the causal transformer LM and 2.3 on the ResNet-18 of
+``benchmarks/overhead.py``, 2.7 on its small CNN, 7 on a narrow 18-layer ResNet (width 8) whose per-layer overheads
+outweigh its arithmetic. The first plan only needs to be near: the step-0 measurement corrects it."""
 
 Auto = Literal["auto"]
 
@@ -166,11 +173,13 @@ class Sizing:
 
     Candidates, most exact first: projections (the exact kernel up to :data:`EXACT_OUTPUTS` outputs, then
     :data:`PROJECTIONS` combinations below the output count) on the whole probe, then on its first half, quarter, ...
-    (not below :data:`MIN_EXAMPLES`). The first plan is the most exact one of at most :data:`FIRST_WIDTH` backward
-    passes per example on the whole probe. The monitor times it on the step-0 measurement; :meth:`revise` then
-    predicts every candidate's cost from that one measured cost, as ``c (1 + w) / (1 + w_0) (n / n_0)^1.5`` (one
-    forward and ``w`` backward passes per example, Gram products between linear and quadratic in the probe), and
-    picks the most exact within the target. The model is still at its initialisation, so a revised plan's step-0
+    (not below :data:`MIN_EXAMPLES`). Every cost is predicted as ``c (1 + w) (n / N)^1.5`` for ``w`` backward passes
+    per example on ``n`` of the probe's ``N`` examples (one forward and ``w`` backward passes per example, Gram
+    products between linear and quadratic in the probe), anchored on a measured cost ``c``. The first plan is the
+    most exact one predicted within the target by the prior ``c = PRIOR_PASSES x`` one timed probe pass (without
+    a timed pass: the most exact of at most :data:`FIRST_WIDTH` backward passes per example on the whole probe).
+    The monitor times it on the step-0 measurement; :meth:`revise` then predicts every candidate's cost from that
+    measured cost and picks the most exact within the target. The model is still at its initialisation, so a revised plan's step-0
     measurement is simply made again.
 
     Args:
@@ -211,17 +220,45 @@ class Sizing:
     def _width(self, m: int | None) -> int:
         return self.outputs if m is None else m
 
-    def first(self) -> MeasurementPlan:
-        """The plan to measure step 0 with first."""
+    def _predict(self, seconds: float, plan: tuple[int, int | None], candidate: tuple[int, int | None]) -> float:
+        """The cost of ``candidate`` (examples, projection) from ``plan``'s cost ``seconds``."""
+        width = (1 + self._width(candidate[1])) / (1 + self._width(plan[1]))
+        return seconds * width * (candidate[0] / plan[0]) ** 1.5
+
+    def prior(self, candidate: tuple[int, int | None], pass_seconds: float) -> float:
+        """The prior cost of ``candidate`` (examples, projection): ``PRIOR_PASSES (1 + w) (n / N)^1.5`` probe
+        passes of ``pass_seconds``."""
+        n, m = candidate
+        return PRIOR_PASSES * pass_seconds * (1 + self._width(m)) * (n / self.probe_examples) ** 1.5
+
+    def _candidates(self) -> list[tuple[int, int | None]]:
+        return [(size, m) for size in self.sizes for m in self.projections]
+
+    def _within(self, predict: Callable[[tuple[int, int | None]], float], target: float) -> tuple[int, int | None]:
+        """The most exact candidate predicted within ``target``, else the cheapest."""
+        candidates = self._candidates()
+        return next((c for c in candidates if predict(c) <= target), candidates[-1])
+
+    def first(self, pass_seconds: float | None = None) -> MeasurementPlan:
+        """The plan to measure step 0 with first.
+
+        Args:
+            pass_seconds: What one forward and backward pass of the whole probe takes; ``None`` (not timed, as in
+                a distributed job, where every rank must choose alike): at most :data:`FIRST_WIDTH` backward passes
+                per example on the whole probe.
+        """
         if self.max_overhead is None:
             reason = "max_overhead=None: nothing is reduced."
         elif not self.adaptive:
             reason = "The options given fix the measurement." if self.given else "There is nothing cheaper to choose."
         else:
             reason = "First try; revised once its cost is measured."
-        fitting = [m for m in self.projections if self._width(m) <= FIRST_WIDTH]
-        m = fitting[0] if fitting else self.projections[-1]
-        return MeasurementPlan(self.sizes[0], self.probe_examples, self.outputs, m, reasons=(reason,))
+        if pass_seconds is not None and self.adaptive:
+            size, m = self._within(lambda c: self.prior(c, pass_seconds), TARGET_PASSES * pass_seconds)
+        else:
+            fitting = [m for m in self.projections if self._width(m) <= FIRST_WIDTH]
+            size, m = self.sizes[0], fitting[0] if fitting else self.projections[-1]
+        return MeasurementPlan(size, self.probe_examples, self.outputs, m, pass_seconds, reasons=(reason,))
 
     def revise(self, plan: MeasurementPlan, seconds: float, pass_seconds: float) -> MeasurementPlan:
         """The plan to keep, from ``plan``'s measured cost: ``plan`` itself (with its cost) when it is the most exact
@@ -243,20 +280,15 @@ class Sizing:
                 "it is estimated from random output combinations (unbiased; its noise is reported)."
             )
 
-        def predict(size: int, m: int | None) -> float:
-            width = (1 + self._width(m)) / (1 + self._width(plan.output_projection))
-            return seconds * width * (size / plan.examples) ** 1.5
-
-        candidates = [(size, m) for size in self.sizes for m in self.projections]
-        chosen = next(((size, m) for size, m in candidates if predict(size, m) <= target), None)
-        if chosen is None:
-            chosen = candidates[-1]
+        tried = (plan.examples, plan.output_projection)
+        chosen = self._within(lambda c: self._predict(seconds, tried, c), target)
+        if self._predict(seconds, tried, chosen) > target:
             reasons.append(
-                f"Even the cheapest measurement (about {predict(*chosen):.3g} s) exceeds the target: the budget spaces "
-                "measurements further."
+                f"Even the cheapest measurement (about {self._predict(seconds, tried, chosen):.3g} s) exceeds the "
+                "target: the budget spaces measurements further."
             )
         elif chosen[0] < self.probe_examples:
             reasons.append(f"The whole probe is too slow even with the cheapest projection: {chosen[0]} examples.")
         size, m = chosen
-        cost = seconds if (size, m) == (plan.examples, plan.output_projection) else predict(size, m)
+        cost = seconds if chosen == tried else self._predict(seconds, tried, chosen)
         return MeasurementPlan(size, self.probe_examples, self.outputs, m, pass_seconds, cost, tuple(reasons))

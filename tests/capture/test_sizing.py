@@ -19,9 +19,29 @@ def _sizing(outputs: int, **options: object) -> Sizing:
 
 
 @pytest.mark.parametrize(("outputs", "first"), [(1, None), (3, None), (4, None), (10, 4), (2048, 4)])
-def test_the_first_plan_is_the_most_exact_of_at_most_four_passes_on_the_whole_probe(outputs: int, first) -> None:
+def test_an_untimed_first_plan_is_the_most_exact_of_at_most_four_passes_on_the_whole_probe(outputs, first) -> None:
     plan = _sizing(outputs).first()
     assert (plan.examples, plan.output_projection) == (64, first)
+
+
+@pytest.mark.parametrize(
+    ("outputs", "first"),
+    [
+        (1, (32, None)),  # the prior, in probe passes, 2 (1 + w) (n / 64)^1.5 against 2: on 64, 4; on 32, 1.41
+        (3, (16, None)),  # 8 on 64, 2.83 on 32, 1 on 16
+        (10, (16, 4)),  # exact (w = 10) and m = 8 are over 2 even on 16 examples: 2.75, 2.25; m = 4: 1.25
+        (2048, (16, 4)),
+    ],
+)
+def test_a_timed_first_plan_is_the_most_exact_the_prior_puts_within_the_target(outputs: int, first) -> None:
+    for pass_seconds in (0.01, 3.0):  # the prior and the target are both in probe passes
+        plan = _sizing(outputs).first(pass_seconds=pass_seconds)
+        assert (plan.examples, plan.output_projection) == first and plan.pass_seconds == pass_seconds
+
+
+def test_a_timed_first_plan_with_nothing_to_choose_is_the_given_one() -> None:
+    plan = _sizing(100, output_projection=16, measured_examples=64).first(pass_seconds=1.0)
+    assert (plan.examples, plan.output_projection) == (64, 16)
 
 
 def test_a_cheap_model_gets_the_exact_kernel() -> None:
