@@ -1,7 +1,7 @@
 """The overhead budget: the monitor's share of wall time stays under ``max_overhead``.
 
-The monitor adds its own time (measurements and per-step observations, ``m``) and the wall time since it attached
-(``w``, training included). A measurement predicted to cost ``c`` seconds may start when
+The monitor adds its own time (``attach()`` itself, measurements and per-step observations, ``m``) and the wall time
+since ``attach()`` began (``w``, training included). A measurement predicted to cost ``c`` seconds may start when
 
     m + c <= max_overhead * (w + c),
 
@@ -51,7 +51,7 @@ class OverheadBudget:
         self._costs: list[float] = []
 
     def start(self, now: float) -> None:
-        """Start the wall-time clock (at ``attach()``)."""
+        """Start the wall-time clock (when ``attach()`` begins)."""
         self._start = now
 
     @property

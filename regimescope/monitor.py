@@ -282,7 +282,8 @@ class RegimeMonitor:
         if self.optimizer is not None:
             self._hook = self.optimizer.register_step_post_hook(self._after_optimizer_step)
         self._attached = True
-        self._budget.start(time.perf_counter())
+        self._budget.start(started)  # attach() is the monitor's time too: the budget counts it
+        self._budget.spend(time.perf_counter() - started)
         self._attach_step = self._optimizer_steps
         if self._init is None:
             self._safe_measure(0)

@@ -45,6 +45,18 @@ class Costly(Indicator):
         return Record(current.step)
 
 
+class CostlySetup(Costly):
+    """Also makes ``attach()``'s set-up take ``SETUP_SECONDS`` before the step-0 measurement."""
+
+    name = "costly_setup"
+
+    def setup(self, context: Context) -> None:
+        self.clock.now += SETUP_SECONDS
+
+
+SETUP_SECONDS = 30.0
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
@@ -52,7 +64,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return fake
 
 
-def _run(clock: Clock, max_overhead: float | None, steps: int = 400) -> tuple[rs.RegimeMonitor, rs.MemorySink]:
+def _run(
+    clock: Clock, max_overhead: float | None, steps: int = 400, costly: type[Costly] = Costly
+) -> tuple[rs.RegimeMonitor, rs.MemorySink]:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -60,7 +74,7 @@ def _run(clock: Clock, max_overhead: float | None, steps: int = 400) -> tuple[rs
     sink = rs.MemorySink()
     monitor = rs.RegimeMonitor(
         model, rs.Probe(x, y), optimizer=optimizer, sinks=[sink], every=50, max_overhead=max_overhead,
-        indicators=[*default_indicators(), Costly(clock)],
+        indicators=[*default_indicators(), costly(clock)],
     ).attach()
     for _ in range(steps):
         clock.now += STEP_SECONDS
@@ -86,6 +100,14 @@ def test_scheduled_measurements_wait_until_training_has_earned_them(clock: Clock
     deferrals = [note for note in notes if "deferred" in note]
     assert len(deferrals) == 1 and "10%" in deferrals[0] and "about every 90 steps" in deferrals[0]
     assert "max_overhead=None" in deferrals[0]
+    monitor.close()
+
+
+def test_attach_counts_against_the_budget(clock: Clock) -> None:
+    monitor, _ = _run(clock, max_overhead=0.1, steps=500, costly=CostlySetup)
+    # 30 s of set-up and the 10 s step-0 measurement: the next needs 40 + 10 <= 0.1 (w + 10), w >= 490 s of wall
+    # time since attach() began, 40 of which attach() used, so training step 450.
+    assert [r.step for r in monitor.history][:2] == [0, 450]
     monitor.close()
 
 
