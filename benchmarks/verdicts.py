@@ -7,6 +7,7 @@ library uses. Run from the repository root::
     python benchmarks/verdicts.py              # plain-text table (about a minute of CPU time)
     python benchmarks/verdicts.py --markdown   # the table of docs/theory-checks.md
     python benchmarks/verdicts.py --only minimal/ lambda/
+    python benchmarks/verdicts.py --max-overhead 0.05   # with the monitor's default budget instead of on schedule
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 import warnings
 
 import torch
+from tables import format_table
 
 from regimescope.forecast import LAZY_RATIO
 from regimescope.scenarios import (
@@ -67,15 +69,7 @@ def row(outcome: Outcome) -> tuple[str, ...]:
 
 def table(outcomes: list[Outcome], markdown: bool) -> str:
     """The verdict table, plain text or markdown."""
-    rows = [COLUMNS, *(row(o) for o in outcomes)]
-    if markdown:
-        lines = ["| " + " | ".join(cells) + " |" for cells in rows]
-        lines.insert(1, "|" + "|".join(" --- " for _ in COLUMNS) + "|")
-        return "\n".join(lines)
-    widths = [max(len(cells[i]) for cells in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(cells, widths)) for cells in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    return format_table(COLUMNS, [row(o) for o in outcomes], markdown)
 
 
 def calibration(outcomes: list[Outcome]) -> str:
@@ -104,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     parser.add_argument("--only", nargs="*", default=None, help="run only scenarios whose name starts with these")
     parser.add_argument("--verbose", action="store_true", help="show the monitors' logs and alerts")
+    parser.add_argument(
+        "--max-overhead", type=float, default=None,
+        help="run every monitor with this overhead budget (e.g. the default 0.05) instead of on schedule",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if not args.verbose:
@@ -111,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore")
     chosen = [s for s in SCENARIOS if not args.only or any(s.name.startswith(p) for p in args.only)]
     start = time.perf_counter()
-    outcomes = [run_scenario(scenario) for scenario in chosen]
+    outcomes = [run_scenario(scenario, max_overhead=args.max_overhead) for scenario in chosen]
     print(table(outcomes, args.markdown))
     print()
     if args.only is None:

@@ -131,6 +131,7 @@ def run_scenario(
     sinks: Sequence[Sink] = (),
     logdir: str | Path | None = None,
     callback: Callable[[int], None] | None = None,
+    max_overhead: float | None = None,
 ) -> Outcome:
     """Build, train by gradient descent with a :class:`~regimescope.monitor.RegimeMonitor` attached, and collect
     the verdicts.
@@ -143,6 +144,8 @@ def run_scenario(
         sinks: Extra sinks (e.g. a TensorBoard sink).
         logdir: The monitor's log folder (``None``: none).
         callback: Called with the number of updates so far after each optimizer step (e.g. a progress bar).
+        max_overhead: The monitor's overhead budget; ``None`` (calibration's choice) measures on schedule, so that
+            runs are compared at the same steps whatever the measurements cost.
 
     Returns:
         The outcome.
@@ -159,7 +162,7 @@ def run_scenario(
         sinks=[memory, *sinks],
         schedule=LogThenEvery(max(1, setup.steps // measurements)),
         dtype=dtype,
-        max_overhead=None,  # calibration compares curves measured at the same steps, whatever they cost
+        max_overhead=max_overhead,
     )
     with monitor:
         losses = train(setup, optimizer, callback=callback)
