@@ -14,8 +14,9 @@ monitored, plain, monitored, ... ``--repeats`` times) so that a machine's drift 
 
 Every monitor runs at its defaults (``every=100``, ``max_overhead=0.05``, sizing at attach) with a probe of 64
 examples and a TensorBoard + JSONL ``logdir``. For each model it prints the wall time of both runs, the overhead
-``monitored / plain - 1`` (the monitor's attach included), the measurements made, the final verdict, the measurement
-plan, and ``attach()``'s wall time as a multiple of one plain training step.
+``monitored / plain - 1`` (the monitor's attach included), the monitor's own account of its share of wall time
+(``monitor.overhead``, steadier than the difference of two noisy wall times), the measurements made, the final
+verdict, the measurement plan, and ``attach()``'s wall time as a multiple of one plain training step.
 
 Usage::
 
@@ -56,6 +57,7 @@ class Outcome:
     step_seconds: float
     attach_seconds: float = 0.0
     measurements: int = 0
+    own_share: float = 0.0
     verdict: str = "-"
     plan: str = "-"
 
@@ -63,6 +65,7 @@ class Outcome:
         """Take what ``monitor`` did: its attach time, measurements, final verdict and measurement plan."""
         self.attach_seconds = monitor.attach_seconds
         self.measurements = len(monitor.history)
+        self.own_share = monitor.overhead
         self.verdict = "-" if monitor.regime is None else f"{monitor.regime.label} ({monitor.regime.score:.2f})"
         self.plan = monitor.plan.describe()
 
@@ -207,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.ERROR)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps, {args.repeats} repeats")
-    print("| model | plain (s) | monitored (s) | overhead | measurements | verdict | attach / step | measurement |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | plain (s) | monitored (s) | overhead | monitor's own clock | measurements | verdict | attach / step "
+          "| measurement |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.model or ["cnn", "resnet18", "gpt2", "lm"]:
         plain, monitored = [], []
         for _ in range(args.repeats):
@@ -219,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         last = monitored[-1]
         step = statistics.median(o.step_seconds for o in plain)
         print(
-            f"| {name} | {p:.1f} | {m:.1f} | {m / p - 1:+.1%} | {last.measurements} | {last.verdict} | "
+            f"| {name} | {p:.1f} | {m:.1f} | {m / p - 1:+.1%} | {last.own_share:.1%} | {last.measurements} | "
+            f"{last.verdict} | "
             f"{last.attach_seconds / step:.1f} | {last.plan} |",
             flush=True,
         )

@@ -94,6 +94,7 @@ def test_scheduled_measurements_wait_until_training_has_earned_them(clock: Clock
     assert len(steps) >= 3 and all(b - a >= 50 for a, b in zip(steps[1:], steps[2:]))
     share = monitor.history[-1].scalars["regimescope/cost/fraction"]
     assert share <= 0.1 + MEASURE_SECONDS / clock.now
+    assert 0.05 < monitor.overhead <= 0.1  # the monitor's own account, at the end of training
     assert monitor.history[-1].scalars["regimescope/cost/budget_deferred"] >= 7  # 1, 2, 4, ..., 32 and 50...
     steps_noted, notes = sink.texts("regimescope/cost/notes")
     assert steps_noted[0] == 0 and notes[0].startswith("**measurement**")  # the plan, with the first measurement
