@@ -10,6 +10,11 @@ would break the budget is deferred: it happens at the first later step where the
 measurements falling due meanwhile are folded into it. So the regular interval stretches by itself when measurements
 are expensive next to training steps, and the early log-spaced measurements wait until training has earned them.
 The step-0 measurement, the reference of every comparison, is never deferred.
+
+Per-step observations (an indicator reading each optimizer step, such as the explained drift of layer balance) may
+use :data:`OBSERVATION_SHARE` of the budget; when observing every step would cost more (a large model's gradients
+read on a CPU), the monitor observes every ``s``-th step only and each observation stands for itself and the
+``s - 1`` steps after it (:meth:`OverheadBudget.observation_stride`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+OBSERVATION_SHARE = 0.2
+"""The share of the overhead budget per-step observations may use before they are sampled."""
 DEFAULT_MAX_OVERHEAD = 0.05
 """The default share of wall time the monitor may use (see ``docs/performance.md`` for how it was chosen)."""
 
@@ -83,6 +90,14 @@ class OverheadBudget:
             return True
         cost = self.predicted_cost
         return self.spent + cost <= self.max_overhead * (now - self._start + cost)
+
+    def observation_stride(self, observation_seconds: float, seconds_per_step: float) -> int:
+        """Optimizer steps each per-step observation should stand for: 1 while observing every step costs at most
+        :data:`OBSERVATION_SHARE` of the budget, else ``ceil(o / (OBSERVATION_SHARE f t))`` for an observation of
+        ``o`` seconds, a share ``f`` and ``t`` seconds per training step (always 1 without a budget)."""
+        if self.max_overhead is None or seconds_per_step <= 0:
+            return 1
+        return max(1, math.ceil(observation_seconds / (OBSERVATION_SHARE * self.max_overhead * seconds_per_step)))
 
     def steady_interval(self, seconds_per_step: float) -> int | None:
         """Training steps between measurements once the budget binds: ``c (1 - f) / (f t)`` for a measurement of

@@ -201,6 +201,8 @@ class RegimeMonitor:
         self._deferred_from: int | None = None
         self._told_deferral = False
         self._attach_step = 0
+        self._next_observation = 1
+        self._observation_stride = 1
         self._extra_sinks = list(sinks or [])
         self._sinks = SinkGroup()
         self.config = CaptureConfig(
@@ -285,6 +287,7 @@ class RegimeMonitor:
         self._budget.start(started)  # attach() is the monitor's time too: the budget counts it
         self._budget.spend(time.perf_counter() - started)
         self._attach_step = self._optimizer_steps
+        self._next_observation = self._optimizer_steps + 1
         if self._init is None:
             self._safe_measure(0)
         self.attach_seconds = time.perf_counter() - started
@@ -337,15 +340,25 @@ class RegimeMonitor:
         self._optimizer_steps += 1
         if self._paused:
             return
-        start = time.perf_counter()
-        try:
-            self._suite.observe_step(optimizer)
-        except Exception as error:
-            self._fail(self._optimizer_steps, "reading the optimizer step", error)
-            return
-        finally:
-            self._budget.spend(time.perf_counter() - start)
+        if self._suite.observers and self._optimizer_steps >= self._next_observation:
+            steps = self._observation_stride
+            start = time.perf_counter()
+            try:
+                self._suite.observe_step(optimizer, steps)
+            except Exception as error:
+                self._fail(self._optimizer_steps, "reading the optimizer step", error)
+                return
+            finally:
+                seconds = time.perf_counter() - start
+                self._budget.spend(seconds)
+            self._next_observation = self._optimizer_steps + steps
+            per_step = self._seconds_per_step(self._optimizer_steps - self._attach_step)
+            self._observation_stride = self._budget.observation_stride(seconds, per_step)
         self.step(self._optimizer_steps)
+
+    def _seconds_per_step(self, steps: int) -> float:
+        """Training wall time per step over the ``steps`` since ``attach()``, the monitor's own time left out."""
+        return max(0.0, time.perf_counter() - self._budget.started - self._budget.spent) / max(1, steps)
 
     def step(self, global_step: int | None = None) -> Verdict | None:
         """Measure if the schedule says so at ``global_step`` (default: the count of optimizer steps seen).
@@ -385,9 +398,7 @@ class RegimeMonitor:
         if self._told_deferral or not is_main_process():
             return
         self._told_deferral = True
-        steps = max(1, step - self._attach_step)
-        seconds_per_step = max(0.0, time.perf_counter() - self._budget.started - self._budget.spent) / steps
-        interval = self._budget.steady_interval(seconds_per_step)
+        interval = self._budget.steady_interval(self._seconds_per_step(step - self._attach_step))
         about = f" (at the current cost, about every {interval} steps)" if interval else ""
         note = (
             f"**step {step}** · the measurement scheduled now is deferred to keep the monitor within "

@@ -37,7 +37,9 @@ class ExplainedDrift:
     section 2; ``r_p`` the rates the balance indicator weights ``delta_k`` with, 1 in the plain form). So after any
     number of plain steps ``|delta_{t,k} - delta_{0,k}| <= E_k = sum_steps sum_p eta_p^2 |g_{p,k}|^2 / r_p``. After
     each optimizer step this class adds the step's term, read from the gradients the step used (``p.grad``) and
-    the param groups' ``lr``; with momentum ``beta`` the squared step is enlarged by ``(1 + beta) / (1 - beta)^3``
+    the param groups' ``lr`` (when the monitor samples every ``s``-th step to stay within its overhead budget, the
+    sampled step's term ``s`` times, for itself and the ``s - 1`` steps after it: an estimate of the sum, which
+    over-counts, and so stays a bound, while the gradients shrink); with momentum ``beta`` the squared step is enlarged by ``(1 + beta) / (1 - beta)^3``
     (an estimate: momentum keeps the drift second order, with a larger effective step). The bound
     is logged as ``regimescope/balance_explained/<pair> = |E|_2 / |s_0|_2``, normalised like
     ``regimescope/balance_drift/<pair>``: a drift beyond it is not explained by finite steps (Adam and other
@@ -73,12 +75,18 @@ class ExplainedDrift:
         except Exception:
             self._switch_off()
 
-    def observe(self, optimizer: torch.optim.Optimizer) -> None:
-        """Add the step the optimizer just took (call it after ``optimizer.step()``, before ``zero_grad``)."""
+    def observe(self, optimizer: torch.optim.Optimizer, steps: int = 1) -> None:
+        """Add the step the optimizer just took (call it after ``optimizer.step()``, before ``zero_grad``).
+
+        Args:
+            optimizer: The optimizer that just stepped.
+            steps: How many steps this one stands for: its term is added ``steps`` times (the monitor samples
+                steps when observing each would cost too much; the sum is then estimated, not bounded).
+        """
         if not self._budgets:
             return
         try:
-            self._add_step(optimizer)
+            self._add_step(optimizer, steps)
         except Exception:
             self._switch_off()
 
@@ -86,7 +94,7 @@ class ExplainedDrift:
         logger.exception("regimescope: the explained-drift bound failed and is switched off; training goes on.")
         self.pairs, self._budgets, self._base = [], {}, {}
 
-    def _add_step(self, optimizer: torch.optim.Optimizer) -> None:
+    def _add_step(self, optimizer: torch.optim.Optimizer, steps_observed: int) -> None:
         steps: dict[str, torch.Tensor] = {}
         for group in optimizer.param_groups:
             lr = group.get("lr")
@@ -97,14 +105,14 @@ class ExplainedDrift:
                 name = self._names.get(id(param))
                 if name is not None and param.grad is not None:
                     steps[name] = param.grad.detach() * effective
-        self._steps += 1
+        self._steps += steps_observed
         for pair, rates in self.pairs:
             if not all(name in steps for name in pair.parameter_names):
                 continue
             squares = unit_squares(pair, steps)
             outgoing, incoming = weighted_squares(squares, rates)
             bound = outgoing + incoming
-            self._budgets[pair.name] += bound.cpu()
+            self._budgets[pair.name] += steps_observed * bound.cpu()
 
     def scalars(self) -> dict[str, float]:
         """``regimescope/balance_explained/<pair> -> |E|_2 / |s_0|_2`` for each pair (none for a pair whose initial

@@ -189,10 +189,10 @@ class BalanceIndicator(Indicator):
         """Whether the explained drift is accumulated after every optimizer step."""
         return self._explained is not None
 
-    def observe_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Add the step the optimizer just took to the explained drift."""
+    def observe_step(self, optimizer: torch.optim.Optimizer, steps: int = 1) -> None:
+        """Add the step the optimizer just took, standing for ``steps`` steps, to the explained drift."""
         if self._explained is not None:
-            self._explained.observe(optimizer)
+            self._explained.observe(optimizer, steps)
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
         """Balance, drift since ``reference`` (the step-0 snapshot; ``current`` itself when ``None``), units, the

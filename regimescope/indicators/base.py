@@ -120,14 +120,21 @@ class Indicator(abc.ABC):
 
     @property
     def observes_steps(self) -> bool:
-        """Whether :meth:`observe_step` does anything (the monitor then calls it after every optimizer step)."""
+        """Whether :meth:`observe_step` does anything (the monitor then calls it after optimizer steps)."""
         return type(self).observe_step is not Indicator.observe_step
 
-    def observe_step(self, optimizer: torch.optim.Optimizer) -> None:  # noqa: B027 - optional hook
-        """Read what one optimizer step did (called right after ``optimizer.step()``, before ``zero_grad``).
+    def observe_step(self, optimizer: torch.optim.Optimizer, steps: int = 1) -> None:  # noqa: B027 - optional hook
+        """Read what an optimizer step did (called right after ``optimizer.step()``, before ``zero_grad``).
 
-        Only indicators that accumulate something between measurements override it; it must be cheap (it runs at
-        every step) and must not change anything it reads.
+        Only indicators that accumulate something between measurements override it; it must be cheap and must not
+        change anything it reads. The monitor calls it after every optimizer step while that costs little of its
+        overhead budget, and otherwise after every ``steps``-th one (:meth:`~regimescope.budget.OverheadBudget.
+        observation_stride`): the step observed then stands for itself and the ``steps - 1`` steps after it, which
+        are not observed.
+
+        Args:
+            optimizer: The optimizer that just stepped.
+            steps: How many optimizer steps this observation stands for (1: every step is observed).
         """
 
     @abc.abstractmethod

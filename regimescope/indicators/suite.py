@@ -99,10 +99,10 @@ class IndicatorSuite:
                 setattr(kept, name, getattr(snapshot, name))
         return kept
 
-    def observe_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Let every observing indicator read the optimizer step just taken."""
+    def observe_step(self, optimizer: torch.optim.Optimizer, steps: int = 1) -> None:
+        """Let every observing indicator read the optimizer step just taken, standing for ``steps`` steps."""
         for indicator in self.observers:
-            indicator.observe_step(optimizer)
+            indicator.observe_step(optimizer, steps)
 
     def compute(
         self, snapshot: Snapshot, references: Mapping[Reference, Snapshot | None], context: Context

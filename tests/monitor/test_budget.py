@@ -57,6 +57,23 @@ class CostlySetup(Costly):
 SETUP_SECONDS = 30.0
 
 
+class CostlyObservation(Costly):
+    """Also reads every optimizer step it is shown, for ``OBSERVE_SECONDS``, and keeps the ``steps`` it was told."""
+
+    name = "costly_observation"
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.observed: list[tuple[int, int]] = []
+
+    def observe_step(self, optimizer: torch.optim.Optimizer, steps: int = 1) -> None:
+        self.clock.now += OBSERVE_SECONDS
+        self.observed.append((round(self.clock.now), steps))
+
+
+OBSERVE_SECONDS = 0.09
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
@@ -109,6 +126,24 @@ def test_attach_counts_against_the_budget(clock: Clock) -> None:
     # 30 s of set-up and the 10 s step-0 measurement: the next needs 40 + 10 <= 0.1 (w + 10), w >= 490 s of wall
     # time since attach() began, 40 of which attach() used, so training step 450.
     assert [r.step for r in monitor.history][:2] == [0, 450]
+    monitor.close()
+
+
+def test_per_step_observations_are_sampled_when_each_costs_more_than_a_fifth_of_the_budget(clock: Clock) -> None:
+    monitor, _ = _run(clock, max_overhead=0.1, steps=100, costly=CostlyObservation)
+    (observing,) = [i for i in monitor.indicators if isinstance(i, CostlyObservation)]
+    steps = [s for _, s in observing.observed]
+    # 0.09 s per observation against a fifth of 10% of a 1 s step: every ceil(0.09 / 0.02) = 5th step, each
+    # standing for itself and the 4 after it; the first (before any cost is known) stands for itself.
+    assert steps[0] == 1 and set(steps[1:]) == {5}
+    assert sum(steps) >= 100 and sum(steps) - steps[-1] < 100  # every step stood for, none twice
+    monitor.close()
+
+
+def test_without_a_budget_every_step_is_observed(clock: Clock) -> None:
+    monitor, _ = _run(clock, max_overhead=None, steps=20, costly=CostlyObservation)
+    (observing,) = [i for i in monitor.indicators if isinstance(i, CostlyObservation)]
+    assert [s for _, s in observing.observed] == [1] * 20
     monitor.close()
 
 
