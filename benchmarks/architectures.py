@@ -42,7 +42,7 @@ from tests.verdict._real_scenarios import (  # noqa: E402
     run_scenario,
 )
 
-COLUMNS = ("scenario", "theory", "steps", "verdict", "score", "S(K0,KT)", "|dK|/|K0|", "loss", "lin. gap",
+COLUMNS = ("scenario", "theory", "steps", "verdict", "score", "S(K0,KT)", "rel. change", "loss", "lin. gap",
            "= theory", "= gap")
 
 
