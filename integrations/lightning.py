@@ -87,6 +87,7 @@ class RegimeCallback(Callback):
         self._probe_seed = probe_seed
         self._logdir: Path | None = None
         self._pending_state: dict[str, Any] | None = None
+        self._failed = False
         self.monitor: RegimeMonitor | None = None
 
     # ------------------------------------------------------------------------------------------- set-up
@@ -151,10 +152,15 @@ class RegimeCallback(Callback):
         if self._stop.reached(self.monitor):
             trainer.should_stop = True
 
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """Remember that the fit failed, so that :meth:`teardown` closes without a final measurement."""
+        self._failed = True
+
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Close the monitor's writers at the end of the fit (the monitor keeps its verdict and history)."""
+        """Close the monitor at the end of the fit, taking the measurement the budget deferred unless the fit failed
+        (the monitor keeps its verdict and history)."""
         if stage == "fit" and self.monitor is not None:
-            self.monitor.close()
+            self.monitor.close(final=not self._failed)
 
     # -------------------------------------------------------------------------------------------- state
     @property

@@ -225,6 +225,7 @@ class RegimeMonitor:
         self._history: deque[Record] = deque(maxlen=history_size)
         self._optimizer_steps = 0
         self._last_measured: int | None = None
+        self._last_step = 0
         self._hook: Any = None
         self._attached = False
         self._closed = False
@@ -374,6 +375,7 @@ class RegimeMonitor:
         if not self._attached:
             raise RuntimeError("Call `monitor.attach()` before `monitor.step()` (it validates and measures step 0).")
         step = self._optimizer_steps if global_step is None else int(global_step)
+        self._last_step = step
         if self._paused or step == self._last_measured:
             return None
         try:
@@ -676,8 +678,22 @@ class RegimeMonitor:
         return max(self._optimizer_steps, self._last_measured or 0)
 
     # --------------------------------------------------------------------------------------------- closing
-    def close(self) -> None:
-        """Remove the optimizer hook and close the sinks. Safe to call twice; the monitor cannot measure again."""
+    def close(self, final: bool = True) -> None:
+        """Take the measurement the budget deferred, if one is pending, then remove the optimizer hook and close the
+        sinks. Safe to call twice; the monitor cannot measure again.
+
+        A scheduled measurement that the overhead budget deferred has no later step to wait for once training ends,
+        so it is taken here, at the last step seen: a run always ends with a verdict for its last step, even a run
+        too short for its budget to have allowed more than step 0 (that one measurement may take a short run past
+        its budget).
+
+        Args:
+            final: Take the pending measurement; ``False`` closes without measuring (a ``with`` block left by an
+                exception, a failed fit).
+        """
+        if final and self._attached and not self._paused and self._deferred_from is not None:
+            self._deferred_from = None
+            self._safe_measure(self._last_step)
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
@@ -692,4 +708,4 @@ class RegimeMonitor:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        self.close()
+        self.close(final=exc_type is None)

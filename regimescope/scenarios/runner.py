@@ -166,8 +166,8 @@ def run_scenario(
     )
     with monitor:
         losses = train(setup, optimizer, callback=callback)
-        explanation = monitor.explain()
-        forecast = monitor.forecast
+    explanation = monitor.explain()  # after close(), which takes a measurement the budget deferred
+    forecast = monitor.forecast
     with torch.no_grad():
         losses.append(loss(setup).item())
     labelled = [r for r in memory.records if LABEL in r.scalars]

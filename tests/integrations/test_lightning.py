@@ -94,6 +94,29 @@ def test_fit_writes_the_tags_into_the_runs_tensorboard_logger(tmp_path: Path) ->
     assert callback.monitor.probe.targets is not None
 
 
+class Failing(Regressor):
+    """Raises at its fourth training step."""
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.global_step == 3:
+            raise RuntimeError("the user's training step failed")
+        return super().training_step(batch, batch_idx)
+
+
+def test_a_fit_ends_with_the_measurement_the_budget_deferred_unless_it_failed(tmp_path: Path) -> None:
+    """Steps of this toy take microseconds: a 5% budget allows nothing after step 0 during the fit, and the
+    monitor takes the deferred measurement as the fit ends, at its last step; a failed fit closes without it."""
+    callback = RegimeCallback(every=4, probe_size=16)
+    trainer = _trainer(tmp_path, max_steps=8, logger=False, callbacks=[callback], enable_checkpointing=False)
+    trainer.fit(Regressor(), _loader())
+    assert [r.step for r in callback.monitor.history] == [0, 8]
+    failing = RegimeCallback(every=4, probe_size=16)
+    trainer = _trainer(tmp_path, max_steps=8, logger=False, callbacks=[failing], enable_checkpointing=False)
+    with pytest.raises(RuntimeError, match="training step failed"):
+        trainer.fit(Failing(), _loader())
+    assert [r.step for r in failing.monitor.history] == [0]
+
+
 def test_gradient_accumulation_measures_each_optimizer_step_once(tmp_path: Path) -> None:
     callback = RegimeCallback(every=2, probe_size=16, max_overhead=None)
     trainer = _trainer(tmp_path, max_steps=4, accumulate_grad_batches=2, logger=False, callbacks=[callback],

@@ -121,6 +121,32 @@ def test_scheduled_measurements_wait_until_training_has_earned_them(clock: Clock
     monitor.close()
 
 
+def test_close_takes_the_deferred_measurement_at_the_last_step(clock: Clock) -> None:
+    monitor, sink = _run(clock, max_overhead=0.1, steps=100)  # too short for the budget to allow step 1, 2, 4, ...
+    assert [r.step for r in monitor.history] == [0]
+    monitor.close()
+    assert [r.step for r in monitor.history] == [0, 100]  # the run ends with a verdict for its last step
+    assert sink.records[-1].step == 100 and monitor.regime.step == 100
+    monitor.close()  # nothing more to take
+    assert [r.step for r in monitor.history] == [0, 100]
+
+
+def test_a_with_block_left_by_an_exception_closes_without_measuring(clock: Clock) -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randn(16, 4)
+    monitor = rs.RegimeMonitor(model, rs.Probe(x), optimizer=optimizer, every=50, max_overhead=0.1,
+                               indicators=[*default_indicators(), Costly(clock)])
+    with pytest.raises(KeyboardInterrupt), monitor:
+        for _ in range(10):
+            clock.now += STEP_SECONDS
+            model(x).sum().backward()
+            optimizer.step()
+        raise KeyboardInterrupt
+    assert [r.step for r in monitor.history] == [0]
+
+
 def test_attach_counts_against_the_budget(clock: Clock) -> None:
     monitor, _ = _run(clock, max_overhead=0.1, steps=500, costly=CostlySetup)
     # 30 s of set-up and the 10 s step-0 measurement: the next needs 40 + 10 <= 0.1 (w + 10), w >= 490 s of wall
