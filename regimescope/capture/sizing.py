@@ -18,9 +18,9 @@ the probe's size; with ``max_overhead = 5%`` the budget allows one about every 4
 No trial kernel is computed: the step-0 measurement is the trial (:class:`Sizing`). The monitor times one
 forward and backward pass of the probe, picks a first plan from that time and a prior cost model, and times the
 step-0 measurement made with it; when another plan is predicted to fit the target better, step 0 is measured again
-with it (the model has not moved). The choice is kept for the
-whole run, so the kernels stay comparable, and saved with the monitor's state. Options the user passes explicitly
-are kept as given; with ``max_overhead=None`` nothing is reduced.
+with it (the model has not moved). The choice is kept for the whole run, so the kernels stay comparable, and saved
+with the monitor's state. Options the user passes explicitly are kept as given; with ``max_overhead=None`` nothing
+is reduced.
 """
 
 from __future__ import annotations
@@ -179,8 +179,8 @@ class Sizing:
     most exact one predicted within the target by the prior ``c = PRIOR_PASSES x`` one timed probe pass (without
     a timed pass: the most exact of at most :data:`FIRST_WIDTH` backward passes per example on the whole probe).
     The monitor times it on the step-0 measurement; :meth:`revise` then predicts every candidate's cost from that
-    measured cost and picks the most exact within the target. The model is still at its initialisation, so a revised plan's step-0
-    measurement is simply made again.
+    measured cost and picks the most exact within the target. The model is still at its initialisation, so a
+    revised plan's step-0 measurement is simply made again.
 
     Args:
         probe_examples: Examples of the probe given.

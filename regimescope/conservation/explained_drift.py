@@ -39,9 +39,9 @@ class ExplainedDrift:
     each optimizer step this class adds the step's term, read from the gradients the step used (``p.grad``) and
     the param groups' ``lr`` (when the monitor samples every ``s``-th step to stay within its overhead budget, the
     sampled step's term ``s`` times, for itself and the ``s - 1`` steps after it: an estimate of the sum, which
-    over-counts, and so stays a bound, while the gradients shrink); with momentum ``beta`` the squared step is enlarged by ``(1 + beta) / (1 - beta)^3``
-    (an estimate: momentum keeps the drift second order, with a larger effective step). The bound
-    is logged as ``regimescope/balance_explained/<pair> = |E|_2 / |s_0|_2``, normalised like
+    over-counts, and so stays a bound, while the gradients shrink); with momentum ``beta`` the squared step is
+    enlarged by ``(1 + beta) / (1 - beta)^3`` (an estimate: momentum keeps the drift second order, with a larger
+    effective step). The bound is logged as ``regimescope/balance_explained/<pair> = |E|_2 / |s_0|_2``, normalised like
     ``regimescope/balance_drift/<pair>``: a drift beyond it is not explained by finite steps (Adam and other
     adaptive optimizers, decoupled or coupled weight decay, a loss the pair's units are not homogeneous in).
 

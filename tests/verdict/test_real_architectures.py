@@ -94,11 +94,12 @@ def test_a_lazy_verdict_is_a_network_that_trained_as_its_linearisation() -> None
     assert agrees_with_gap(result.label, gap("gpt2/alpha=100"))
 
 
-@pytest.mark.parametrize("name", ["resnet/alpha=100", "gpt2/small lr, wide"])
-def test_short_of_theorys_limit_the_verdict_follows_what_the_network_did(name: str) -> None:
-    """Theory's "lazy" is a limit these runs do not reach: the narrow BatchNorm ResNet at alpha = 100 and GPT-2 four
-    times wider with the learning rate divided by 100 both end far from their linearisation (gaps 0.5 and 1.0), so
-    their features did move; the verdict says so instead of repeating the limit's answer."""
+def test_short_of_theorys_limit_the_verdict_follows_what_the_network_did() -> None:
+    """Theory's "lazy" is a limit this run does not reach: the narrow BatchNorm ResNet at alpha = 100 ends half of
+    its movement away from its linearisation (gap 0.5), so its features did move; the verdict says so instead of
+    repeating the limit's answer. (``benchmarks/architectures.py`` shows the same for the other runs short of their
+    limit: wide networks with a small learning rate and fine-tuned ones.)"""
+    name = "resnet/alpha=100"
     result = outcome(name)
     assert result.scenario.theory == "lazy" and result.label != "lazy" and result.score > 0.5
     assert gap(name) > NONLINEAR and agrees_with_gap(result.label, gap(name))
