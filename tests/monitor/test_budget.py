@@ -18,6 +18,8 @@ from regimescope.record import Record
 
 STEP_SECONDS = 1.0
 MEASURE_SECONDS = 10.0
+SETUP_SECONDS = 30.0
+OBSERVE_SECONDS = 0.09
 
 
 class Clock:
@@ -54,8 +56,6 @@ class CostlySetup(Costly):
         self.clock.now += SETUP_SECONDS
 
 
-SETUP_SECONDS = 30.0
-
 
 class CostlyObservation(Costly):
     """Also reads every optimizer step it is shown, for ``OBSERVE_SECONDS``, and keeps the ``steps`` it was told."""
@@ -70,8 +70,6 @@ class CostlyObservation(Costly):
         self.clock.now += OBSERVE_SECONDS
         self.observed.append((round(self.clock.now), steps))
 
-
-OBSERVE_SECONDS = 0.09
 
 
 @pytest.fixture
