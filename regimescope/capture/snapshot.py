@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from regimescope.functional.weight_change import SquaredChange, squared_change
+
 
 @dataclass
 class Snapshot:
@@ -44,6 +46,15 @@ class Snapshot:
             return None
         return torch.stack(list(self.layer_kernel_halves.values())).sum(0)
     normalization: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    _change: tuple[Snapshot, SquaredChange] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def squared_change(self, reference: Snapshot) -> SquaredChange:
+        """``parameter name -> (|W_t - W_0|_F^2, |W_0|_F^2)`` from ``reference``'s weights to these
+        (:func:`~regimescope.functional.weight_change.squared_change`), computed once per reference: every
+        weight-change indicator pools it over its own groups of parameters."""
+        if self._change is None or self._change[0] is not reference:
+            self._change = (reference, squared_change(self.weights, reference.weights))
+        return self._change[1]
 
     @functools.cached_property
     def kernel(self) -> torch.Tensor | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from regimescope import batch
+from regimescope.conservation.pairs import LayerPair
 from regimescope.conservation.summary import count_summary
 from regimescope.forecast.geometry import InitGeometry, PairGeometry, init_geometry
 from regimescope.forecast.lazy_ratio import LazyRatio, UndefinedRatio, kernel_settings, lazy_ratios, weighted_kernel
@@ -193,6 +194,7 @@ def forecast_regime(
     dtype: torch.dtype = torch.float32,
     kernels: Mapping[str, torch.Tensor] | None = None,
     kernel_options: Mapping[str, Any] | None = None,
+    pairs: Sequence[LayerPair] | None = None,
 ) -> Forecast:
     """Forecast the regime before training from the initialisation and the probe's targets.
 
@@ -218,6 +220,7 @@ def forecast_regime(
         kernel_options: ``empirical_ntk`` arguments the ``kernels`` were computed with (the monitor's
             ``CaptureConfig.kernel_options()``), so that the displaced kernels are computed alike; they override
             ``output_fn``/``mode``/``dtype``. Output or layer subsets are refused (the ratio needs the whole trace).
+        pairs: The model's layer pairs when they were found already (``None``: the model is traced).
 
     Returns:
         The forecast. When the lazy ratio is undefined (a zero or non-finite initial kernel, e.g. every parameter
@@ -233,7 +236,7 @@ def forecast_regime(
         work = shadow_copy(model, share_parameters=False)
         set_mode(work, settings["mode"])
         prediction = flat_outputs(batch.call_model(work, probe.inputs), n, settings["output_fn"])
-        geometry = init_geometry(model, prediction.detach(), probe.targets, learning_rates)
+        geometry = init_geometry(model, prediction.detach(), probe.targets, learning_rates, pairs)
         residual = target_residual(prediction, probe.targets)
         reasons = _geometry_reasons(geometry)
         if residual is None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from regimescope.conservation import find_layer_pairs, mean_balance, pair_rates, unit_squares
+from regimescope.conservation.pairs import LayerPair
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def init_geometry(
     outputs: torch.Tensor,
     targets: torch.Tensor | None,
     learning_rates: Mapping[str, float] | None = None,
+    pairs: Sequence[LayerPair] | None = None,
 ) -> InitGeometry:
     """Describe the initialisation of ``model``.
 
@@ -80,12 +82,13 @@ def init_geometry(
         outputs: Its outputs on the probe, ``(n, k)``.
         targets: The probe's targets, or ``None``.
         learning_rates: ``parameter name -> lr``, weighting the balances when layer rates differ.
+        pairs: The model's layer pairs when they were found already (``None`` traces the model).
 
     Returns:
         The geometry; models ``torch.fx`` cannot trace get no pairs (``traced=False``), never an error.
     """
     try:
-        found = find_layer_pairs(model)
+        found = find_layer_pairs(model) if pairs is None else list(pairs)
     except ValueError as error:
         logger.info("regimescope forecast: no layer pairs (%s)", error)
         found = None

@@ -12,13 +12,14 @@ import torch
 
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
+from regimescope.conservation.attention import find_attention_pairs
 from regimescope.conservation.balance_pair import BalancePair
-from regimescope.conservation.conserved import find_pairs
 from regimescope.conservation.diagnosis import DriftDiagnoser, diagnosis_markdown
 from regimescope.conservation.explained_drift import ExplainedDrift
 from regimescope.conservation.learning_rates import PairRates, pair_rates
 from regimescope.conservation.pairs import Break
 from regimescope.conservation.quantities import (
+    UnitSquares,
     balance_drift,
     mean_balance,
     unit_deltas,
@@ -110,6 +111,7 @@ class BalanceIndicator(Indicator):
         self.non_homogeneous: tuple[_Tracked, ...] = ()
         self._explained: ExplainedDrift | None = None
         self._diagnoser = DriftDiagnoser()
+        self._start: tuple[Snapshot, list[UnitSquares]] | None = None
         self.skipped: dict[str, str] = {}
 
     @staticmethod
@@ -117,7 +119,7 @@ class BalanceIndicator(Indicator):
         """Every pair of the model; any failure of the discovery becomes a ``ValueError`` (the indicator is then
         turned off at ``attach()``; it never crashes it)."""
         try:
-            return tuple(find_pairs(context.model))
+            return (*context.layer_pairs(), *find_attention_pairs(context.model))
         except ValueError:
             raise
         except Exception as error:
@@ -173,6 +175,7 @@ class BalanceIndicator(Indicator):
             details = "\n  ".join(f"{name}: {reason}" for name, reason in self.skipped.items())
             logger.debug("Pairs the balance indicator does not report:\n  %s", details)
         self.tracked, self.non_homogeneous = tuple(tracked), tuple(non_homogeneous)
+        self._start = None
         homogeneous = [(t.pair, t.rates, True) for t in self.tracked]
         self._diagnoser = DriftDiagnoser(homogeneous + [(t.pair, t.rates, False) for t in self.non_homogeneous])
         self._explained = None
@@ -199,9 +202,8 @@ class BalanceIndicator(Indicator):
         explained drift with the drift's rounding floor, and the diagnosis."""
         start = current if reference is None else reference
         record = Record(current.step)
-        for item in self.tracked:
+        for item, init in zip(self.tracked, self._start_squares(start)):
             now = unit_squares(item.pair, current.weights)
-            init = unit_squares(item.pair, start.weights)
             delta = unit_deltas(now, item.rates)
             balance = mean_balance(now, item.rates)
             drift = balance_drift(delta, unit_deltas(init, item.rates), unit_scales(init, item.rates))
@@ -228,6 +230,12 @@ class BalanceIndicator(Indicator):
             if found:
                 record.texts[CONSERVATION_DIAGNOSIS] = diagnosis_markdown(found, current.step)
         return record
+
+    def _start_squares(self, start: Snapshot) -> list[UnitSquares]:
+        """Each tracked pair's unit squares in ``start`` (the step-0 snapshot), computed once per snapshot."""
+        if self._start is None or self._start[0] is not start:
+            self._start = (start, [unit_squares(item.pair, start.weights) for item in self.tracked])
+        return self._start[1]
 
     def state_dict(self) -> dict[str, Any]:
         """The explained drift's budgets and the causes already announced."""

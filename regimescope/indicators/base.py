@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from regimescope.capture.needs import Need
@@ -14,6 +14,7 @@ from regimescope.record import Record
 if TYPE_CHECKING:
     import torch
 
+    from regimescope.conservation.pairs import LayerPair
     from regimescope.probe import Probe
 
 
@@ -79,11 +80,30 @@ class Context:
     optimizer: torch.optim.Optimizer | None = None
     trained: torch.nn.Module | None = None
     gradients_readable: bool = True
+    _layer_pairs: list[LayerPair] | Exception | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.learning_rates = dict(self.learning_rates or {})
         if self.trained is None:
             self.trained = self.model
+
+    def layer_pairs(self) -> list[LayerPair]:
+        """The model's layer pairs (:func:`~regimescope.conservation.discovery.find_layer_pairs`), traced once and
+        shared: the balance indicator and the step-0 forecast both read them.
+
+        Raises:
+            Exception: What the discovery raised (a ``ValueError`` for a model ``torch.fx`` cannot trace), each time.
+        """
+        if self._layer_pairs is None:
+            from regimescope.conservation.discovery import find_layer_pairs
+
+            try:
+                self._layer_pairs = find_layer_pairs(self.model)
+            except Exception as error:
+                self._layer_pairs = error
+        if isinstance(self._layer_pairs, Exception):
+            raise self._layer_pairs
+        return list(self._layer_pairs)
 
 
 class Indicator(abc.ABC):
@@ -107,7 +127,7 @@ class Indicator(abc.ABC):
     outputs: ClassVar[tuple[Output, ...]] = ()
     screens: ClassVar[bool] = False
 
-    def setup(self, context: Context) -> None:  # noqa: B027 - optional hook, empty by default
+    def setup(self, context: Context) -> None:
         """Validate and cache what the indicator needs from the model, once, at attach time.
 
         Raises:
@@ -123,7 +143,7 @@ class Indicator(abc.ABC):
         """Whether :meth:`observe_step` does anything (the monitor then calls it after optimizer steps)."""
         return type(self).observe_step is not Indicator.observe_step
 
-    def observe_step(self, optimizer: torch.optim.Optimizer, steps: int = 1) -> None:  # noqa: B027 - optional hook
+    def observe_step(self, optimizer: torch.optim.Optimizer, steps: int = 1) -> None:
         """Read what an optimizer step did (called right after ``optimizer.step()``, before ``zero_grad``).
 
         Only indicators that accumulate something between measurements override it; it must be cheap and must not
@@ -155,5 +175,5 @@ class Indicator(abc.ABC):
         """The indicator's running state as plain containers and tensors (default: none), for checkpoints."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook, empty by default
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output (called after :meth:`setup`)."""

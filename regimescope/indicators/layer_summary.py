@@ -6,7 +6,8 @@ import torch
 
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
-from regimescope.functional.kernel_distance import kernel_distance, relative_change
+from regimescope.functional.kernel_distance import kernel_distance
+from regimescope.functional.weight_change import pooled_change
 from regimescope.indicators.base import Context, Direction, Indicator, Output, Reference
 from regimescope.ntk.model.blocks import parameter_blocks
 from regimescope.record import Record
@@ -54,7 +55,8 @@ class LayerSummary(Indicator):
     - ``regimescope/blocks/kernel_share/<block>``: ``tr K_{b,t} / tr K_t``, how much of the function's movement the
       block carries (a block that turns but carries little barely moves the function, theory.md section 5.5);
     - ``regimescope/blocks/weights_relative_change/<block>``: ``|W_{b,t} - W_{b,0}|_F / |W_{b,0}|_F`` over all of the
-      block's trainable parameters (context, not a regime indicator: theory.md section 5.8).
+      block's trainable parameters (context, not a regime indicator: theory.md section 5.8); a block that starts
+      at zero has no relative change and no such tag (its layers' ``regimescope/weights/change`` hold the change).
 
     Only models with more than :data:`SUMMARISED_ABOVE` parameter layers get summaries; the per-layer tags are
     written as before, the summaries are what the custom-scalars layout shows for such models.
@@ -88,6 +90,7 @@ class LayerSummary(Indicator):
         record = Record(current.step)
         kernels, start = current.layer_kernels, reference.layer_kernels
         total = float(sum(torch.trace(k.double()) for k in kernels.values()))
+        squares = current.squared_change(reference)
         for block, (layers, names) in self._blocks.items():
             present = [layer for layer in layers if layer in kernels]
             if present:
@@ -98,9 +101,7 @@ class LayerSummary(Indicator):
                 k_0 = torch.stack([start[layer].double() for layer in compared]).sum(0)
                 k_t = torch.stack([kernels[layer].double() for layer in compared]).sum(0)
                 record.scalars[layer_tag(BLOCK_KERNEL_DISTANCE, block)] = float(kernel_distance(k_0, k_t))
-            if not all(n in current.weights and n in reference.weights for n in names):
-                continue
-            now = torch.cat([current.weights[n].double().reshape(-1) for n in names])
-            initial = torch.cat([reference.weights[n].double().reshape(-1) for n in names])
-            record.scalars[layer_tag(BLOCK_WEIGHTS_RELATIVE_CHANGE, block)] = float(relative_change(now, initial))
+            pooled = pooled_change(squares, names)
+            if pooled is not None and pooled[1] > 0:
+                record.scalars[layer_tag(BLOCK_WEIGHTS_RELATIVE_CHANGE, block)] = pooled[0] / pooled[1]
         return record

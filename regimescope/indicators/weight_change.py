@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import torch
-
 from regimescope.capture.needs import Need
 from regimescope.capture.snapshot import Snapshot
-from regimescope.functional.kernel_distance import relative_change
+from regimescope.functional.weight_change import pooled_change
 from regimescope.indicators.base import Context, Indicator, Output, Reference
 from regimescope.ntk.model.blocks import parameter_blocks
 from regimescope.record import Record
@@ -39,13 +37,14 @@ class WeightChange(Indicator):
 
     def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
         record = Record(current.step)
+        squares = current.squared_change(reference)
         for layer, names in self._layers.items():
-            if not all(n in current.weights and n in reference.weights for n in names):
+            pooled = pooled_change(squares, names)
+            if pooled is None:
                 continue
-            now = torch.cat([current.weights[n].double().reshape(-1) for n in names])
-            start = torch.cat([reference.weights[n].double().reshape(-1) for n in names])
-            if bool(start.any()):
-                record.scalars[layer_tag(WEIGHTS_RELATIVE_CHANGE, layer)] = float(relative_change(now, start))
+            moved, size = pooled
+            if size > 0:
+                record.scalars[layer_tag(WEIGHTS_RELATIVE_CHANGE, layer)] = moved / size
             else:
-                record.scalars[layer_tag(WEIGHTS_CHANGE, layer)] = float(torch.linalg.vector_norm(now - start))
+                record.scalars[layer_tag(WEIGHTS_CHANGE, layer)] = moved
         return record

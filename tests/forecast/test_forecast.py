@@ -123,7 +123,7 @@ def _relu_mlp(widths: tuple[int, ...] = (4, 16, 16, 2), bias: bool = True) -> nn
     return nn.Sequential(*layers[:-1]).double()
 
 
-def test_given_step0_kernels_give_the_same_forecast_as_computing_them() -> None:
+def test_given_step0_kernels_and_pairs_give_the_same_forecast_as_computing_them() -> None:
     model = _relu_mlp()
     x, y = torch.randn(12, 4, dtype=torch.float64), torch.randn(12, 2, dtype=torch.float64)
     probe = rs.Probe(x, y)
@@ -135,6 +135,11 @@ def test_given_step0_kernels_give_the_same_forecast_as_computing_them() -> None:
     assert reused.label == own.label
     for a, b in ((own.fast, reused.fast), (own.full, reused.full)):
         assert b.change == pytest.approx(a.change, rel=1e-10) and b.fitted == pytest.approx(a.fitted, rel=1e-10)
+
+    found = rs.conservation.find_layer_pairs(model)
+    given = forecast_regime(model, probe, learning_rates=rates, dtype=torch.float64, pairs=found)
+    assert given.geometry == own.geometry and given.label == own.label
+    assert forecast_regime(model, probe, dtype=torch.float64, pairs=[]).geometry.pairs == ()
 
 
 def test_the_monitor_forecast_reuses_its_step0_capture(monkeypatch: pytest.MonkeyPatch) -> None:

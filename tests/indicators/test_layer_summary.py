@@ -85,3 +85,17 @@ def test_summaries_match_the_formulas_on_the_blocks() -> None:
         assert scalars[f"regimescope/blocks/weights_relative_change/{block}"] == pytest.approx(change, rel=1e-9)
     shares = [v for name, v in scalars.items() if "/kernel_share/" in name]
     assert sum(shares) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_block_that_starts_at_zero_has_no_relative_change() -> None:
+    model = ResNetLike()
+    context = Context(model=model, probe=rs.Probe(torch.zeros(6, 3, 8, 8)))
+    indicator = LayerSummary()
+    indicator.setup(context)
+    init, now = _snapshot(0, model, 0), _snapshot(5, model, 1)
+    for name in ("fc.weight", "fc.bias"):  # a zero-initialised head, its own block
+        init.weights[name] = torch.zeros_like(init.weights[name])
+    scalars = indicator.compute(now, init, context).scalars
+    assert "regimescope/blocks/weights_relative_change/fc" not in scalars
+    assert all(np.isfinite(value) for value in scalars.values())
+    assert "regimescope/blocks/weights_relative_change/layer4.1" in scalars

@@ -35,3 +35,21 @@ def test_balance_drift_is_tiny_under_gradient_descent_and_large_under_adam() -> 
     assert gd < 1e-3
     assert adam > 1e-2
     assert adam > 100 * gd
+
+
+def test_attach_traces_the_layer_pairs_once_for_the_balance_and_the_forecast(monkeypatch) -> None:
+    from regimescope.conservation import discovery
+    from regimescope.forecast import geometry
+
+    traced = []
+    find = discovery.find_layer_pairs
+    for module in (discovery, geometry):  # where the context and the forecast look the discovery up
+        monkeypatch.setattr(module, "find_layer_pairs", lambda model: traced.append(model) or find(model))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 24), nn.ReLU(), nn.Linear(24, 1))
+    x = torch.randn(16, 5)
+    monitor = rs.RegimeMonitor(model, rs.Probe(x, x[:, :1]), max_overhead=None).attach()
+    assert len(traced) == 1
+    assert [pair.name for pair in monitor.forecast.geometry.pairs] == ["0-2"]
+    assert any(indicator.name == "balance" for indicator in monitor.indicators)
+    monitor.close()
