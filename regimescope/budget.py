@@ -6,10 +6,13 @@ since ``attach()`` began (``w``, training included). A measurement predicted to 
     m + c <= max_overhead * (w + c),
 
 that is, when the monitor's share of wall time would still be within budget after it. A scheduled measurement that
-would break the budget is deferred: it happens at the first later step where the budget allows it, and scheduled
-measurements falling due meanwhile are folded into it. So the regular interval stretches by itself when measurements
-are expensive next to training steps, and the early log-spaced measurements wait until training has earned them.
-The step-0 measurement, the reference of every comparison, is never deferred.
+would break the budget is deferred, not dropped: the schedule says how many measurements are owed by each step, the
+budget says when they are paid. Deferred measurements are :attr:`OverheadBudget.pending` and are taken one per step,
+each at the first later step where the budget allows it. So the regular interval stretches by itself when
+measurements are expensive next to training steps (the monitor then measures at the rate the budget allows, about
+every :meth:`OverheadBudget.steady_interval` steps, until it has made as many measurements as the schedule asked for),
+and the early log-spaced measurements wait until training has earned them. The step-0 measurement, the reference of
+every comparison, is never deferred.
 
 Per-step observations (an indicator reading each optimizer step, such as the explained drift of layer balance) may
 use :data:`OBSERVATION_SHARE` of the budget; when observing every step would cost more (a large model's gradients
@@ -46,6 +49,11 @@ class OverheadBudget:
     Args:
         max_overhead: The largest share of wall time the monitor may use; ``None`` allows every measurement.
 
+    Attributes:
+        spent: Seconds of the monitor's own time so far.
+        deferred: Scheduled measurements deferred so far.
+        pending: Scheduled measurements owed and not yet taken (each is taken when the budget allows).
+
     Raises:
         ValueError: For a share outside ``(0, 1)``.
     """
@@ -54,6 +62,7 @@ class OverheadBudget:
         self.max_overhead = check_overhead(max_overhead)
         self.spent = 0.0
         self.deferred = 0
+        self.pending = 0
         self._start: float | None = None
         self._costs: list[float] = []
 
@@ -108,10 +117,12 @@ class OverheadBudget:
         return max(1, math.ceil(self.predicted_cost * (1 - f) / (f * seconds_per_step)))
 
     def state_dict(self) -> dict[str, Any]:
-        """Recent measurement costs and the count of deferred measurements (the clock restarts on resume)."""
-        return {"costs": list(self._costs), "deferred": self.deferred}
+        """Recent measurement costs, the count of deferred measurements and of those still pending (the clock
+        restarts on resume)."""
+        return {"costs": list(self._costs), "deferred": self.deferred, "pending": self.pending}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output."""
         self._costs = [float(c) for c in state.get("costs", [])]
         self.deferred = int(state.get("deferred", 0))
+        self.pending = int(state.get("pending", 0))

@@ -108,8 +108,8 @@ class RegimeMonitor:
             rank computes a balanced share of the layer blocks and one all-reduce sums them: the same kernel,
             faster). Outside a distributed job both compute it in the one process.
         max_overhead: The largest share of wall time the monitor may use (:mod:`regimescope.budget`): scheduled
-            measurements that would exceed it are deferred until training has earned them, so the interval
-            stretches when measurements are expensive. ``None``: the fixed schedule, whatever it costs.
+            measurements that would exceed it are deferred (owed, not dropped) until training has earned them, so
+            the interval stretches when measurements are expensive. ``None``: the fixed schedule, whatever it costs.
         output_projection: The kernel's outputs: ``"auto"`` (sized at :meth:`attach` to the budget, see
             :mod:`regimescope.capture.sizing`: exact for a few outputs, random combinations for many, like a language
             model's logits), ``None`` (every output, exact) or a number of seeded random output combinations.
@@ -198,7 +198,6 @@ class RegimeMonitor:
         self.plan: MeasurementPlan | None = None
         self._sizing: Sizing | None = None
         self.attach_seconds = 0.0
-        self._deferred_from: int | None = None
         self._told_deferral = False
         self._attach_step = 0
         self._next_observation = 1
@@ -384,20 +383,21 @@ class RegimeMonitor:
         except Exception as error:
             self._fail(step, "the schedule", error)
             return None
-        if not due and self._deferred_from is None:
+        if due:
+            self._budget.pending += 1
+        if not self._budget.pending:
             return None
         if not from_main_process(lambda: self._budget.allows(time.perf_counter())):  # one decision for all ranks
-            self._defer(step, due)
+            if due:
+                self._defer(step)
             return None
-        self._deferred_from = None
+        self._budget.pending -= 1
         return self._safe_measure(step)
 
-    def _defer(self, step: int, due: bool) -> None:
-        """Keep a scheduled measurement for a later step; say once, with the interval the budget allows, why."""
-        if due:
-            self._budget.deferred += 1
-        if self._deferred_from is None:
-            self._deferred_from = step
+    def _defer(self, step: int) -> None:
+        """Owe the measurement scheduled at ``step`` until the budget allows it; say once, with the interval the
+        budget allows, why."""
+        self._budget.deferred += 1
         if self._told_deferral or not is_main_process():
             return
         self._told_deferral = True
@@ -683,18 +683,19 @@ class RegimeMonitor:
         """Take the measurement the budget deferred, if one is pending, then remove the optimizer hook and close the
         sinks. Safe to call twice; the monitor cannot measure again.
 
-        A scheduled measurement that the overhead budget deferred has no later step to wait for once training ends,
-        so it is taken here, at the last step seen: a run always ends with a verdict for its last step, even a run
-        too short for its budget to have allowed more than step 0 (that one measurement may take a short run past
-        its budget).
+        Scheduled measurements that the overhead budget deferred have no later step to wait for once training ends,
+        so one is taken here, at the last step seen (unless it was just measured) and the rest are dropped: a run
+        always ends with a verdict for its last step, even a run too short for its budget to have allowed more than
+        step 0 (that one measurement may take a short run past its budget).
 
         Args:
             final: Take the pending measurement; ``False`` closes without measuring (a ``with`` block left by an
                 exception, a failed fit).
         """
-        if final and self._attached and not self._paused and self._deferred_from is not None:
-            self._deferred_from = None
-            self._safe_measure(self._last_step)
+        if final and self._attached and not self._paused and self._budget.pending:
+            self._budget.pending = 0
+            if self._last_step != self._last_measured:
+                self._safe_measure(self._last_step)
         if self._hook is not None:
             self._hook.remove()
             self._hook = None

@@ -47,10 +47,13 @@ def test_steady_interval_matches_the_budget_equation() -> None:
 def test_state_round_trip_and_argument_checks() -> None:
     budget = OverheadBudget(0.05)
     budget.spend(1.5, measurement=True)
-    budget.deferred = 4
+    budget.deferred, budget.pending = 4, 3
     other = OverheadBudget(0.05)
     other.load_state_dict(budget.state_dict())
-    assert other.predicted_cost == 1.5 and other.deferred == 4
+    assert other.predicted_cost == 1.5 and other.deferred == 4 and other.pending == 3
+    older = OverheadBudget(0.05)
+    older.load_state_dict({"costs": [1.0], "deferred": 2})  # a checkpoint from before owed measurements were kept
+    assert older.pending == 0
     for bad in (0, 1, 1.5, -0.1, True, "5%"):
         with pytest.raises(ValueError, match="max_overhead"):
             check_overhead(bad)

@@ -119,6 +119,36 @@ def test_scheduled_measurements_wait_until_training_has_earned_them(clock: Clock
     monitor.close()
 
 
+
+class Cheap(Costly):
+    """Measurements of 2 s: the budget holds back the early log-spaced ones, then allows one about every 18 steps."""
+
+    name = "cheap"
+
+    def compute(self, current: Snapshot, reference: Snapshot | None, context: Context) -> Record:
+        self.clock.now += 2.0
+        return Record(current.step)
+
+
+def test_deferred_measurements_are_taken_later_not_dropped(clock: Clock) -> None:
+    monitor, _ = _run(clock, max_overhead=0.1, steps=400, costly=Cheap)
+    steps = [r.step for r in monitor.history]
+    asked = [s for s in range(401) if monitor.schedule(s)]  # 0, 1, 2, 4, ..., 32, 50, 100, ..., 400: 14
+    assert len(steps) == len(asked)  # every scheduled measurement made, each when training had earned it
+    early = [s for s in steps if s < 50]
+    assert early[0] == 0 and all(b - a >= 15 for a, b in zip(steps[1:], steps[2:]))
+    assert steps[-1] == 400 and monitor.overhead <= 0.1
+    assert monitor.history[-1].scalars["regimescope/cost/budget_deferred"] >= 6  # 1, 2, 4, 8, 16, 32
+    monitor.close()
+    assert [r.step for r in monitor.history] == steps  # nothing owed at the end: close() measures nothing more
+
+
+def test_close_does_not_measure_the_last_step_twice(clock: Clock) -> None:
+    monitor, _ = _run(clock, max_overhead=0.1, steps=54, costly=Cheap)  # step 54 pays one of several owed
+    assert [r.step for r in monitor.history] == [0, 36, 54] and monitor._budget.pending > 0
+    monitor.close()
+    assert [r.step for r in monitor.history] == [0, 36, 54] and monitor._budget.pending == 0
+
 def test_close_takes_the_deferred_measurement_at_the_last_step(clock: Clock) -> None:
     monitor, sink = _run(clock, max_overhead=0.1, steps=100)  # too short for the budget to allow step 1, 2, 4, ...
     assert [r.step for r in monitor.history] == [0]
