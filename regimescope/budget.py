@@ -75,11 +75,18 @@ class OverheadBudget:
         """When the clock started (``time.perf_counter()`` seconds; 0 before :meth:`start`)."""
         return 0.0 if self._start is None else self._start
 
-    def spend(self, seconds: float, *, measurement: bool = False) -> None:
-        """Count ``seconds`` of the monitor's time; a ``measurement`` also updates the predicted cost."""
+    def spend(self, seconds: float, *, measurement: bool = False, one_time: float = 0.0) -> None:
+        """Count ``seconds`` of the monitor's time; a ``measurement`` also updates the predicted cost.
+
+        Args:
+            seconds: The monitor's time to count, all of it.
+            measurement: Whether it was a measurement, whose cost predicts the next one's.
+            one_time: The part of a measurement's ``seconds`` later ones will not repeat (the step-0 forecast, a
+                first capture discarded by the sizing): counted, but left out of the predicted cost.
+        """
         self.spent += seconds
         if measurement:
-            self._costs = [*self._costs[-2:], seconds]
+            self._costs = [*self._costs[-2:], max(0.0, seconds - one_time)]
 
     @property
     def predicted_cost(self) -> float:

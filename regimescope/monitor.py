@@ -310,15 +310,19 @@ class RegimeMonitor:
             return None
         return wall_seconds(lambda: probe_pass(self.model, self.probe, self.config), self.probe.device)
 
-    def _resized(self, snapshot: Snapshot, seconds: float) -> Snapshot:
-        """Revise the first plan from what its step-0 measurement cost (:class:`~regimescope.capture.sizing.Sizing`)
-        and measure step 0 again when the plan changes (the model has not moved); log the plan kept."""
+    def _resized(self, snapshot: Snapshot, seconds: float) -> tuple[Snapshot, float]:
+        """Revise the first plan from what its step-0 capture cost (:class:`~regimescope.capture.sizing.Sizing`)
+        and measure step 0 again when the plan changes (the model has not moved); log the plan kept.
+
+        Returns:
+            The snapshot of the plan kept, and the seconds of a first capture discarded (0 when none was).
+        """
         tried = self.plan
         self._use_plan(self._sizing.revise(tried, seconds, tried.pass_seconds))
-        if (self.plan.examples, self.plan.output_projection) != (tried.examples, tried.output_projection):
-            snapshot = capture(self.model, self._context.probe, self._suite.needs, self.config, snapshot.step)
         logger.info("regimescope measures %s.", self.plan.describe())
-        return snapshot
+        if (self.plan.examples, self.plan.output_projection) == (tried.examples, tried.output_projection):
+            return snapshot, 0.0
+        return capture(self.model, self._context.probe, self._suite.needs, self.config, snapshot.step), seconds
 
     def _validate_model(self) -> None:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -495,11 +499,14 @@ class RegimeMonitor:
         captured = time.perf_counter()
         snapshot = capture(self.model, self._context.probe, self._suite.needs, self.config, step, kernels)
         first = self._init is None
+        one_time = 0.0  # what later measurements will not repeat: the forecast, a capture re-sizing discarded
         if first and self.plan.pass_seconds is not None and self._sizing is not None:
-            snapshot = self._resized(snapshot, time.perf_counter() - captured)
+            snapshot, one_time = self._resized(snapshot, time.perf_counter() - captured)
         if first:
             self._init = self._suite.retained(snapshot, Reference.INIT)
+            forecast_start = time.perf_counter()
             self._judge.make_forecast(self._context, self.config, snapshot.layer_kernels)
+            one_time += time.perf_counter() - forecast_start
         references = {Reference.INIT: self._init, Reference.PREVIOUS: self._previous, Reference.NONE: None}
         record, usable = self._suite.compute(snapshot, references, self._context)
         if first:
@@ -513,7 +520,7 @@ class RegimeMonitor:
         if usable:
             self._previous = self._suite.retained(snapshot, Reference.PREVIOUS)
         elapsed = time.perf_counter() - start
-        self._budget.spend(elapsed, measurement=True)
+        self._budget.spend(elapsed, measurement=True, one_time=one_time)
         record.scalars[COST_SECONDS] = elapsed
         record.scalars[COST_FRACTION] = self._budget.share(time.perf_counter())
         record.scalars[COST_BUDGET_DEFERRED] = float(self._budget.deferred)
@@ -683,10 +690,10 @@ class RegimeMonitor:
         """Take the measurement the budget deferred, if one is pending, then remove the optimizer hook and close the
         sinks. Safe to call twice; the monitor cannot measure again.
 
-        Scheduled measurements that the overhead budget deferred have no later step to wait for once training ends,
-        so one is taken here, at the last step seen (unless it was just measured) and the rest are dropped: a run
-        always ends with a verdict for its last step, even a run too short for its budget to have allowed more than
-        step 0 (that one measurement may take a short run past its budget).
+        Scheduled measurements that the overhead budget deferred have no later step to wait for once training ends:
+        one is taken here, at the last step seen, when the budget allows it, or whatever it costs when nothing was
+        measured since step 0 (so a run too short for its budget to allow more than step 0 still ends with a verdict
+        for its last step; that one measurement may take it past its budget); the rest are dropped.
 
         Args:
             final: Take the pending measurement; ``False`` closes without measuring (a ``with`` block left by an
@@ -694,7 +701,7 @@ class RegimeMonitor:
         """
         if final and self._attached and not self._paused and self._budget.pending:
             self._budget.pending = 0
-            if self._last_step != self._last_measured:
+            if self._last_step != self._last_measured and self._closing_measurement_allowed():
                 self._safe_measure(self._last_step)
         if self._hook is not None:
             self._hook.remove()
@@ -703,6 +710,13 @@ class RegimeMonitor:
         self._attached = False
         self._closed = True
         sinks.close()  # every sink, whatever some raise; raises only when strict
+
+    def _closing_measurement_allowed(self) -> bool:
+        """Whether :meth:`close` may take an owed measurement: when the budget allows it, or when nothing was measured
+        since ``attach()``'s step 0 (every run ends with a verdict on trained weights). One decision for all ranks."""
+        if self._last_measured is None or self._last_measured <= self._attach_step:
+            return True
+        return from_main_process(lambda: self._budget.allows(time.perf_counter()))
 
     def __enter__(self) -> RegimeMonitor:
         return self.attach()

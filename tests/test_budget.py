@@ -58,3 +58,9 @@ def test_state_round_trip_and_argument_checks() -> None:
         with pytest.raises(ValueError, match="max_overhead"):
             check_overhead(bad)
     assert check_overhead(None) is None
+
+
+def test_one_time_work_is_counted_but_not_predicted() -> None:
+    budget = OverheadBudget(0.05)
+    budget.spend(10.0, measurement=True, one_time=7.0)  # step 0: its forecast is not repeated
+    assert budget.spent == 10.0 and budget.predicted_cost == 3.0

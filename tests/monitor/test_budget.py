@@ -149,6 +149,13 @@ def test_close_does_not_measure_the_last_step_twice(clock: Clock) -> None:
     monitor.close()
     assert [r.step for r in monitor.history] == [0, 36, 54] and monitor._budget.pending == 0
 
+
+def test_close_keeps_the_budget_once_a_trained_step_was_measured(clock: Clock) -> None:
+    monitor, _ = _run(clock, max_overhead=0.1, steps=60, costly=Cheap)  # the next one is earned at step 72
+    assert [r.step for r in monitor.history] == [0, 36, 54] and monitor._budget.pending > 0
+    monitor.close()
+    assert [r.step for r in monitor.history] == [0, 36, 54] and monitor.overhead <= 0.1
+
 def test_close_takes_the_deferred_measurement_at_the_last_step(clock: Clock) -> None:
     monitor, sink = _run(clock, max_overhead=0.1, steps=100)  # too short for the budget to allow step 1, 2, 4, ...
     assert [r.step for r in monitor.history] == [0]
@@ -205,4 +212,22 @@ def test_without_a_budget_the_schedule_is_kept_whatever_it_costs(clock: Clock) -
     monitor, sink = _run(clock, max_overhead=None, steps=120)
     assert [r.step for r in monitor.history] == [0, 1, 2, 4, 8, 16, 32, 50, 100]
     assert not any("deferred" in note for note in sink.texts("regimescope/cost/notes")[1])
+    monitor.close()
+
+
+def test_the_step0_forecast_is_counted_but_does_not_predict_later_measurements(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from regimescope.verdict.judge import RegimeJudge
+
+    forecast = RegimeJudge.make_forecast
+
+    def slow_forecast(self, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        clock.now += 50.0
+        forecast(self, *args, **kwargs)
+
+    monkeypatch.setattr(RegimeJudge, "make_forecast", slow_forecast)
+    monitor, _ = _run(clock, max_overhead=0.1, steps=0)
+    assert monitor._budget.spent == pytest.approx(MEASURE_SECONDS + 50.0)
+    assert monitor._budget.predicted_cost == pytest.approx(MEASURE_SECONDS)
     monitor.close()
