@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-OBSERVATION_SHARE = 0.2
-"""The share of the overhead budget per-step observations may use before they are sampled."""
+OBSERVATION_SHARE = 0.1
+"""The share of the overhead budget per-step observations may use before they are sampled (the rest is for
+measurements, which the regime is read from)."""
 DEFAULT_MAX_OVERHEAD = 0.05
 """The default share of wall time the monitor may use (see ``docs/performance.md`` for how it was chosen)."""
 

@@ -96,8 +96,10 @@ class HeadPair:
         """One diagonal block per head."""
         return self.heads
 
-    def _rows(self, weights: Mapping[str, torch.Tensor], name: str, span: Span, columns: int) -> torch.Tensor:
-        tensor = read_weight(self.name, weights, name)
+    def _rows(
+        self, weights: Mapping[str, torch.Tensor], name: str, span: Span, columns: int, dtype: torch.dtype | None
+    ) -> torch.Tensor:
+        tensor = read_weight(self.name, weights, name, dtype)
         start, stop = span
         if tensor.dim() != (2 if columns else 1) or tensor.shape[0] < stop:
             raise ValueError(
@@ -106,19 +108,20 @@ class HeadPair:
             )
         return tensor[start:stop].reshape(self.units, -1)
 
-    def unit_rows(self, weights: Mapping[str, torch.Tensor]) -> Rows:
-        """Each unit's rows by role: projection rows, bias entries, and (``vo``) output-projection columns.
+    def unit_rows(self, weights: Mapping[str, torch.Tensor], dtype: torch.dtype | None = torch.float64) -> Rows:
+        """Each unit's rows by role: projection rows, bias entries, and (``vo``) output-projection columns, in
+        ``dtype`` (``None``: the weights' own).
 
         Raises:
             ValueError: When a parameter is missing or too small for the heads.
         """
-        rows = {"in_weight": self._rows(weights, self.in_weight, self.in_rows, columns=1)}
+        rows = {"in_weight": self._rows(weights, self.in_weight, self.in_rows, 1, dtype)}
         if self.in_bias is not None:
-            rows["in_bias"] = self._rows(weights, self.in_bias, self.in_bias_rows, columns=0)
+            rows["in_bias"] = self._rows(weights, self.in_bias, self.in_bias_rows, 0, dtype)
         if self.out_rows is not None:
-            rows["out_weight"] = self._rows(weights, self.out_weight, self.out_rows, columns=1)
+            rows["out_weight"] = self._rows(weights, self.out_weight, self.out_rows, 1, dtype)
         else:
-            out = read_weight(self.name, weights, self.out_weight)
+            out = read_weight(self.name, weights, self.out_weight, dtype)
             if out.dim() != 2 or out.shape[1] != self.units:
                 raise ValueError(
                     f"{self.out_weight} has shape {tuple(out.shape)}; expected (out, {self.units}) reading the "
@@ -126,7 +129,7 @@ class HeadPair:
                 )
             rows["out_weight"] = out.T
         if self.out_bias is not None:
-            rows["out_bias"] = self._rows(weights, self.out_bias, self.out_bias_rows, columns=0)
+            rows["out_bias"] = self._rows(weights, self.out_bias, self.out_bias_rows, 0, dtype)
         return rows
 
 

@@ -61,4 +61,6 @@ class BalancePair(Protocol):
     @property
     def matrix_blocks(self) -> int | None: ...  # noqa: D102
 
-    def unit_rows(self, weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...  # noqa: D102
+    def unit_rows(  # noqa: D102
+        self, weights: Mapping[str, torch.Tensor], dtype: torch.dtype | None = ...
+    ) -> dict[str, torch.Tensor]: ...

@@ -109,7 +109,7 @@ class ExplainedDrift:
         for pair, rates in self.pairs:
             if not all(name in steps for name in pair.parameter_names):
                 continue
-            squares = unit_squares(pair, steps)
+            squares = unit_squares(pair, steps, dtype=None)  # a bound: a rounding per square is immaterial
             outgoing, incoming = weighted_squares(squares, rates)
             bound = outgoing + incoming
             self._budgets[pair.name] += steps_observed * bound.cpu()

@@ -43,7 +43,7 @@ LAST_AXIS_NORMS: tuple[type[nn.Module], ...] = (nn.LayerNorm, *(getattr(nn, n) f
 LayerKind = Literal["linear", "conv", "norm"]
 ColumnLayout = Literal["block", "stride"]
 Rows = dict[str, torch.Tensor]
-"""``role -> (units, m)`` float64 rows of one unit's parameters; roles ``out_weight``, ``out_bias``, ``in_weight``,
+"""``role -> (units, m)`` rows (float64 unless asked otherwise) of one unit's parameters; roles ``out_weight``, ``out_bias``, ``in_weight``,
 ``in_bias`` (the names of :class:`~regimescope.conservation.learning_rates.PairRates`)."""
 
 
@@ -76,8 +76,10 @@ class Break(enum.Enum):
     balance at all (:mod:`regimescope.conservation.parameters`)."""
 
 
-def read_weight(pair_name: str, weights: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
-    """``weights[name]`` detached in float64 (on CPU for MPS tensors).
+def read_weight(
+    pair_name: str, weights: Mapping[str, torch.Tensor], name: str, dtype: torch.dtype | None = torch.float64
+) -> torch.Tensor:
+    """``weights[name]`` detached in ``dtype`` (``None``: its own, not copied; on CPU for MPS tensors).
 
     Raises:
         ValueError: When ``name`` is missing (the message names the pair that needs it).
@@ -89,7 +91,7 @@ def read_weight(pair_name: str, weights: Mapping[str, torch.Tensor], name: str) 
         )
     tensor = weights[name]
     device = tensor.device if tensor.device.type != "mps" else torch.device("cpu")
-    return tensor.detach().to(device=device, dtype=torch.float64)
+    return tensor.detach().to(device=device, dtype=dtype or tensor.dtype)
 
 
 @dataclass(frozen=True)
@@ -186,24 +188,24 @@ class LayerPair:
             return 1
         return None
 
-    def unit_rows(self, weights: Mapping[str, torch.Tensor]) -> Rows:
-        """Each unit's parameters as float64 rows by role (see :data:`Rows`).
+    def unit_rows(self, weights: Mapping[str, torch.Tensor], dtype: torch.dtype | None = torch.float64) -> Rows:
+        """Each unit's parameters as rows by role (see :data:`Rows`), in ``dtype`` (``None``: the weights' own).
 
         Raises:
             ValueError: When a parameter is missing or its shape does not match the pair.
         """
-        w_in = read_weight(self.name, weights, self.in_weight)
+        w_in = read_weight(self.name, weights, self.in_weight, dtype)
         if w_in.shape[0] != self.units:
             raise ValueError(
                 f"Incoming weight {self.in_weight} has {w_in.shape[0]} rows; expected {self.units} units. Pass the "
                 "weights of the model the pair was found on."
             )
         rows = {
-            "out_weight": outgoing_weights(self, read_weight(self.name, weights, self.out_weight)),
+            "out_weight": outgoing_weights(self, read_weight(self.name, weights, self.out_weight, dtype)),
             "in_weight": w_in.reshape(self.units, -1),
         }
         if self.in_bias is not None:
-            rows["in_bias"] = read_weight(self.name, weights, self.in_bias).reshape(self.units, 1)
+            rows["in_bias"] = read_weight(self.name, weights, self.in_bias, dtype).reshape(self.units, 1)
         return rows
 
 

@@ -133,3 +133,13 @@ def test_linear_projection_errors_say_what_is_wrong(kwargs: dict, message: str) 
     arguments = {"q": "q", "k": "k", "v": "v", "o": "o", "heads": 2, **kwargs}
     with pytest.raises(ValueError, match=message):
         attention_pairs(seeded(LinearAttention), **arguments)
+
+
+def test_head_squares_in_the_weights_own_dtype_agree_with_float64() -> None:
+    from regimescope.conservation import unit_squares
+
+    model = seeded(AttentionNet).float()
+    for pair in find_attention_pairs(model):
+        exact, fast = unit_squares(pair, _weights(model)), unit_squares(pair, _weights(model), dtype=None)
+        for role in ("outgoing", "incoming", "bias", "out_bias"):
+            torch.testing.assert_close(getattr(fast, role), getattr(exact, role), rtol=1e-6, atol=0)

@@ -178,3 +178,15 @@ def test_float32_weights_are_computed_in_float64() -> None:
     model = two_layer().float()
     pair = find_layer_pairs(model)[0]
     assert unit_deltas(unit_squares(pair, _weights(model))).dtype == torch.float64
+
+
+@pytest.mark.parametrize("net", [two_layer, conv_linear])
+def test_squares_in_the_weights_own_dtype_agree_with_float64(net) -> None:
+    model = net().float()
+    for pair in find_layer_pairs(model):
+        exact = unit_squares(pair, _weights(model))
+        fast = unit_squares(pair, _weights(model), dtype=None)
+        for role in ("outgoing", "incoming", "bias"):
+            value = getattr(fast, role)
+            assert value.dtype == torch.float64
+            torch.testing.assert_close(value, getattr(exact, role), rtol=1e-6, atol=0)
