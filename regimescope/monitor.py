@@ -463,7 +463,9 @@ class RegimeMonitor:
                 self._alerts.dispatch(alert)
         self._last_measured = step
         self._history.append(Record(record.step, scalars=dict(record.scalars), texts=dict(record.texts)))
+        written = time.perf_counter()
         self._sinks.write(record)
+        self._budget.spend(time.perf_counter() - written)  # writing the record is the monitor's time too
         return verdict
 
     def _collective_part(self) -> dict[str, torch.Tensor] | None:

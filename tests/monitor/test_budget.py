@@ -231,3 +231,19 @@ def test_the_step0_forecast_is_counted_but_does_not_predict_later_measurements(
     assert monitor._budget.spent == pytest.approx(MEASURE_SECONDS + 50.0)
     assert monitor._budget.predicted_cost == pytest.approx(MEASURE_SECONDS)
     monitor.close()
+
+
+def test_writing_the_records_counts_against_the_budget(clock: Clock) -> None:
+    class SlowSink(rs.MemorySink):
+        def write(self, record: Record) -> None:
+            clock.now += 3.0
+            super().write(record)
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    x = torch.randn(8, 4)
+    monitor = rs.RegimeMonitor(
+        model, rs.Probe(x, torch.randn(8, 2)), sinks=[SlowSink()], indicators=[*default_indicators(), Costly(clock)]
+    ).attach()
+    assert monitor._budget.spent == pytest.approx(MEASURE_SECONDS + 3.0)
+    monitor.close()
