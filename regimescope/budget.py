@@ -1,8 +1,8 @@
 """The overhead budget: the monitor's share of wall time stays under ``max_overhead``.
 
 The monitor adds its own time (``attach()`` itself, measurements and the writing of their records, per-step
-observations, ``m``) and the wall time
-since ``attach()`` began (``w``, training included). A measurement predicted to cost ``c`` seconds may start when
+observations, ``m``) and the wall time since ``attach()`` began (``w``, training included). A measurement predicted
+to cost ``c`` seconds may start when
 
     m + c <= max_overhead * (w + c),
 
