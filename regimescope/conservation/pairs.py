@@ -43,8 +43,8 @@ LAST_AXIS_NORMS: tuple[type[nn.Module], ...] = (nn.LayerNorm, *(getattr(nn, n) f
 LayerKind = Literal["linear", "conv", "norm"]
 ColumnLayout = Literal["block", "stride"]
 Rows = dict[str, torch.Tensor]
-"""``role -> (units, m)`` rows (float64 unless asked otherwise) of one unit's parameters; roles ``out_weight``, ``out_bias``, ``in_weight``,
-``in_bias`` (the names of :class:`~regimescope.conservation.learning_rates.PairRates`)."""
+"""``role -> (units, m)`` rows of one unit's parameters (float64 unless asked otherwise); roles ``out_weight``,
+``out_bias``, ``in_weight``, ``in_bias`` (the names of :class:`~regimescope.conservation.learning_rates.PairRates`)."""
 
 
 class Break(enum.Enum):

@@ -50,7 +50,8 @@ def unit_squares(
         pair: The layer (or attention head) pair.
         weights: ``parameter name -> tensor`` (live parameters or a snapshot's detached copies).
         dtype: The dtype the entries are squared in: float64 (exact for float32 weights), or ``None`` for the
-            weights' own (no float64 copy of the weights: about twice as fast, each square rounded once).
+            weights' own (no float64 copy of the weights; each square rounded once; on ResNet-18's gradients the
+            explained-drift pass took a quarter of the float64 time).
 
     Returns:
         The per-unit squared norms.

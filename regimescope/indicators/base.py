@@ -127,7 +127,7 @@ class Indicator(abc.ABC):
     outputs: ClassVar[tuple[Output, ...]] = ()
     screens: ClassVar[bool] = False
 
-    def setup(self, context: Context) -> None:
+    def setup(self, context: Context) -> None:  # noqa: B027 - optional hook, empty by default
         """Validate and cache what the indicator needs from the model, once, at attach time.
 
         Raises:
@@ -143,7 +143,7 @@ class Indicator(abc.ABC):
         """Whether :meth:`observe_step` does anything (the monitor then calls it after optimizer steps)."""
         return type(self).observe_step is not Indicator.observe_step
 
-    def observe_step(self, optimizer: torch.optim.Optimizer, steps: int = 1) -> None:
+    def observe_step(self, optimizer: torch.optim.Optimizer, steps: int = 1) -> None:  # noqa: B027 - optional hook
         """Read what an optimizer step did (called right after ``optimizer.step()``, before ``zero_grad``).
 
         Only indicators that accumulate something between measurements override it; it must be cheap and must not
@@ -175,5 +175,5 @@ class Indicator(abc.ABC):
         """The indicator's running state as plain containers and tensors (default: none), for checkpoints."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook, empty by default
         """Restore :meth:`state_dict` output (called after :meth:`setup`)."""
