@@ -537,8 +537,9 @@ class RegimeMonitor:
     @property
     def overhead(self) -> float:
         """The monitor's share of wall time since ``attach()`` began, by its own clock: the seconds it spent
-        (``attach()``, measurements, per-step observations) over the wall time (``0.0`` before :meth:`attach`). The
-        budget keeps it under ``max_overhead``; each record also carries it as ``regimescope/cost/fraction``."""
+        (``attach()``, measurements and the writing of their records, per-step observations) over the wall time
+        (``0.0`` before :meth:`attach`). The budget keeps it under ``max_overhead``; each record also carries it as
+        ``regimescope/cost/fraction``."""
         return self._budget.share(time.perf_counter())
 
     @property
