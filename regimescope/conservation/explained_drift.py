@@ -81,7 +81,8 @@ class ExplainedDrift:
         Args:
             optimizer: The optimizer that just stepped.
             steps: How many steps this one stands for: its term is added ``steps`` times (the monitor samples
-                steps when observing each would cost too much; the sum is then estimated, not bounded).
+                steps when observing each would cost too much; the sum is then estimated, a bound only while the
+                gradients shrink).
         """
         if not self._budgets:
             return

@@ -166,7 +166,7 @@ def run_scenario(
     )
     with monitor:
         losses = train(setup, optimizer, callback=callback)
-    explanation = monitor.explain()  # after close(), which takes a measurement the budget deferred
+    explanation = monitor.explain()  # after close(), which may take a measurement the budget deferred
     forecast = monitor.forecast
     with torch.no_grad():
         losses.append(loss(setup).item())
