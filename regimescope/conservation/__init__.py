@@ -22,6 +22,7 @@ from regimescope.conservation.learning_rates import (
 )
 from regimescope.conservation.pairs import Break, LayerPair, layer_pair, outgoing_weights
 from regimescope.conservation.quantities import (
+    PairSquares,
     UnitSquares,
     balance_drift,
     balance_matrix,
@@ -44,6 +45,7 @@ __all__ = [
     "LearningRates",
     "OptimizerFacts",
     "PairRates",
+    "PairSquares",
     "UnitSquares",
     "attention_pairs",
     "balance_drift",

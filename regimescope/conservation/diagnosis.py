@@ -29,7 +29,7 @@ from torch import nn
 
 from regimescope.conservation.balance_pair import BalancePair
 from regimescope.conservation.learning_rates import PairRates
-from regimescope.conservation.quantities import balance_drift, unit_deltas, unit_scales, unit_squares
+from regimescope.conservation.quantities import PairSquares, balance_drift, unit_deltas, unit_scales
 
 logger = logging.getLogger(__name__)
 
@@ -234,8 +234,8 @@ class DriftDiagnoser:
 
     def diagnose(
         self,
-        init_weights: Mapping[str, torch.Tensor],
-        weights: Mapping[str, torch.Tensor],
+        init_squares: PairSquares,
+        squares: PairSquares,
         *,
         steps: int,
         optimizer: torch.optim.Optimizer | None,
@@ -245,8 +245,8 @@ class DriftDiagnoser:
         """The diagnosis of every pair whose weights both snapshots hold and whose initial scale is not zero.
 
         Args:
-            init_weights: The step-0 weights.
-            weights: The current weights.
+            init_squares: The unit squares of the step-0 weights.
+            squares: The unit squares of the current weights.
             steps: Optimizer steps since initialisation.
             optimizer: The optimizer (``None``: unknown).
             model: The model (to match the optimizer's parameters by name).
@@ -257,9 +257,9 @@ class DriftDiagnoser:
         """
         found = []
         for pair, rates, homogeneous in self.pairs:
-            if not all(name in init_weights and name in weights for name in pair.parameter_names):
+            if not (init_squares.holds(pair) and squares.holds(pair)):
                 continue
-            start, now = unit_squares(pair, init_weights), unit_squares(pair, weights)
+            start, now = init_squares(pair), squares(pair)
             if not bool(unit_scales(start, rates).any()):
                 continue  # all-zero at initialisation: no drift to diagnose (balance_drift is undefined)
             diagnosis = diagnose_drift(

@@ -12,7 +12,7 @@ from torch import nn
 
 from regimescope.conservation.learning_rates import PairRates
 from regimescope.conservation.pairs import LayerPair
-from regimescope.conservation.quantities import unit_scales, unit_squares, weighted_squares
+from regimescope.conservation.quantities import PairSquares, unit_scales, unit_squares, weighted_squares
 from regimescope.tags import BALANCE_DRIFT, BALANCE_EXPLAINED, layer_tag
 
 logger = logging.getLogger(__name__)
@@ -124,21 +124,21 @@ class ExplainedDrift:
             if self._base[name] > 0
         }
 
-    def noise(self, weights: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    def noise(self, squares: PairSquares) -> dict[str, float]:
         """Rounding floor of each pair's measured drift: ``eps sqrt(steps) |s_t|_2 / |s_0|_2``.
 
         Args:
-            weights: The current weights (a snapshot's), whose dtype sets ``eps``.
+            squares: The unit squares of the current weights (a snapshot's), whose dtype sets ``eps``.
 
         Returns:
             ``regimescope/balance_drift/<pair> -> floor`` for the pairs whose weights are present.
         """
         floors = {}
         for pair, rates in self.pairs:
-            if self._base.get(pair.name, 0) <= 0 or not all(n in weights for n in pair.parameter_names):
+            if self._base.get(pair.name, 0) <= 0 or not squares.holds(pair):
                 continue
-            eps = torch.finfo(weights[pair.in_weight].dtype).eps
-            scale = float(unit_scales(unit_squares(pair, weights), rates).norm())
+            eps = torch.finfo(squares.weights[pair.in_weight].dtype).eps
+            scale = float(unit_scales(squares(pair), rates).norm())
             floor = eps * math.sqrt(max(self._steps, 1)) * scale / self._base[pair.name]
             floors[layer_tag(BALANCE_DRIFT, pair.name)] = floor
         return floors

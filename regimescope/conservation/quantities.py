@@ -70,6 +70,37 @@ def unit_squares(
     )
 
 
+class PairSquares:
+    """The :func:`unit_squares` of each pair in one weights mapping, each computed at most once.
+
+    A measurement reads the same weights for the balance, its drift diagnosis and the drift's rounding floor; on
+    ResNet-18 computing each pair's squares once for all three cut the balance indicator's share of a measurement
+    from about a fifth to a twentieth.
+
+    Args:
+        weights: ``parameter name -> tensor`` (a snapshot's detached copies); not copied, not to be changed.
+    """
+
+    def __init__(self, weights: Mapping[str, torch.Tensor]) -> None:
+        self.weights = weights
+        self._squares: dict[BalancePair, UnitSquares] = {}
+
+    def holds(self, pair: BalancePair) -> bool:
+        """Whether every parameter of ``pair`` is in the weights."""
+        return all(name in self.weights for name in pair.parameter_names)
+
+    def __call__(self, pair: BalancePair) -> UnitSquares:
+        """``unit_squares(pair, weights)`` (float64), computed on the first call for ``pair``.
+
+        Raises:
+            ValueError: When a parameter is missing or its shape does not match the pair.
+        """
+        squares = self._squares.get(pair)
+        if squares is None:
+            squares = self._squares[pair] = unit_squares(pair, self.weights)
+        return squares
+
+
 def weighted_squares(squares: UnitSquares, rates: PairRates | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(|a_k|^2 / eta_out, |w_k|^2 / eta_w + b_k^2 / eta_b)``, or the plain norms when ``rates`` is ``None``."""
     if rates is None:

@@ -19,7 +19,7 @@ from regimescope.conservation.explained_drift import ExplainedDrift
 from regimescope.conservation.learning_rates import PairRates, pair_rates
 from regimescope.conservation.pairs import Break
 from regimescope.conservation.quantities import (
-    UnitSquares,
+    PairSquares,
     balance_drift,
     mean_balance,
     unit_deltas,
@@ -111,7 +111,7 @@ class BalanceIndicator(Indicator):
         self.non_homogeneous: tuple[_Tracked, ...] = ()
         self._explained: ExplainedDrift | None = None
         self._diagnoser = DriftDiagnoser()
-        self._start: tuple[Snapshot, list[UnitSquares]] | None = None
+        self._start: tuple[Snapshot, PairSquares] | None = None
         self.skipped: dict[str, str] = {}
 
     @staticmethod
@@ -202,11 +202,12 @@ class BalanceIndicator(Indicator):
         explained drift with the drift's rounding floor, and the diagnosis."""
         start = current if reference is None else reference
         record = Record(current.step)
-        for item, init in zip(self.tracked, self._start_squares(start)):
-            now = unit_squares(item.pair, current.weights)
-            delta = unit_deltas(now, item.rates)
-            balance = mean_balance(now, item.rates)
-            drift = balance_drift(delta, unit_deltas(init, item.rates), unit_scales(init, item.rates))
+        init, now = self._start_squares(start), PairSquares(current.weights)
+        for item in self.tracked:
+            squares, initial = now(item.pair), init(item.pair)
+            delta = unit_deltas(squares, item.rates)
+            balance = mean_balance(squares, item.rates)
+            drift = balance_drift(delta, unit_deltas(initial, item.rates), unit_scales(initial, item.rates))
             if balance is not None:
                 record.scalars[layer_tag(BALANCE, item.pair.name)] = balance
             if drift is not None:
@@ -216,12 +217,12 @@ class BalanceIndicator(Indicator):
         if self._explained is not None:
             explained = self._explained.scalars()
             record.scalars.update(explained)
-            floors = self._explained.noise(current.weights)
+            floors = self._explained.noise(now)
             record.scalars.update({noise_tag(name): floor for name, floor in floors.items()})
         if current.step > start.step:
             found = self._diagnoser.diagnose(
-                start.weights,
-                current.weights,
+                init,
+                now,
                 steps=current.step - start.step,
                 optimizer=context.optimizer,
                 model=context.trained,
@@ -231,10 +232,11 @@ class BalanceIndicator(Indicator):
                 record.texts[CONSERVATION_DIAGNOSIS] = diagnosis_markdown(found, current.step)
         return record
 
-    def _start_squares(self, start: Snapshot) -> list[UnitSquares]:
-        """Each tracked pair's unit squares in ``start`` (the step-0 snapshot), computed once per snapshot."""
+    def _start_squares(self, start: Snapshot) -> PairSquares:
+        """The unit squares of ``start`` (the step-0 snapshot), kept while it stays the reference: each pair's are
+        computed once per run, not at every measurement."""
         if self._start is None or self._start[0] is not start:
-            self._start = (start, [unit_squares(item.pair, start.weights) for item in self.tracked])
+            self._start = (start, PairSquares(start.weights))
         return self._start[1]
 
     def state_dict(self) -> dict[str, Any]:

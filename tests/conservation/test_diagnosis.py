@@ -13,6 +13,7 @@ from regimescope.conservation import (
     DriftCause,
     DriftDiagnoser,
     OptimizerFacts,
+    PairSquares,
     diagnose_drift,
     diagnosis_markdown,
     find_layer_pairs,
@@ -84,7 +85,7 @@ def _run(optimizer_factory, activation: nn.Module | None = None, steps: int = 20
     optimizer = optimizer_factory(model.parameters())
     train(model, x, y, optimizer, steps)
     now = {name: p.detach().clone() for name, p in model.named_parameters()}
-    (diagnosis,) = diagnoser.diagnose(start, now, steps=steps, optimizer=optimizer, model=model, explained={})
+    (diagnosis,) = diagnoser.diagnose(PairSquares(start), PairSquares(now), steps=steps, optimizer=optimizer, model=model, explained={})
     return diagnosis.cause
 
 
@@ -104,7 +105,7 @@ def test_diagnoser_logs_only_when_a_cause_changes(caplog: pytest.LogCaptureFixtu
     moved = {**start, "2.weight": start["2.weight"] * 2}
     with caplog.at_level(logging.INFO, logger="regimescope.conservation.diagnosis"):
         for weights in (start, start, moved):
-            diagnoser.diagnose(start, weights, steps=10, optimizer=None, model=model, explained={})
+            diagnoser.diagnose(PairSquares(start), PairSquares(weights), steps=10, optimizer=None, model=model, explained={})
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         "regimescope balance 0-2",
         "regimescope balance 0-2",
@@ -119,7 +120,7 @@ def test_an_all_zero_pair_has_no_drift_to_diagnose() -> None:
     zero = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
     moved = {**zero, "2.weight": torch.ones_like(zero["2.weight"])}
     diagnoser = DriftDiagnoser([(pair, None, True)])
-    assert diagnoser.diagnose(zero, moved, steps=10, optimizer=None, model=model, explained={}) == []
+    assert diagnoser.diagnose(PairSquares(zero), PairSquares(moved), steps=10, optimizer=None, model=model, explained={}) == []
     zeros = torch.zeros(2, dtype=torch.float64)
     with pytest.raises(ValueError, match="zero weights at initialisation"):
         diagnose_drift("p", zeros, DELTA_0, zeros, steps=10, facts=SGD)

@@ -8,6 +8,7 @@ from torch import nn
 
 from regimescope.conservation import (
     PairRates,
+    PairSquares,
     balance_drift,
     balance_matrix,
     find_layer_pairs,
@@ -36,6 +37,24 @@ def test_plain_delta_is_the_direct_formula() -> None:
     torch.testing.assert_close(
         unit_scales(squares), (a.square().sum(0) + w.square().sum(1) + b.square()).detach(), rtol=0, atol=1e-14
     )
+
+
+def test_pair_squares_are_unit_squares_computed_once_per_pair() -> None:
+    model = conv_linear()
+    weights = _weights(model)
+    squares = PairSquares(weights)
+    for pair in find_layer_pairs(model):
+        assert squares.holds(pair)
+        first = squares(pair)
+        assert squares(pair) is first
+        expected = unit_squares(pair, weights)
+        for field in ("outgoing", "incoming", "bias", "out_bias"):
+            assert torch.equal(getattr(first, field), getattr(expected, field))
+    pair = find_layer_pairs(model)[0]
+    partial = PairSquares({name: w for name, w in weights.items() if name != pair.in_weight})
+    assert not partial.holds(pair)
+    with pytest.raises(ValueError, match=pair.in_weight):
+        partial(pair)
 
 
 def test_rate_weighted_delta_is_the_direct_formula() -> None:
