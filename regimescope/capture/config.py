@@ -9,6 +9,7 @@ import torch
 
 from regimescope.guards import check_mode
 from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, Implementation, parse_implementation
+from regimescope.ntk.planning.probe_cache import ProbePassCache
 from regimescope.outputs import OutputFn
 
 
@@ -33,6 +34,8 @@ class CaptureConfig:
         kernel_layers: The kernel blocks measured (names from :func:`regimescope.ntk.layer_names`); ``None``: every
             block with trainable parameters. A monitor fixes them at ``attach()``, so every kernel of a run sums
             the same blocks.
+        probe_cache: The engine's probe pass, kept across this run's kernels (the same model and probe at every
+            measurement, only the weights move).
     """
 
     mode: str = "probe_stats"
@@ -46,6 +49,7 @@ class CaptureConfig:
     output_projection: int | None = None
     seed: int = 0
     kernel_layers: tuple[str, ...] | None = None
+    probe_cache: ProbePassCache = field(default_factory=ProbePassCache, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
@@ -73,4 +77,5 @@ class CaptureConfig:
         """
         return dict(per_layer=True, output_fn=self.output_fn, mode=self.engine_mode, dtype=self.dtype,
                     implementation=self.implementation, max_memory=self.max_memory, layers=self.kernel_layers,
-                    output_projection=self.output_projection, seed=self.seed, sketch=self.sketch)
+                    output_projection=self.output_projection, seed=self.seed, sketch=self.sketch,
+                    probe_cache=self.probe_cache)

@@ -14,6 +14,7 @@ from regimescope.ntk.model.model_call import compute_dtype
 from regimescope.ntk.model.output_map import projection_estimate
 from regimescope.ntk.planning.memory import NtkMemoryWarning
 from regimescope.ntk.planning.plan import BlockPlan, NtkPlan
+from regimescope.ntk.planning.probe_cache import ProbePassCache
 
 __all__ = [
     "DEFAULT_IMPLEMENTATION",
@@ -21,6 +22,7 @@ __all__ = [
     "Implementation",
     "NtkMemoryWarning",
     "NtkPlan",
+    "ProbePassCache",
     "compute_dtype",
     "empirical_ntk",
     "layer_names",

@@ -7,6 +7,7 @@ import logging
 import warnings
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,7 +25,8 @@ from regimescope.ntk.model.output_map import OutputIndices, OutputMap
 from regimescope.ntk.options import Kind, Mode, NtkOptions
 from regimescope.ntk.planning.memory import NtkMemoryWarning, default_budget
 from regimescope.ntk.planning.plan import NtkPlan, PlanRequest, make_plan
-from regimescope.ntk.planning.profile import SEED, profile_set
+from regimescope.ntk.planning.probe_cache import ProbePassCache, structure_key
+from regimescope.ntk.planning.profile import SEED, SetProfile, profile_set
 from regimescope.ntk.rules.base import LayerRule
 from regimescope.outputs import OutputFn
 from regimescope.progress import Progress
@@ -79,8 +81,32 @@ class _Prepared:
     device: torch.device
 
 
-def _prepare(model: nn.Module, sets: list[batch.Inputs], options: NtkOptions, device: torch.device) -> _Prepared:
-    """Snapshot the model, run the probe pass and plan (inside the measuring context)."""
+def _profiles(
+    call: ModelCall,
+    blocks: list[ParamBlock],
+    modules: dict[str, tuple[nn.Module, LayerRule]],
+    sets: list[batch.Inputs],
+    key: tuple[Any, ...] | None,
+    cache: ProbePassCache | None,
+) -> list[SetProfile]:
+    """The probe pass on each set, or the one ``cache`` kept for this structure (``key``; ``None``: not kept)."""
+    kept = None if cache is None or key is None else cache.get(key)
+    if kept is not None:
+        return kept
+    profiles = [profile_set(call, blocks, modules, x) for x in sets]
+    if cache is not None and key is not None:
+        cache.put(key, profiles)
+    return profiles
+
+
+def _prepare(
+    model: nn.Module,
+    sets: list[batch.Inputs],
+    options: NtkOptions,
+    device: torch.device,
+    cache: ProbePassCache | None = None,
+) -> _Prepared:
+    """Snapshot the model, run the probe pass (or take ``cache``'s) and plan (inside the measuring context)."""
     implementation = options.implementation
     if examples_interact(model):  # a BatchNorm normalising with batch statistics (batch_stats, or no running ones)
         if implementation not in (Implementation.AUTO, Implementation.FULL_BATCH):
@@ -110,7 +136,11 @@ def _prepare(model: nn.Module, sets: list[batch.Inputs], options: NtkOptions, de
         for b in blocks if rules and b.covered
         for name, rule in b.rules
     }
-    profiles = [profile_set(call, blocks, modules, x) for x in sets]
+    key = None
+    if cache is not None and options.outputs is None:
+        shaping = (implementation, options.mode, options.output_fn, options.output_projection, options.seed)
+        key = structure_key(model, blocks, sets, call.dtype, shaping)
+    profiles = _profiles(call, blocks, modules, sets, key, cache)
     failed = set().union(*(p.failed for p in profiles))
     covered = {b.name for b in blocks if rules and b.covered and b.name not in failed}
     modules = {name: modules[name] for b in blocks if b.name in covered for name in b.use_modules}
@@ -125,13 +155,13 @@ def _prepare(model: nn.Module, sets: list[batch.Inputs], options: NtkOptions, de
 
 
 @contextlib.contextmanager
-def _prepared(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, options: NtkOptions
-              ) -> Iterator[_Prepared]:
+def _prepared(model: nn.Module, x1: batch.Inputs, x2: batch.Inputs | None, options: NtkOptions,
+              cache: ProbePassCache | None = None) -> Iterator[_Prepared]:
     """Check the model and inputs, then hold the measuring context around the prepared computation."""
     sets = [x1] if x2 is None else [x1, x2]
     device = _check_model(model, sets)
     with _measuring(model, options.mode, device):
-        yield _prepare(model, sets, options, device)
+        yield _prepare(model, sets, options, device, cache)
 
 
 def plan_ntk(
@@ -152,10 +182,12 @@ def plan_ntk(
     seed: int = 0,
     sketch: int | None = None,
     layers: Collection[str] | None = None,
+    probe_cache: ProbePassCache | None = None,
 ) -> NtkPlan:
     """The plan :func:`empirical_ntk` would follow with the same arguments: forms, chunks, passes, peak bytes.
 
-    Runs only the probe pass (the model on at most two examples of each set). Leaves the model untouched.
+    Runs only the probe pass (the model on at most two examples of each set; ``probe_cache`` as in
+    :func:`empirical_ntk`). Leaves the model untouched.
 
     Returns:
         The :class:`~regimescope.ntk.planning.plan.NtkPlan` (``plan.summary()`` prints it).
@@ -165,7 +197,7 @@ def plan_ntk(
         include_frozen=include_frozen, max_memory=max_memory, outputs=outputs, output_projection=output_projection,
         seed=seed, sketch=sketch, layers=layers,
     )
-    with _prepared(model, x1, x2, options) as prepared:
+    with _prepared(model, x1, x2, options, probe_cache) as prepared:
         return prepared.plan
 
 
@@ -188,6 +220,7 @@ def empirical_ntk(
     sketch: int | None = None,
     layers: Collection[str] | None = None,
     progress: bool = False,
+    probe_cache: ProbePassCache | None = None,
 ) -> torch.Tensor | dict[str, torch.Tensor]:
     """Empirical neural tangent kernel of ``model`` on ``x1`` (and ``x2``), exact unless a sketch is asked for.
 
@@ -245,6 +278,9 @@ def empirical_ntk(
             distributed ranks share the work.
         progress: Show a progress bar over the layer groups on standard error (for big kernels); it is drawn
             only when standard error is a terminal and erased when done.
+        probe_cache: A :class:`~regimescope.ntk.planning.probe_cache.ProbePassCache` kept across calls on the same
+            model and inputs (a monitor's measurements): the probe pass (sizes, rule checks) runs once for the
+            model's structure instead of at every call. ``None``: run it every call.
 
     Returns:
         The kernel, or a dict of per-layer kernels when ``per_layer`` is true.
@@ -260,7 +296,7 @@ def empirical_ntk(
         include_frozen=include_frozen, max_memory=max_memory, outputs=outputs, output_projection=output_projection,
         seed=seed, sketch=sketch, layers=layers,
     )
-    with _prepared(model, x1, x2, options) as prepared:
+    with _prepared(model, x1, x2, options, probe_cache) as prepared:
         plan, req = prepared.plan, prepared.req
         if not plan.fits:
             warnings.warn(

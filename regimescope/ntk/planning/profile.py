@@ -66,6 +66,9 @@ class SetProfile:
         activation_bytes: Bytes the forward graph keeps per example (saved tensors and recorded layer data).
         layers: Sizes of the watched layers that record batch-first data.
         failed: Names of the blocks whose rule check failed.
+        decisive: Whether every rule check that passed compared a non-zero gradient: a block whose gradient
+            vanishes at these weights (behind a zero-initialised head) passes any check, so its pass says nothing
+            about later weights.
     """
 
     n: int
@@ -73,6 +76,7 @@ class SetProfile:
     activation_bytes: int
     layers: dict[str, LayerShape] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
+    decisive: bool = True
 
 
 class _SavedBytes:
@@ -176,6 +180,9 @@ def profile_set(
     floor = rtol * torch.stack(norms).norm().item() if norms else 0.0
     for block in candidates:
         exact = not any(name in leaking for name in block.use_modules)
+        gradients = [expected_by_name[name] for name in block.param_names if expected_by_name[name] is not None]
+        if exact and not any(bool(g.any()) for g in gradients):
+            profile.decisive = False
         for index, name in enumerate(block.param_names):
             if not exact:
                 break
