@@ -303,12 +303,20 @@ class RegimeMonitor:
     def _timed_probe_pass(self) -> float | None:
         """The wall time of one forward and backward pass of the probe, which sizes the measurement; ``None`` when
         nothing is sized, or in a distributed job (every rank must choose the same plan, so the first is not timed
-        and not revised). No pass warms the model up first: the first pass, measured 4-33% slower than later ones
-        (a CNN 4%, ResNet-18 18%, a transformer LM 33%), sizes measurements that much larger, which costs less than
-        a second pass."""
+        and not revised).
+
+        Timed on the fewest examples a measurement may use (``n`` of the probe's ``N``) and scaled by ``N / n``: a
+        full pass took 0.3-0.7 % of a 300-step run on the models of ``benchmarks/overhead.py``, up to a tenth of the
+        default budget, and a quarter of the probe takes about a quarter of that. The linear scaling reads 0.96-1.0 of a measured full pass on the causal transformer LM, 1.0-1.2
+        on the CNN, 1.3 on Hugging Face GPT-2 and 1.3-1.5 on ResNet-18, whose small batches use the CPU less well.
+        No pass warms the model up first: the first pass, measured 4-33% slower than later ones, sizes measurements
+        that much larger, which costs less than a second pass."""
         if self._sizing is None or not self._sizing.adaptive or world_size() > 1:
             return None
-        return wall_seconds(lambda: probe_pass(self.model, self.probe, self.config), self.probe.device)
+        examples = self._sizing.sizes[-1]
+        subset = self.probe.subset(examples)
+        seconds = wall_seconds(lambda: probe_pass(self.model, subset, self.config), self.probe.device)
+        return seconds * self.probe.size / examples
 
     def _resized(self, snapshot: Snapshot, seconds: float) -> tuple[Snapshot, float]:
         """Revise the first plan from what its step-0 capture cost (:class:`~regimescope.capture.sizing.Sizing`)
