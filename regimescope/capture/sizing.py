@@ -5,8 +5,8 @@ per output the kernel is taken of (a language model has ``T x V`` of them), and 
 grow with the square of the probe's examples. The overhead budget (:mod:`regimescope.budget`) spaces measurements
 so that their share of wall time stays under ``max_overhead``; a measurement costing ``c`` training steps is then
 made about every ``c / max_overhead`` steps. So that the regime is seen often enough, a measurement is sized to
-cost about :data:`TARGET_PASSES` forward-and-backward passes of the probe (about two training steps at a batch of
-the probe's size; with ``max_overhead = 5%`` the budget allows one about every 40 steps):
+cost about :data:`TARGET_PASSES` forward-and-backward pass of the probe (about one training step at a batch of the
+probe's size, two at half of it; with ``max_overhead = 5%`` the budget allows one about every 20 to 40 steps):
 
 1. Output reduction: the exact kernel of every output only up to :data:`EXACT_OUTPUTS` outputs; beyond, and
    whenever the exact kernel is too slow, a seeded random projection of ``m`` output combinations (``m`` from
@@ -39,8 +39,12 @@ from regimescope.guards import no_autocast, preserved_modes, preserved_rng
 from regimescope.outputs import flat_outputs
 from regimescope.probe import Probe
 
-TARGET_PASSES = 2.0
-"""A measurement may cost about this many forward-and-backward passes of the probe."""
+TARGET_PASSES = 1.0
+"""A measurement may cost about this many forward-and-backward passes of the probe. At 2 (the first choice), a
+300-step run at the 5 % budget made 3 measurements on the causal transformer LM of ``benchmarks/overhead.py`` (its
+probe of 64 sequences is twice its batch, so a measurement cost about four of its training steps) and 4 to 5 on
+ResNet-18; at 1, 6 and 11, with ``benchmarks/verdicts.py`` still 20/20 under the budget. The price is noise: half
+the output combinations (or examples) per kernel, which each measurement reports (``regimescope/noise/...``)."""
 EXACT_OUTPUTS = 16
 """The exact kernel of every output is tried only up to this many outputs per example."""
 PROJECTIONS = (8, 4, 2)

@@ -27,10 +27,10 @@ def test_an_untimed_first_plan_is_the_most_exact_of_at_most_four_passes_on_the_w
 @pytest.mark.parametrize(
     ("outputs", "first"),
     [
-        (1, (32, None)),  # the prior, in probe passes, 2 (1 + w) (n / 64)^1.5 against 2: on 64, 4; on 32, 1.41
+        (1, (16, None)),  # the prior, in probe passes, 2 (1 + w) (n / 64)^1.5 against 1: 4 on 64, 1.41 on 32, 0.5 on 16
         (3, (16, None)),  # 8 on 64, 2.83 on 32, 1 on 16
-        (10, (16, 4)),  # exact (w = 10) and m = 8 are over 2 even on 16 examples: 2.75, 2.25; m = 4: 1.25
-        (2048, (16, 4)),
+        (10, (16, 2)),  # exact (w = 10), m = 8 and m = 4 are over 1 even on 16 examples: 2.75, 2.25, 1.25; m = 2: 0.75
+        (2048, (16, 2)),
     ],
 )
 def test_a_timed_first_plan_is_the_most_exact_the_prior_puts_within_the_target(outputs: int, first) -> None:
@@ -46,9 +46,9 @@ def test_a_timed_first_plan_with_nothing_to_choose_is_the_given_one() -> None:
 
 def test_a_cheap_model_gets_the_exact_kernel() -> None:
     sizing = _sizing(10)
-    plan = sizing.revise(sizing.first(), seconds=0.5, pass_seconds=1.0)  # exact: 0.5 * 11 / 5 = 1.1 <= 2
+    plan = sizing.revise(sizing.first(), seconds=0.4, pass_seconds=1.0)  # exact: 0.4 * 11 / 5 = 0.88 <= 1
     assert (plan.examples, plan.output_projection) == (64, None)
-    assert not plan.reduced and plan.pass_seconds == 1.0 and plan.estimated_seconds == pytest.approx(1.1)
+    assert not plan.reduced and plan.pass_seconds == 1.0 and plan.estimated_seconds == pytest.approx(0.88)
 
 
 def test_many_outputs_are_never_traced_exactly() -> None:
@@ -61,14 +61,14 @@ def test_many_outputs_are_never_traced_exactly() -> None:
 def test_a_plan_that_fits_keeps_its_measured_cost() -> None:
     sizing = _sizing(100)
     first = sizing.first()
-    plan = sizing.revise(first, seconds=1.9, pass_seconds=1.0)  # m = 8 would cost 3.4
-    assert (plan.examples, plan.output_projection, plan.estimated_seconds) == (64, 4, 1.9)
+    plan = sizing.revise(first, seconds=0.9, pass_seconds=1.0)  # m = 8 would cost 1.62
+    assert (plan.examples, plan.output_projection, plan.estimated_seconds) == (64, 4, 0.9)
 
 
 def test_the_probe_shrinks_only_when_even_the_cheapest_projection_is_too_slow() -> None:
-    # m = 2 on 64: 6 * 3 / 5 = 3.6 > 2; on 32 examples (x 2^-1.5): m = 4 2.12 > 2, m = 2 1.27 fits
+    # m = 2 on 64: 3 * 3 / 5 = 1.8 > 1; on 32 examples (x 2^-1.5): m = 4 1.06 > 1, m = 2 0.64 fits
     sizing = _sizing(10)
-    plan = sizing.revise(sizing.first(), seconds=6.0, pass_seconds=1.0)
+    plan = sizing.revise(sizing.first(), seconds=3.0, pass_seconds=1.0)
     assert (plan.examples, plan.output_projection) == (32, 2)
     assert any("32 examples" in reason for reason in plan.reasons)
 
