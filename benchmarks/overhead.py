@@ -15,8 +15,10 @@ monitored, plain, monitored, ... ``--repeats`` times) so that a machine's drift 
 Every monitor runs at its defaults (``every=100``, ``max_overhead=0.05``, sizing at attach) with a probe of 64
 examples and a TensorBoard + JSONL ``logdir``. For each model it prints the wall time of both runs, the overhead
 ``monitored / plain - 1`` (the monitor's attach included), the monitor's own account of its share of wall time
-(``monitor.overhead``, steadier than the difference of two noisy wall times), the measurements made, the final
-verdict, the measurement plan, and ``attach()``'s wall time as a multiple of one plain training step.
+(``monitor.overhead``, steadier than the difference of two noisy wall times), how much slower the monitored run's
+median training step was (what the monitor's clock cannot see: a training step slowed by the monitor's memory or
+caches), the measurements made, the final verdict, the measurement plan, and ``attach()``'s wall time as a multiple
+of one plain training step.
 
 Usage::
 
@@ -210,9 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.ERROR)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps, {args.repeats} repeats")
-    print("| model | plain (s) | monitored (s) | overhead | monitor's own clock | measurements | verdict | attach / step "
-          "| measurement |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | plain (s) | monitored (s) | overhead | monitor's own clock | median step | measurements | verdict "
+          "| attach / step | measurement |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.model or ["cnn", "resnet18", "gpt2", "lm"]:
         plain, monitored = [], []
         for _ in range(args.repeats):
@@ -222,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         m = statistics.median(o.seconds for o in monitored)
         last = monitored[-1]
         step = statistics.median(o.step_seconds for o in plain)
+        monitored_step = statistics.median(o.step_seconds for o in monitored)
         print(
-            f"| {name} | {p:.1f} | {m:.1f} | {m / p - 1:+.1%} | {last.own_share:.1%} | {last.measurements} | "
+            f"| {name} | {p:.1f} | {m:.1f} | {m / p - 1:+.1%} | {last.own_share:.1%} | {monitored_step / step - 1:+.1%} "
+            f"| {last.measurements} | "
             f"{last.verdict} | "
             f"{last.attach_seconds / step:.1f} | {last.plan} |",
             flush=True,
