@@ -114,3 +114,17 @@ def test_the_plan_reaches_the_monitor_its_records_and_its_state(tmp_path) -> Non
     resumed.attach()
     assert resumed.plan == monitor.plan  # a resumed run keeps the plan, so its kernels stay comparable
     resumed.close()
+
+
+def test_the_probe_pass_is_timed_on_the_fewest_examples_and_scaled_to_the_probe(monkeypatch) -> None:
+    import regimescope.monitor as monitor_module
+
+    timed: list[int] = []
+    monkeypatch.setattr(monitor_module, "probe_pass", lambda model, probe, config: timed.append(probe.size))
+    monkeypatch.setattr(monitor_module, "wall_seconds", lambda fn, device: fn() or 0.25)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 40))
+    monitor = rs.RegimeMonitor(model, rs.Probe(torch.randn(64, 6)), max_overhead=0.05).attach()
+    assert timed == [16]  # MIN_EXAMPLES of 64: a quarter of the probe
+    assert monitor.plan.pass_seconds == pytest.approx(0.25 * 64 / 16)
+    monitor.close()
