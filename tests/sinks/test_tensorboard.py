@@ -15,6 +15,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from regimescope.image import heatmap_rgb
 from regimescope.record import Record
 from regimescope.sinks import TensorBoardSink
+from regimescope.sinks.tensorboard import MAX_QUEUE
 
 SCORE = "regimescope/regime/score"
 DISTANCE = "regimescope/kernel/distance_from_init"
@@ -76,6 +77,16 @@ def test_scalars_have_every_point_and_value(logdir: Path) -> None:
         events = accumulator.Scalars(tag)
         assert [e.step for e in events] == STEPS
         assert [e.value for e in events] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_record_of_many_scalars_is_queued_whole_and_every_point_lands(tmp_path: Path) -> None:
+    scalars = {f"regimescope/kernel/metric_{i}": float(i) for i in range(300)}
+    with TensorBoardSink(tmp_path / "run") as sink:
+        sink.write(Record(0, scalars=scalars))
+        assert sink._writer.max_queue == MAX_QUEUE > len(scalars)  # the write does not wait on the writer thread
+    accumulator = _accumulate(tmp_path / "run")
+    assert len(accumulator.Tags()["scalars"]) == 300
+    assert accumulator.Scalars("regimescope/kernel/metric_299")[0].value == 299.0
 
 
 def test_histograms(logdir: Path) -> None:
