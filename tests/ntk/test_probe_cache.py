@@ -60,6 +60,10 @@ def test_another_structure_runs_its_own_probe_pass() -> None:
     _same_kernels(_mlp(16), x, cache)
     _same_kernels(_mlp(8), x, cache)
     assert cache.hits == 0
+    model = _mlp(8)
+    model[0].register_forward_hook(lambda module, args, output: output * 2)  # a hook changes what the layer computes
+    _same_kernels(model, x, cache)
+    assert cache.hits == 0
 
 
 def test_a_failed_rule_check_is_kept_and_the_block_stays_exact() -> None:

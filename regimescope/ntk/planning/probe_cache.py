@@ -4,9 +4,10 @@ The probe pass (:mod:`regimescope.ntk.planning.profile`) measures per-example si
 the model. A monitor computes the kernel of the same model on the same probe at every measurement, and only the
 weights' values change between them: sizes and the outcome of a rule check depend on the model's structure, not on
 its values. A :class:`ProbePassCache` keeps the profiles of one structure and hands them back while the structure
-is the same: the selected blocks (names, parameter shapes and dtypes), every module's name and type, each input
-set's tensor shapes and dtypes, the compute dtype and the options that shape the outputs. On ResNet-18 the probe
-pass is about a tenth of a measurement's kernel.
+is the same: the selected blocks (names, parameter shapes and dtypes), every module's name, type and forward
+hooks (a hook added later may change what a layer computes), each input set's tensor shapes and dtypes, the
+compute dtype and the options that shape the outputs. On ResNet-18 the probe pass is about a tenth of a
+measurement's kernel.
 
 A profile is kept only when its checks were decisive (:attr:`SetProfile.decisive`): behind a zero-initialised
 head every gradient is zero at step 0, so a rule check passes whatever the rule does, and the pass is repeated
@@ -45,7 +46,10 @@ def structure_key(
     params = dict(model.named_parameters())
     return (
         tuple((b.name, tuple((n, tuple(params[n].shape), params[n].dtype) for n in b.param_names)) for b in blocks),
-        tuple((name, type(module)) for name, module in model.named_modules()),
+        tuple(
+            (name, type(module), tuple(module._forward_pre_hooks), tuple(module._forward_hooks))
+            for name, module in model.named_modules()
+        ),
         tuple(tuple((tuple(t.shape), t.dtype) for t in batch.tensor_leaves(x)) for x in sets),
         dtype,
         options,
