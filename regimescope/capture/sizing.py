@@ -43,8 +43,9 @@ TARGET_PASSES = 1.0
 """A measurement may cost about this many forward-and-backward passes of the probe. At 2 (the first choice), a
 300-step run at the 5 % budget made 3 measurements on the causal transformer LM of ``benchmarks/overhead.py`` (its
 probe of 64 sequences is twice its batch, so a measurement cost about four of its training steps) and 4 to 5 on
-ResNet-18; at 1, 6 and 11, with ``benchmarks/verdicts.py`` still 20/20 under the budget. The price is noise: half
-the output combinations (or examples) per kernel, which each measurement reports (``regimescope/noise/...``)."""
+ResNet-18; at 1, 5 to 6 and 9 to 11 over three runs, with ``benchmarks/verdicts.py`` still 20/20 under the budget.
+The price is noise: half the output combinations (or examples) per kernel, which each measurement reports
+(``regimescope/noise/...``)."""
 EXACT_OUTPUTS = 16
 """The exact kernel of every output is tried only up to this many outputs per example."""
 PROJECTIONS = (8, 4, 2)
