@@ -306,7 +306,7 @@ class RegimeMonitor:
         and not revised).
 
         Timed on the fewest examples a measurement may use (``n`` of the probe's ``N``) and scaled by ``N / n``: a
-        full pass took 0.3-0.7 % of a 300-step run on the models of ``benchmarks/overhead.py``, up to a tenth of the
+        full pass took 0.3-0.7 % of a 300-step run on the models of ``benchmarks/overhead.py``, up to a seventh of the
         default budget, and a quarter of the probe takes about a quarter of that. The scaled time was 0.96-1.0 times
         a measured full pass on the causal transformer LM, 1.0-1.2 on the CNN, 1.3 on Hugging Face GPT-2 and 1.3-1.5
         on ResNet-18, whose small batches use the CPU less well.

@@ -6,8 +6,8 @@ weights' values change between them: sizes and the outcome of a rule check depen
 its values. A :class:`ProbePassCache` keeps the profiles of one structure and hands them back while the structure
 is the same: the selected blocks (names, parameter shapes and dtypes), every module's name, type and forward
 hooks (a hook added later may change what a layer computes), each input set's tensor shapes and dtypes, the
-compute dtype and the options that shape the outputs. On ResNet-18 the probe pass is about a tenth of a
-measurement's kernel.
+compute dtype and the options that shape the outputs. On ResNet-18 the probe pass took 0.11 s of a 1.07 s
+measurement, about a tenth.
 
 A profile is kept only when its checks were decisive (:attr:`SetProfile.decisive`): behind a zero-initialised
 head every gradient is zero at step 0, so a rule check passes whatever the rule does, and the pass is repeated
