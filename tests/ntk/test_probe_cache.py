@@ -4,28 +4,15 @@ its rule checks saw only zero gradients."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from regimescope.ntk import ProbePassCache, empirical_ntk
+from tests._models import functional_reuse_net
 
 
 def _mlp(width: int = 16) -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(5, width), nn.ReLU(), nn.Linear(width, 3)).double()
-
-
-class _Tied(nn.Module):
-    """Uses its first layer's weight outside that layer's forward, so the first block's rule check fails."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.first = nn.Linear(4, 4)
-        self.head = nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.tanh(self.first(x))
-        return self.head(h) + F.linear(h, self.first.weight)[:, :2]
 
 
 def _nudge(model: nn.Module, seed: int) -> None:
@@ -67,8 +54,8 @@ def test_another_structure_runs_its_own_probe_pass() -> None:
 
 
 def test_a_failed_rule_check_is_kept_and_the_block_stays_exact() -> None:
-    torch.manual_seed(0)
-    model, x, cache = _Tied().double(), torch.randn(5, 4, dtype=torch.float64), ProbePassCache()
+    torch.manual_seed(0)  # the head's weight is also used through F.linear, outside the head's forward
+    model, x, cache = functional_reuse_net().double(), torch.randn(5, 3, dtype=torch.float64), ProbePassCache()
     for seed in range(3):
         _same_kernels(model, x, cache)
         _nudge(model, seed)
