@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -194,7 +194,7 @@ def forecast_regime(
     dtype: torch.dtype = torch.float32,
     kernels: Mapping[str, torch.Tensor] | None = None,
     kernel_options: Mapping[str, Any] | None = None,
-    pairs: Sequence[LayerPair] | None = None,
+    pairs: Sequence[LayerPair] | Callable[[], Sequence[LayerPair]] | None = None,
 ) -> Forecast:
     """Forecast the regime before training from the initialisation and the probe's targets.
 
@@ -220,7 +220,8 @@ def forecast_regime(
         kernel_options: ``empirical_ntk`` arguments the ``kernels`` were computed with (the monitor's
             ``CaptureConfig.kernel_options()``), so that the displaced kernels are computed alike; they override
             ``output_fn``/``mode``/``dtype``. Output or layer subsets are refused (the ratio needs the whole trace).
-        pairs: The model's layer pairs when they were found already (``None``: the model is traced).
+        pairs: The model's layer pairs when they were found already, or a function that returns them (raising a
+            ``ValueError`` when the model cannot be traced); ``None``: the model is traced.
 
     Returns:
         The forecast. When the lazy ratio is undefined (a zero or non-finite initial kernel, e.g. every parameter

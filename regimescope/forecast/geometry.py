@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -73,7 +73,7 @@ def init_geometry(
     outputs: torch.Tensor,
     targets: torch.Tensor | None,
     learning_rates: Mapping[str, float] | None = None,
-    pairs: Sequence[LayerPair] | None = None,
+    pairs: Sequence[LayerPair] | Callable[[], Sequence[LayerPair]] | None = None,
 ) -> InitGeometry:
     """Describe the initialisation of ``model``.
 
@@ -82,13 +82,18 @@ def init_geometry(
         outputs: Its outputs on the probe, ``(n, k)``.
         targets: The probe's targets, or ``None``.
         learning_rates: ``parameter name -> lr``, weighting the balances when layer rates differ.
-        pairs: The model's layer pairs when they were found already (``None`` traces the model).
+        pairs: The model's layer pairs when they were found already, or a function that returns them (raising a
+            ``ValueError`` when the model cannot be traced, e.g. the monitor's shared, traced-once
+            :meth:`~regimescope.indicators.base.Context.layer_pairs`); ``None`` traces the model.
 
     Returns:
         The geometry; models ``torch.fx`` cannot trace get no pairs (``traced=False``), never an error.
     """
     try:
-        found = find_layer_pairs(model) if pairs is None else list(pairs)
+        if pairs is None:
+            found = find_layer_pairs(model)
+        else:
+            found = list(pairs() if callable(pairs) else pairs)
     except ValueError as error:
         logger.info("regimescope forecast: no layer pairs (%s)", error)
         found = None

@@ -155,6 +155,32 @@ def test_the_monitor_forecast_reuses_its_step0_capture(monkeypatch: pytest.Monke
     monitor.close()
 
 
+class _Untraceable(nn.Module):
+    """A ReLU net whose data-dependent branch ``torch.fx`` cannot trace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _relu_mlp()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) if bool(x.sum() > -1e9) else -self.net(x)
+
+
+def test_a_model_fx_cannot_trace_is_traced_once_at_attach(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The balance indicator's failed trace is the forecast's answer too: it says why, without tracing again."""
+    import regimescope.conservation.discovery as discovery
+
+    traces = []
+    original = discovery._trace
+    monkeypatch.setattr(discovery, "_trace", lambda model: traces.append(1) or original(model))
+    probe = rs.Probe(torch.randn(12, 4, dtype=torch.float64), torch.randn(12, 2, dtype=torch.float64))
+    monitor = rs.RegimeMonitor(_Untraceable(), probe, dtype=torch.float64).attach()
+    assert len(traces) == 1
+    assert not monitor.forecast.geometry.traced and monitor.forecast.label is not None
+    assert any("could not be traced" in reason for reason in monitor.forecast.reasons)
+    monitor.close()
+
+
 def test_kernel_subsets_are_refused() -> None:
     model = _relu_mlp()
     probe = rs.Probe(torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64))
