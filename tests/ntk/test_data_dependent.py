@@ -20,7 +20,8 @@ VOCAB, T, WIDTH = 11, 5, 8
 
 class MaskedAttention(nn.Module):
     """Token and (broadcast, not batch-first) position embeddings, one attention head with separate q/k/v layers
-    with biases, a branch on whether any position is masked, mean pooling and a 3-way head."""
+    with biases and a learned temperature (a parameter outside any layer, so the generic path has a block to
+    compute), a branch on whether any position is masked, mean pooling and a 3-way head."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -28,11 +29,12 @@ class MaskedAttention(nn.Module):
         self.positions = nn.Embedding(T, WIDTH)
         self.query, self.key, self.value = nn.Linear(WIDTH, WIDTH), nn.Linear(WIDTH, WIDTH), nn.Linear(WIDTH, WIDTH)
         self.head = nn.Linear(WIDTH, 3)
+        self.temperature = nn.Parameter(torch.tensor(WIDTH**0.5))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Logits ``(n, 3)``."""
         h = self.tokens(input_ids) + self.positions(torch.arange(input_ids.shape[1]).unsqueeze(0))
-        scores = self.query(h) @ self.key(h).transpose(1, 2) / WIDTH**0.5
+        scores = self.query(h) @ self.key(h).transpose(1, 2) / self.temperature
         if not bool(attention_mask.all()):
             scores = scores.masked_fill(attention_mask[:, None, :] == 0, -1e9)
         mixed = torch.softmax(scores, dim=-1) @ self.value(h)
@@ -58,8 +60,8 @@ def test_a_model_that_branches_on_its_inputs_matches_the_reference(implementatio
 def test_the_key_bias_keeps_its_layer_rule_in_float32() -> None:
     model, x = _model_and_inputs()
     forms = {block.name: block.form for block in plan_ntk(model, x).blocks}
-    assert forms["key"] != "jacobian"
-    assert forms["positions"] == "jacobian"
+    assert forms["key"] != "jacobian" and forms["positions"] != "jacobian"
+    assert forms["(root)"] == "jacobian"
     kernel = empirical_ntk(model, x, per_layer=True)
     assert_kernels_close({name: k.double() for name, k in kernel.items()}, reference_ntk(model, x, per_layer=True),
                          1e-4)

@@ -74,12 +74,14 @@ def test_tiny_gpt2_matches_the_reference() -> None:
     assert_kernels_close(kernel, reference_ntk(model, x1, x2, per_layer=True), RTOL)
 
 
-def test_gpt2_block_plan_picks_the_conv1d_rule() -> None:
+def test_gpt2_block_plan_picks_the_conv1d_and_embedding_rules() -> None:
+    """Every block takes a rule: the position embedding too, which reads ``(1, T)`` ids broadcast over the batch."""
     rules = {b.name: b.rule for b in plan_ntk(_tiny_gpt2(), _tokens(2, 1)).blocks}
 
     for layer in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
         assert rules[f"transformer.h.0.{layer}"] == "hf_conv1d"
     assert rules["transformer.h.0.ln_1"] == "norm"
+    assert rules["transformer.wpe"] == "embedding"
 
 
 def test_regimescope_does_not_import_transformers_to_recognise_conv1d() -> None:

@@ -117,7 +117,7 @@ def collect(
         rows = slice(start, min(start + sample_chunk, n))
         leaves = {name: call.params[name].detach().requires_grad_() for name in leaf_names}
         torch.manual_seed(SEED)
-        with Recorder(recording) as recorder:
+        with Recorder(recording, rows.stop - rows.start) as recorder:
             outputs = call(leaves, batch.select(inputs, rows))
         broken = [name for name in names if not recorder.batch_first(name, rows.stop - rows.start)]
         if broken:

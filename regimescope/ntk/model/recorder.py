@@ -1,4 +1,14 @@
-"""Forward hooks that record, for every call of the watched layers, the rule's input tokens and the layer output."""
+"""Forward hooks that record, for every call of the watched layers, the rule's input tokens and the layer output.
+
+A layer run once for the whole batch on a leading dimension of 1 (Hugging Face GPT-2's position embedding reads
+``position_ids`` of shape ``(1, T)``, and the model adds its ``(1, T, C)`` output to the ``(n, T, C)`` token
+embeddings) is *broadcast*: the backward pass through the sum sees only the batch's total gradient, so no
+per-example gradient of the layer can be read from it. Given the batch size ``n``, the recorder expands such a
+call's input and output to ``n`` identical rows and hands the rest of the model the expanded output; the gradient
+with respect to row ``i`` is then example ``i``'s own, and the layer's rule applies. The expansion must not change
+what the model computes (a later ``squeeze(0)`` or a sum over the leading dimension would): the probe pass checks
+the outputs against a forward without it (:func:`regimescope.ntk.planning.profile.profile_set`).
+"""
 
 from __future__ import annotations
 
@@ -20,16 +30,30 @@ class Recorder:
 
     Args:
         modules: ``name -> (module, rule)``.
+        batch: The forward's batch size ``n``; a call whose input and output lead with 1 when ``n > 1`` is broadcast
+            and expanded to ``n`` rows (see the module docstring). ``None``: nothing is expanded.
+
+    Attributes:
+        broadcast: Names of the layers whose calls were expanded.
     """
 
-    def __init__(self, modules: dict[str, tuple[nn.Module, LayerRule]]) -> None:
+    def __init__(self, modules: dict[str, tuple[nn.Module, LayerRule]], batch: int | None = None) -> None:
         self.modules = modules
+        self.batch = batch
         self.calls: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {name: [] for name in modules}
+        self.broadcast: set[str] = set()
         self._handles: list[Any] = []
+
+    def _broadcast(self, x: torch.Tensor, output: torch.Tensor) -> bool:
+        n = self.batch
+        return n is not None and n > 1 and x.dim() > 0 and output.dim() > 0 and x.shape[0] == output.shape[0] == 1
 
     def _hook(self, name: str, rule: LayerRule) -> Any:
         def hook(module: nn.Module, args: tuple, kwargs: dict, output: torch.Tensor) -> torch.Tensor:
             x = args[0] if args else next(iter(kwargs.values()))
+            if self._broadcast(x, output):
+                self.broadcast.add(name)
+                x, output = (t.expand(self.batch, *t.shape[1:]) for t in (x, output))
             self.calls[name].append((rule.record(module, x.detach()), output))
             return output.clone()
 

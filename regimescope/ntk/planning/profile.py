@@ -120,6 +120,62 @@ def _rule_gradient(
     return total
 
 
+def _recorded_pass(
+    call: ModelCall, leaves: dict[str, torch.Tensor], modules: dict[str, tuple[nn.Module, LayerRule]],
+    head: batch.Inputs,
+) -> tuple[Recorder, torch.Tensor, _SavedBytes]:
+    """The probe pass's forward with the recording hooks, broadcast layers expanded to the batch
+    (:class:`~regimescope.ntk.model.recorder.Recorder`) when that leaves the model's outputs as they are; when it
+    raises or changes them, the forward is run again without expanding (the broadcast layers then fail the batch
+    check and take the generic path).
+
+    Returns:
+        The recorder, the outputs ``(m, k)`` and the counter of the bytes autograd saved.
+    """
+    recorder = Recorder(modules, batch.batch_size(head))
+    try:
+        outputs, counter = _forward(call, leaves, head, recorder)
+    except Exception as error:
+        if not recorder.broadcast:
+            raise
+        logger.info("Expanding the broadcast layers %s to the batch makes the model fail (%s: %s); they take the "
+                    "generic path.", sorted(recorder.broadcast), type(error).__name__, error)
+    else:
+        if not recorder.broadcast or _same_outputs(call, leaves, head, outputs):
+            return recorder, outputs, counter
+        logger.info("Expanding the broadcast layers %s to the batch changes the model's outputs; they take the "
+                    "generic path.", sorted(recorder.broadcast))
+    recorder = Recorder(modules)
+    outputs, counter = _forward(call, leaves, head, recorder)
+    return recorder, outputs, counter
+
+
+def _forward(
+    call: ModelCall, leaves: dict[str, torch.Tensor], head: batch.Inputs, recorder: Recorder
+) -> tuple[torch.Tensor, _SavedBytes]:
+    """One forward on ``head`` (fresh buffers, seeded) under ``recorder``; the outputs and the saved-bytes count."""
+    buffers = call.fresh_buffers()
+    counter = _SavedBytes(list(call.params.values()) + list(buffers.values()))
+    torch.manual_seed(SEED)
+    with recorder, counter.hooks():
+        outputs = call(leaves, head, buffers)
+    return outputs, counter
+
+
+def _same_outputs(
+    call: ModelCall, leaves: dict[str, torch.Tensor], head: batch.Inputs, outputs: torch.Tensor
+) -> bool:
+    """Whether ``outputs`` equal a forward on ``head`` without hooks, to the rule check's tolerance."""
+    with torch.no_grad():
+        torch.manual_seed(SEED)
+        reference = call(leaves, head)
+    if reference.shape != outputs.shape:
+        return False
+    rtol = CHECK_RTOL.get(call.dtype, CHECK_RTOL[torch.float32])
+    atol = rtol * float(reference.abs().max()) if reference.numel() else 0.0
+    return bool(torch.allclose(outputs.detach(), reference, rtol=rtol, atol=atol))
+
+
 def profile_set(
     call: ModelCall,
     blocks: list[ParamBlock],
@@ -141,11 +197,7 @@ def profile_set(
     m = min(2, n)
     head = batch.select(inputs, slice(0, m))
     leaves = {name: call.params[name].detach().requires_grad_() for b in blocks for name in b.param_names}
-    buffers = call.fresh_buffers()
-    counter = _SavedBytes(list(call.params.values()) + list(buffers.values()))
-    torch.manual_seed(SEED)
-    with Recorder(modules) as recorder, counter.hooks():
-        outputs = call(leaves, head, buffers)
+    recorder, outputs, counter = _recorded_pass(call, leaves, modules, head)
     usable = [name for name in modules if recorder.batch_first(name, m)]
     recorded = sum(r.numel() * r.element_size() + z.numel() * z.element_size()
                    for calls in recorder.calls.values() for r, z in calls)
