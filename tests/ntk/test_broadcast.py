@@ -1,6 +1,7 @@
-"""Layers run once for the whole batch on a leading dimension of 1 (a position embedding of ``(1, T)`` ids, as in
-Hugging Face GPT-2): expanded to the batch, they take their rule, exact against the float64 reference; where the
-expansion would change the model (a sum or a reshape over that dimension), they take the generic path, still exact.
+"""Layers run once for the whole batch (a position embedding of ``(1, T)`` ids, as in Hugging Face GPT-2, or of
+``arange(T)`` with no batch dimension, as in nanoGPT): expanded to the batch, they take their rule, exact against the
+float64 reference; where the expansion would change the model (a sum or a reshape over that dimension, a layer
+called both per example and once for the batch), they take the generic path, still exact.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ class PositionNet(nn.Module):
     """Token plus position embeddings, ``tanh``, a linear head per position: ``(n, T)`` ids -> ``(n, T, 2)``.
 
     ``combine`` says how the position embedding of the ``(1, T)`` positions meets the ``(n, T, C)`` tokens:
-    ``"broadcast"`` adds it (GPT-2), ``"summed"`` sums it over its leading dimension first (expanding it to the batch
-    would multiply it by ``n``), ``"reshaped"`` views it as ``(T, C)`` (expanding it makes the view fail).
+    ``"broadcast"`` adds it (GPT-2), ``"unbatched"`` embeds ``arange(T)`` without a batch dimension (nanoGPT),
+    ``"summed"`` sums it over its leading dimension first (expanding it to the batch would multiply it by ``n``),
+    ``"reshaped"`` views it as ``(T, C)`` (expanding it makes the view fail), ``"mixed"`` embeds the token ids
+    with the same table too (one layer called per example and once for the batch).
     """
 
     def __init__(self, combine: str) -> None:
@@ -34,7 +37,10 @@ class PositionNet(nn.Module):
             self.head = nn.Linear(WIDTH, 2)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        placed = self.positions(torch.arange(ids.shape[1]).unsqueeze(0))
+        positions = torch.arange(ids.shape[1])
+        placed = self.positions(positions if self.combine == "unbatched" else positions.unsqueeze(0))
+        if self.combine == "mixed":
+            placed = placed + self.positions(ids % LENGTH)
         if self.combine == "summed":
             placed = placed.sum(dim=0)
         elif self.combine == "reshaped":
@@ -69,9 +75,11 @@ def _vectors(n: int, seed: int) -> torch.Tensor:
 CASES = {
     # name: (model, inputs(n, seed), the broadcast layer, the rule it must take)
     "position_embedding": (lambda: PositionNet("broadcast"), _ids, "positions", "embedding"),
+    "unbatched_position": (lambda: PositionNet("unbatched"), _ids, "positions", "embedding"),
     "projected_query": (QueryNet, _vectors, "project", "linear"),
     "summed_position": (lambda: PositionNet("summed"), _ids, "positions", "generic"),
     "reshaped_position": (lambda: PositionNet("reshaped"), _ids, "positions", "generic"),
+    "mixed_calls": (lambda: PositionNet("mixed"), _ids, "positions", "generic"),
 }
 
 
@@ -98,13 +106,15 @@ def test_a_broadcast_layer_takes_its_rule_only_where_expanding_it_changes_nothin
     assert {block.name: block.rule for block in plan.blocks}[layer] == rule
 
 
-@pytest.mark.parametrize("memory", [1, 200_000], ids=["one_example", "three_of_five"])
-def test_sample_chunks_expand_to_their_own_size(memory: int) -> None:
-    """Forwards over chunks of the examples (a small memory budget) expand the layer to each chunk's size, and a
-    chunk of one example sees it as batch-first as it is."""
-    model, x = PositionNet("broadcast").double(), _ids(5, 1)
+@pytest.mark.parametrize("memory", [1, 200_000, None], ids=["one_example", "three_of_five", "all_five"])
+@pytest.mark.parametrize("combine", ["broadcast", "unbatched"])
+def test_sample_chunks_expand_to_their_own_size(combine: str, memory: int | None) -> None:
+    """The forwards over chunks of the examples expand the layer to each chunk's size, one example included. With
+    all ``LENGTH`` examples in one chunk the unbatched layer's ``(LENGTH,)`` positions lead with the chunk's size:
+    it is expanded as the probe pass found, never taken for batch-first."""
+    model, x = PositionNet(combine).double(), _ids(LENGTH, 1)
     plan = plan_ntk(model, x, dtype=torch.float64, max_memory=memory)
-    assert plan.collect_sample_chunk < 5
+    assert plan.collect_sample_chunk == {1: 1, 200_000: 3, None: LENGTH}[memory]
 
     kernel = empirical_ntk(model, x, per_layer=True, dtype=torch.float64, max_memory=memory)
 

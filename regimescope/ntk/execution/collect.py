@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +11,7 @@ from torch import nn
 from regimescope import batch
 from regimescope.ntk.execution.backward import output_gradients
 from regimescope.ntk.model.model_call import ModelCall
-from regimescope.ntk.model.recorder import Recorder
+from regimescope.ntk.model.recorder import Expansion, Recorder
 from regimescope.ntk.planning.profile import SEED, LayerShape
 from regimescope.ntk.rules.base import LayerData, LayerRule
 
@@ -85,6 +86,7 @@ def collect(
     k: int,
     sample_chunk: int,
     output_chunk: int,
+    expansions: Mapping[str, Expansion],
 ) -> dict[str, LayerData]:
     """Fill the data of the watched layers on all examples of ``inputs``.
 
@@ -101,6 +103,8 @@ def collect(
         k: Outputs per example.
         sample_chunk: Examples per forward pass.
         output_chunk: Outputs per backward pass.
+        expansions: The layers shared by the batch, expanded to each chunk's examples as the probe pass found
+            (:class:`~regimescope.ntk.model.recorder.Recorder`).
 
     Returns:
         ``name -> LayerData`` over all ``n`` examples and ``k`` outputs.
@@ -117,7 +121,7 @@ def collect(
         rows = slice(start, min(start + sample_chunk, n))
         leaves = {name: call.params[name].detach().requires_grad_() for name in leaf_names}
         torch.manual_seed(SEED)
-        with Recorder(recording, rows.stop - rows.start) as recorder:
+        with Recorder(recording, rows.stop - rows.start, expansions) as recorder:
             outputs = call(leaves, batch.select(inputs, rows))
         broken = [name for name in names if not recorder.batch_first(name, rows.stop - rows.start)]
         if broken:

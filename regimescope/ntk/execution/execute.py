@@ -124,7 +124,7 @@ class Run:
                  ) -> dict[str, LayerData]:
         profile = self.req.profiles[which]
         return collect(self.call, watched, leaves, batch.select(self.sets[min(which, len(self.sets) - 1)], rows), profile.layers, self.k,
-                       self.plan.collect_sample_chunk, self.plan.collect_output_chunk)
+                       self.plan.collect_sample_chunk, self.plan.collect_output_chunk, profile.expanded)
 
     def layer_group(self, group: list[ParamBlock]) -> None:
         """Collect the group's layer data block of examples by block, and add each block's kernel."""

@@ -27,7 +27,7 @@ from torch import nn
 from regimescope import batch
 from regimescope.ntk.model.blocks import ParamBlock
 from regimescope.ntk.model.model_call import ModelCall
-from regimescope.ntk.model.recorder import Recorder
+from regimescope.ntk.model.recorder import Expansion, Recorder
 from regimescope.ntk.rules.base import LayerRule
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,8 @@ class SetProfile:
         k: Outputs per example (after the output map).
         activation_bytes: Bytes the forward graph keeps per example (saved tensors and recorded layer data).
         layers: Sizes of the watched layers that record batch-first data.
+        expanded: The layers shared by the batch that are expanded to it while recording, and how (see
+            :class:`~regimescope.ntk.model.recorder.Recorder`).
         failed: Names of the blocks whose rule check failed.
         decisive: Whether every rule check that passed compared a non-zero gradient: a block whose gradient
             vanishes at these weights (behind a zero-initialised head) passes any check, so its pass says nothing
@@ -75,6 +77,7 @@ class SetProfile:
     k: int
     activation_bytes: int
     layers: dict[str, LayerShape] = field(default_factory=dict)
+    expanded: dict[str, Expansion] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
     decisive: bool = True
 
@@ -124,10 +127,10 @@ def _recorded_pass(
     call: ModelCall, leaves: dict[str, torch.Tensor], modules: dict[str, tuple[nn.Module, LayerRule]],
     head: batch.Inputs,
 ) -> tuple[Recorder, torch.Tensor, _SavedBytes]:
-    """The probe pass's forward with the recording hooks, broadcast layers expanded to the batch
+    """The probe pass's forward with the recording hooks, the layers shared by the batch expanded to it
     (:class:`~regimescope.ntk.model.recorder.Recorder`) when that leaves the model's outputs as they are; when it
-    raises or changes them, the forward is run again without expanding (the broadcast layers then fail the batch
-    check and take the generic path).
+    raises or changes them, the forward is run again without expanding (those layers then fail the batch check and
+    take the generic path).
 
     Returns:
         The recorder, the outputs ``(m, k)`` and the counter of the bytes autograd saved.
@@ -136,15 +139,15 @@ def _recorded_pass(
     try:
         outputs, counter = _forward(call, leaves, head, recorder)
     except Exception as error:
-        if not recorder.broadcast:
+        if not recorder.expanded:
             raise
-        logger.info("Expanding the broadcast layers %s to the batch makes the model fail (%s: %s); they take the "
-                    "generic path.", sorted(recorder.broadcast), type(error).__name__, error)
+        logger.info("Expanding the layers %s to the batch makes the model fail (%s: %s); they take the generic "
+                    "path.", sorted(recorder.expanded), type(error).__name__, error)
     else:
-        if not recorder.broadcast or _same_outputs(call, leaves, head, outputs):
+        if not recorder.expanded or (not recorder.mixed and _same_outputs(call, leaves, head, outputs)):
             return recorder, outputs, counter
-        logger.info("Expanding the broadcast layers %s to the batch changes the model's outputs; they take the "
-                    "generic path.", sorted(recorder.broadcast))
+        logger.info("Expanding the layers %s to the batch changes the model's outputs (or suits only some calls of "
+                    "a layer); they take the generic path.", sorted(recorder.expanded))
     recorder = Recorder(modules)
     outputs, counter = _forward(call, leaves, head, recorder)
     return recorder, outputs, counter
@@ -201,7 +204,8 @@ def profile_set(
     usable = [name for name in modules if recorder.batch_first(name, m)]
     recorded = sum(r.numel() * r.element_size() + z.numel() * z.element_size()
                    for calls in recorder.calls.values() for r, z in calls)
-    profile = SetProfile(n=n, k=outputs.shape[1], activation_bytes=-(-(counter.total + recorded) // m))
+    profile = SetProfile(n=n, k=outputs.shape[1], activation_bytes=-(-(counter.total + recorded) // m),
+                         expanded=dict(recorder.expanded))
     candidates = [b for b in blocks if b.covered and all(name in usable for name in b.use_modules)]
     profile.failed = {b.name for b in blocks if b.covered and b not in candidates}
     if not candidates:
