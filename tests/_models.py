@@ -39,6 +39,19 @@ def mlp() -> nn.Sequential:
         return _mlp_layers()
 
 
+def wrapped_layer(
+    build: Callable[[], nn.Sequential], apply: Callable[[nn.Module], object], index: int = 2
+) -> Callable[[], nn.Sequential]:
+    """A builder of ``build()`` with ``apply`` (a parametrization, a legacy norm's hook) put on its layer ``index``."""
+
+    def wrapped() -> nn.Sequential:
+        model = build()
+        apply(model[index])
+        return model
+
+    return wrapped
+
+
 def frozen_mlp() -> nn.Sequential:
     """:func:`mlp` whose first layer ``"0"`` has ``requires_grad=False``; inputs ``(n, 5)``."""
     model = mlp()

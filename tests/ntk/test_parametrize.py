@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 from regimescope.ntk import empirical_ntk, plan_ntk
+from tests._models import wrapped_layer
 from tests.reference.ntk_reference import assert_kernels_close, reference_ntk
 
 RTOL = 1e-10
@@ -51,15 +52,6 @@ def _legacy_spectral_norm() -> nn.Module:
     nn.utils.spectral_norm(model[2])
     _unconverged([model[2].weight_u, model[2].weight_v])
     return model
-
-
-def _parametrized(apply: Callable[[nn.Module], object]) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:
-        model = _mlp()
-        apply(model[2])
-        return model
-
-    return build
 
 
 def _conv_weight_norm() -> nn.Module:
@@ -102,11 +94,11 @@ class _Reused(nn.Module):
 
 
 CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
-    "weight_norm": (_parametrized(parametrizations.weight_norm), (3,)),
+    "weight_norm": (wrapped_layer(_mlp, parametrizations.weight_norm), (3,)),
     "spectral_norm": (_spectral_norm, (3,)),
-    "orthogonal": (_parametrized(parametrizations.orthogonal), (3,)),
+    "orthogonal": (wrapped_layer(_mlp, parametrizations.orthogonal), (3,)),
     "conv_weight_norm": (_conv_weight_norm, (3, 3)),
-    "legacy_weight_norm": (_parametrized(nn.utils.weight_norm), (3,)),
+    "legacy_weight_norm": (wrapped_layer(_mlp, nn.utils.weight_norm), (3,)),
     "legacy_spectral_norm": (_legacy_spectral_norm, (3,)),
     "tied_between_modules": (lambda: _Tied(functional=False).double(), (4,)),
     "tied_and_used_functionally": (lambda: _Tied(functional=True).double(), (4,)),

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize
 
+from tests._models import wrapped_layer
+
 IN, OUT = 4, 3
 
 
@@ -94,15 +96,6 @@ def _mlp() -> nn.Sequential:
     return nn.Sequential(nn.Linear(IN, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, OUT))
 
 
-def _parametrized(apply: Callable[[nn.Module], object]) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:
-        model = _mlp()
-        apply(model[2])
-        return model
-
-    return build
-
-
 def _custom_parametrization() -> nn.Module:
     model = _mlp()
     parametrize.register_parametrization(model[2], "weight", Doubled())
@@ -152,11 +145,11 @@ def _float64() -> nn.Module:
 BUILDERS: dict[str, Callable[[], nn.Module]] = {
     "running_norm": _stateful,
     "bn_dropout": _bn_dropout,
-    "weight_norm": _parametrized(parametrizations.weight_norm),
-    "spectral_norm": _parametrized(parametrizations.spectral_norm),
-    "orthogonal": _parametrized(parametrizations.orthogonal),
-    "legacy_weight_norm": _parametrized(nn.utils.weight_norm),
-    "legacy_spectral_norm": _parametrized(nn.utils.spectral_norm),
+    "weight_norm": wrapped_layer(_mlp, parametrizations.weight_norm),
+    "spectral_norm": wrapped_layer(_mlp, parametrizations.spectral_norm),
+    "orthogonal": wrapped_layer(_mlp, parametrizations.orthogonal),
+    "legacy_weight_norm": wrapped_layer(_mlp, nn.utils.weight_norm),
+    "legacy_spectral_norm": wrapped_layer(_mlp, nn.utils.spectral_norm),
     "custom_parametrization": _custom_parametrization,
     "tied": Tied,
     "reused": Reused,
