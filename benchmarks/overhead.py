@@ -13,12 +13,13 @@ monitored, plain, monitored, ... ``--repeats`` times) so that a machine's drift 
   AdamW, ``RegimeMonitor``.
 
 Every monitor runs at its defaults (``every=100``, ``max_overhead=0.05``, sizing at attach) with a probe of 64
-examples and a TensorBoard + JSONL ``logdir``. For each model it prints the wall time of both runs, the overhead
-``monitored / plain - 1`` (the monitor's attach included), the monitor's own account of its share of wall time
-(``monitor.overhead``, steadier than the difference of two noisy wall times), how much slower the monitored run's
-median training step was (what the monitor's clock cannot see: a training step slowed by the monitor's memory or
-caches), the measurements made, the final verdict, the measurement plan, and ``attach()``'s wall time as a multiple
-of one plain training step.
+examples and a TensorBoard + JSONL ``logdir``. For each model it prints the median wall time of both kinds of run;
+the overhead ``monitored / plain - 1`` of each pair of runs made one after the other (the monitor's attach included),
+as the median over the pairs and their range; the monitor's own account of its share of wall time
+(``monitor.overhead``, steadier than the difference of two noisy wall times); how much slower the monitored run's
+median training step was than its plain pair's (what the monitor's clock cannot see, such as a training step slowed
+by the monitor's memory or caches; median and range); the measurements made, the final verdict, the measurement
+plan, and ``attach()``'s wall time as a multiple of one plain training step.
 
 Usage::
 
@@ -188,6 +189,15 @@ def _gpt2_run(monitored: bool, steps: int, logdir: Path) -> Outcome:
     return outcome
 
 
+def _paired(plain: list[float], monitored: list[float]) -> str:
+    """``monitored / plain - 1`` of each pair of runs made one after the other, their median and, for several pairs,
+    their range: the machine's drift over a session (plain runs here differed by up to a third among themselves)
+    moves both runs of a pair alike, so the ratio within a pair is steadier than the ratio of two medians."""
+    ratios = sorted(m / p - 1 for p, m in zip(plain, monitored))
+    middle = f"{statistics.median(ratios):+.1%}"
+    return middle if len(ratios) == 1 else f"{middle} [{ratios[0]:+.1%}, {ratios[-1]:+.1%}]"
+
+
 def run(name: str, monitored: bool, steps: int) -> Outcome:
     """One run of ``name``, in a fresh log folder."""
     with tempfile.TemporaryDirectory() as folder:
@@ -224,9 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         m = statistics.median(o.seconds for o in monitored)
         last = monitored[-1]
         step = statistics.median(o.step_seconds for o in plain)
-        monitored_step = statistics.median(o.step_seconds for o in monitored)
+        overhead = _paired([o.seconds for o in plain], [o.seconds for o in monitored])
+        slower_step = _paired([o.step_seconds for o in plain], [o.step_seconds for o in monitored])
         print(
-            f"| {name} | {p:.1f} | {m:.1f} | {m / p - 1:+.1%} | {last.own_share:.1%} | {monitored_step / step - 1:+.1%} "
+            f"| {name} | {p:.1f} | {m:.1f} | {overhead} | {last.own_share:.1%} | {slower_step} "
             f"| {last.measurements} | "
             f"{last.verdict} | "
             f"{last.attach_seconds / step:.1f} | {last.plan} |",
