@@ -51,7 +51,8 @@ class RegimeJudge:
         """Forecast the regime from the initialisation (:func:`~regimescope.forecast.forecast_regime`) on the
         measured model and probe, reusing the step-0 per-layer ``kernels`` the capture computed with ``config``'s
         settings (every block the monitor measures, which at step 0 are all the trainable ones) and the layer pairs
-        the context found (a model ``torch.fx`` cannot trace is not traced again to say so); a failure is logged and the run goes on without a forecast, unless strict."""
+        the context found (a model ``torch.fx`` cannot trace is not traced again to say so); a failure is logged
+        and the run goes on without a forecast, unless strict."""
         try:
             self.forecast = forecast_regime(
                 measured_model(context.model, context.probe, config),

@@ -168,7 +168,7 @@ class _Untraceable(nn.Module):
 
 def test_a_model_fx_cannot_trace_is_traced_once_at_attach(monkeypatch: pytest.MonkeyPatch) -> None:
     """The balance indicator's failed trace is the forecast's answer too: it says why, without tracing again."""
-    import regimescope.conservation.discovery as discovery
+    from regimescope.conservation import discovery
 
     traces = []
     original = discovery._trace
