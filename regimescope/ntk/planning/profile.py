@@ -1,7 +1,9 @@
 """The probe pass: sizes per example for the memory plan, and the check that each layer rule is exact here.
 
 Before planning, the engine runs the model on the first (at most) two examples of each input set with the rule
-hooks in place. This gives, per example, the bytes the autograd graph saves, each watched layer's token counts
+hooks in place, the layers shared by the batch (a position embedding of ``(1, T)`` or ``(T,)`` ids) expanded to it
+when that leaves the model's outputs unchanged (:class:`~regimescope.ntk.model.recorder.Recorder`; the forward is
+run once more, without hooks, to compare). This gives, per example, the bytes the autograd graph saves, each watched layer's token counts
 and widths, and the number of outputs ``k``. It also validates every rule on this model, for a random
 combination ``r`` of the outputs (Rademacher signs, so that outputs summing to a constant hide nothing):
 
