@@ -34,8 +34,10 @@ browser:
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium could not be installed: the dashboard's browser tests will be skipped"
 
+# Two pytest workers: each test runs on one torch thread (tests/conftest.py), so one worker leaves a 2-core CI
+# machine's second core idle; a test file's tests stay on one worker, so its module fixtures run once.
 test: setup browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The documentation site (README.md and docs/) into site/, strict: any warning fails (docs/contributing.md).
 docs: setup
