@@ -23,8 +23,9 @@ class PositionNet(nn.Module):
     ``combine`` says how the position embedding of the ``(1, T)`` positions meets the ``(n, T, C)`` tokens:
     ``"broadcast"`` adds it (GPT-2), ``"unbatched"`` embeds ``arange(T)`` without a batch dimension (nanoGPT),
     ``"summed"`` sums it over its leading dimension first (expanding it to the batch would multiply it by ``n``),
-    ``"reshaped"`` views it as ``(T, C)`` (expanding it makes the view fail), ``"mixed"`` embeds the token ids
-    with the same table too (one layer called per example and once for the batch).
+    ``"reshaped"`` views it as ``(T, C)`` (expanding it makes the view fail), ``"mixed"`` embeds ``arange(T)``
+    unbatched and the token ids with the same table (one layer called once for the batch and per example: no one
+    expansion suits both calls, and giving the unbatched call's to the per-example one would break the forward).
     """
 
     def __init__(self, combine: str) -> None:
@@ -38,7 +39,7 @@ class PositionNet(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(ids.shape[1])
-        placed = self.positions(positions if self.combine == "unbatched" else positions.unsqueeze(0))
+        placed = self.positions(positions if self.combine in ("unbatched", "mixed") else positions.unsqueeze(0))
         if self.combine == "mixed":
             placed = placed + self.positions(ids % LENGTH)
         if self.combine == "summed":
