@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import re
 from pathlib import Path
@@ -15,7 +16,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from regimescope.image import heatmap_rgb
 from regimescope.record import Record
 from regimescope.sinks import TensorBoardSink
-from regimescope.sinks.tensorboard import MAX_QUEUE
+from regimescope.sinks.tensorboard import MAX_QUEUE, _collection_paused
 
 SCORE = "regimescope/regime/score"
 DISTANCE = "regimescope/kernel/distance_from_init"
@@ -79,14 +80,14 @@ def test_scalars_have_every_point_and_value(logdir: Path) -> None:
         assert [e.value for e in events] == pytest.approx(expected, abs=1e-6)
 
 
-def test_a_record_of_many_scalars_is_queued_whole_and_every_point_lands(tmp_path: Path) -> None:
+def test_a_record_of_many_scalars_is_queued_whole_and_in_the_file_when_write_returns(tmp_path: Path) -> None:
     scalars = {f"regimescope/kernel/metric_{i}": float(i) for i in range(300)}
     with TensorBoardSink(tmp_path / "run") as sink:
         sink.write(Record(0, scalars=scalars))
-        assert sink._writer.max_queue == MAX_QUEUE > len(scalars)  # the write does not wait on the writer thread
-    accumulator = _accumulate(tmp_path / "run")
-    assert len(accumulator.Tags()["scalars"]) == 300
-    assert accumulator.Scalars("regimescope/kernel/metric_299")[0].value == 299.0
+        assert sink._writer.max_queue == MAX_QUEUE > len(scalars)  # no wait on the writer thread event by event
+        accumulator = _accumulate(tmp_path / "run")  # read before closing: a crash now would keep the record
+        assert len(accumulator.Tags()["scalars"]) == 300
+        assert accumulator.Scalars("regimescope/kernel/metric_299")[0].value == 299.0
 
 
 def test_histograms(logdir: Path) -> None:
@@ -199,3 +200,19 @@ def test_a_failed_write_leaves_the_event_file_and_the_next_write_opens_a_new_one
     assert sink._writer is None and len(list(tmp_path.glob("events.out.tfevents.*"))) == 2
     # TensorBoard reads event files in name order, and two files opened in one second may sort either way
     assert sorted(e.step for e in _accumulate(tmp_path).Scalars(SCORE)) == [0, 2]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_writer_import_pauses_collection_and_leaves_it_as_it_was(enabled: bool) -> None:
+    was = gc.isenabled()
+    seen = []
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with _collection_paused():
+            seen.append(gc.isenabled())
+        assert seen == [False] and gc.isenabled() is enabled
+        with pytest.raises(ImportError), _collection_paused():
+            raise ImportError("no tensorboard")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
