@@ -1,36 +1,50 @@
-"""The overhead budget: the monitor's share of wall time stays under ``max_overhead``.
+"""The overhead budget: the monitor's time stays under ``max_overhead`` times the training's.
 
 The monitor adds its own time (``attach()`` itself, measurements and the writing of their records, per-step
-observations, ``m``) and the wall time since ``attach()`` began (``w``, training included). A measurement predicted
-to cost ``c`` seconds may start when
+observations, ``m``) and reads the wall time since ``attach()`` began (``w``); the training's time is the rest,
+``w - m``. A measurement predicted to cost ``c`` seconds may start when
 
-    m + c <= max_overhead * (w + c),
+    m + c <= max_overhead * (w - m),
 
-that is, when the monitor's share of wall time would still be within budget after it. A scheduled measurement that
-would break the budget is deferred, not dropped: the schedule says how many measurements are owed by each step, the
-budget says when they are paid. Deferred measurements are :attr:`OverheadBudget.pending` and are taken one per step,
-each at the first later step where the budget allows it. So the regular interval stretches by itself when
-measurements are expensive next to training steps (the monitor then measures at the rate the budget allows, about
-every :meth:`OverheadBudget.steady_interval` steps, until it has made as many measurements as the schedule asked for),
-and the early log-spaced measurements wait until training has earned them. The step-0 measurement, the reference of
-every comparison, is never deferred.
+that is, when the monitored run would still be at most ``max_overhead`` slower than the same run without the monitor
+(``w / (w - m) - 1``, the ratio ``benchmarks/overhead.py`` measures against plain training), after it. A scheduled
+measurement that would break the budget is deferred, not dropped: the schedule says how many measurements are owed
+by each step, the budget says when they are paid. Deferred measurements are :attr:`OverheadBudget.pending` and are
+taken one per step, each at the first later step where the budget allows it. So the regular interval stretches by
+itself when measurements are expensive next to training steps (the monitor then measures at the rate the budget
+allows, about every :meth:`OverheadBudget.steady_interval` steps, until it has made as many measurements as the
+schedule asked for), and the early log-spaced measurements wait until training has earned them. The step-0
+measurement, the reference of every comparison, is never deferred.
 
 Per-step observations (an indicator reading each optimizer step, such as the explained drift of layer balance) may
 use :data:`OBSERVATION_SHARE` of the budget; when observing every step would cost more (a large model's gradients
 read on a CPU), the monitor observes every ``s``-th step only and each observation stands for itself and the
 ``s - 1`` steps after it (:meth:`OverheadBudget.observation_stride`).
+
+The budget reads :func:`now`.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 OBSERVATION_SHARE = 0.1
 """The share of the overhead budget per-step observations may use before they are sampled (the rest is for
 measurements, which the regime is read from)."""
 DEFAULT_MAX_OVERHEAD = 0.05
-"""The default share of wall time the monitor may use (see ``docs/performance.md`` for how it was chosen)."""
+"""The default overhead: the monitor's time at most 5 % of the training's (see ``docs/performance.md`` for how it
+was chosen)."""
+
+
+def now() -> float:
+    """The clock the monitor reads, in seconds: ``time.perf_counter()``.
+
+    Called through the module (``regimescope.budget.now()``), so that a benchmark training a plain and a monitored
+    run in turns, in one process (``benchmarks/overhead.py``), can replace it with the monitored run's own time.
+    """
+    return time.perf_counter()
 
 
 def check_overhead(value: float | None) -> float | None:
@@ -39,17 +53,18 @@ def check_overhead(value: float | None) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise ValueError(
-            f"`max_overhead` must be a fraction of wall time in (0, 1), e.g. 0.05 for 5%, or None for a fixed "
+            f"`max_overhead` must be the monitor's time as a fraction of the training's, in (0, 1), e.g. 0.05 for 5%, "
+            "or None for a fixed "
             f"schedule; received {value!r}."
         )
     return float(value)
 
 
 class OverheadBudget:
-    """Keeps the monitor's share of wall time under ``max_overhead``.
+    """Keeps the monitor's time under ``max_overhead`` times the training's.
 
     Args:
-        max_overhead: The largest share of wall time the monitor may use; ``None`` allows every measurement.
+        max_overhead: The largest overhead ``m / (w - m)`` the monitor may add; ``None`` allows every measurement.
 
     Attributes:
         spent: Seconds of the monitor's own time so far.
@@ -57,7 +72,7 @@ class OverheadBudget:
         pending: Scheduled measurements owed and not yet taken (each is taken when the budget allows).
 
     Raises:
-        ValueError: For a share outside ``(0, 1)``.
+        ValueError: For an overhead outside ``(0, 1)``.
     """
 
     def __init__(self, max_overhead: float | None) -> None:
@@ -71,11 +86,6 @@ class OverheadBudget:
     def start(self, now: float) -> None:
         """Start the wall-time clock (when ``attach()`` begins)."""
         self._start = now
-
-    @property
-    def started(self) -> float:
-        """When the clock started (``time.perf_counter()`` seconds; 0 before :meth:`start`)."""
-        return 0.0 if self._start is None else self._start
 
     def spend(self, seconds: float, *, measurement: bool = False, one_time: float = 0.0) -> None:
         """Count ``seconds`` of the monitor's time; a ``measurement`` also updates the predicted cost.
@@ -97,33 +107,35 @@ class OverheadBudget:
             return 0.0
         return sorted(self._costs)[len(self._costs) // 2]
 
-    def share(self, now: float) -> float:
-        """The monitor's share of wall time so far."""
-        wall = 0.0 if self._start is None else now - self._start
-        return self.spent / wall if wall > 0 else 0.0
+    def training_seconds(self, now: float) -> float:
+        """The training's wall time since the clock started: ``w - m`` (``0`` before :meth:`start`)."""
+        return 0.0 if self._start is None else max(0.0, now - self._start - self.spent)
+
+    def overhead(self, now: float) -> float:
+        """The monitor's time over the training's so far, ``m / (w - m)`` (``0`` before any training time)."""
+        training = self.training_seconds(now)
+        return self.spent / training if training > 0 else 0.0
 
     def allows(self, now: float) -> bool:
         """Whether a measurement of :attr:`predicted_cost` may start at ``now`` within the budget."""
         if self.max_overhead is None or self._start is None:
             return True
-        cost = self.predicted_cost
-        return self.spent + cost <= self.max_overhead * (now - self._start + cost)
+        return self.spent + self.predicted_cost <= self.max_overhead * self.training_seconds(now)
 
     def observation_stride(self, observation_seconds: float, seconds_per_step: float) -> int:
         """Optimizer steps each per-step observation should stand for: 1 while observing every step costs at most
         :data:`OBSERVATION_SHARE` of the budget, else ``ceil(o / (OBSERVATION_SHARE f t))`` for an observation of
-        ``o`` seconds, a share ``f`` and ``t`` seconds per training step (always 1 without a budget)."""
+        ``o`` seconds, an overhead ``f`` and ``t`` seconds per training step (always 1 without a budget)."""
         if self.max_overhead is None or seconds_per_step <= 0:
             return 1
         return max(1, math.ceil(observation_seconds / (OBSERVATION_SHARE * self.max_overhead * seconds_per_step)))
 
     def steady_interval(self, seconds_per_step: float) -> int | None:
-        """Training steps between measurements once the budget binds: ``c (1 - f) / (f t)`` for a measurement of
-        ``c`` seconds, ``t`` seconds per training step and share ``f`` (``None`` without a budget or a step time)."""
+        """Training steps between measurements once the budget binds: ``c / (f t)`` for a measurement of ``c``
+        seconds, ``t`` seconds per training step and overhead ``f`` (``None`` without a budget or a step time)."""
         if self.max_overhead is None or seconds_per_step <= 0:
             return None
-        f = self.max_overhead
-        return max(1, math.ceil(self.predicted_cost * (1 - f) / (f * seconds_per_step)))
+        return max(1, math.ceil(self.predicted_cost / (self.max_overhead * seconds_per_step)))
 
     def state_dict(self) -> dict[str, Any]:
         """Recent measurement costs, the count of deferred measurements and of those still pending (the clock

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 from torch import nn
 
 from regimescope.alerts import Alert, AlertDispatcher, AlertRule, AlertWatch, Observation, default_rules
+from regimescope import budget
 from regimescope.budget import DEFAULT_MAX_OVERHEAD, OverheadBudget
 from regimescope.capture import CaptureConfig, Snapshot, capture
 from regimescope.capture.capture import measured_model
@@ -107,7 +107,8 @@ class RegimeMonitor:
             :class:`~regimescope.split_kernel.KernelSharing`): ``"rank0"`` (default) or ``"split_layers"`` (every
             rank computes a balanced share of the layer blocks and one all-reduce sums them: the same kernel,
             faster). Outside a distributed job both compute it in the one process.
-        max_overhead: The largest share of wall time the monitor may use (:mod:`regimescope.budget`): scheduled
+        max_overhead: The largest overhead the monitor may add, its time as a fraction of the training's
+            (:mod:`regimescope.budget`; 0.05: training at most 5 % slower than without the monitor): scheduled
             measurements that would exceed it are deferred (owed, not dropped) until training has earned them, so
             the interval stretches when measurements are expensive. ``None``: the fixed schedule, whatever it costs.
         output_projection: The kernel's outputs: ``"auto"`` (sized at :meth:`attach` to the budget, see
@@ -248,7 +249,7 @@ class RegimeMonitor:
             raise RuntimeError("This monitor is closed; build a new RegimeMonitor to monitor another run.")
         if self._attached:
             return self
-        started = time.perf_counter()
+        started = budget.now()
         if self._replica is not None:
             self._replica.refresh()
         self._validate_model()
@@ -285,12 +286,12 @@ class RegimeMonitor:
             self._hook = self.optimizer.register_step_post_hook(self._after_optimizer_step)
         self._attached = True
         self._budget.start(started)  # attach() is the monitor's time too: the budget counts it
-        self._budget.spend(time.perf_counter() - started)
+        self._budget.spend(budget.now() - started)
         self._attach_step = self._optimizer_steps
         self._next_observation = self._optimizer_steps + 1
         if self._init is None:
             self._safe_measure(0)
-        self.attach_seconds = time.perf_counter() - started
+        self.attach_seconds = budget.now() - started
         return self
 
     def _use_plan(self, plan: MeasurementPlan) -> None:
@@ -356,14 +357,14 @@ class RegimeMonitor:
             return
         if self._suite.observers and self._optimizer_steps >= self._next_observation:
             steps = self._observation_stride
-            start = time.perf_counter()
+            start = budget.now()
             try:
                 self._suite.observe_step(optimizer, steps)
             except Exception as error:
                 self._fail(self._optimizer_steps, "reading the optimizer step", error)
                 return
             finally:
-                seconds = time.perf_counter() - start
+                seconds = budget.now() - start
                 self._budget.spend(seconds)
             self._next_observation = self._optimizer_steps + steps
             per_step = self._seconds_per_step(self._optimizer_steps - self._attach_step)
@@ -372,7 +373,7 @@ class RegimeMonitor:
 
     def _seconds_per_step(self, steps: int) -> float:
         """Training wall time per step over the ``steps`` since ``attach()``, the monitor's own time left out."""
-        return max(0.0, time.perf_counter() - self._budget.started - self._budget.spent) / max(1, steps)
+        return self._budget.training_seconds(budget.now()) / max(1, steps)
 
     def step(self, global_step: int | None = None) -> Verdict | None:
         """Measure if the schedule says so at ``global_step`` (default: the count of optimizer steps seen).
@@ -400,7 +401,7 @@ class RegimeMonitor:
             self._budget.pending += 1
         if not self._budget.pending:
             return None
-        if not from_main_process(lambda: self._budget.allows(time.perf_counter())):  # one decision for all ranks
+        if not from_main_process(lambda: self._budget.allows(budget.now())):  # one decision for all ranks
             if due:
                 self._defer(step)
             return None
@@ -420,7 +421,7 @@ class RegimeMonitor:
             f"**step {step}** · the measurement scheduled now is deferred to keep the monitor within "
             f"{self._budget.max_overhead:.0%} of training time: one measurement costs "
             f"{self._budget.predicted_cost:.3g} s, so measurements happen when training has earned them{about}. "
-            "Pass `max_overhead=None` for the fixed schedule, a larger share, or a cheaper measurement."
+            "Pass `max_overhead=None` for the fixed schedule, a larger overhead, or a cheaper measurement."
         )
         logger.info("regimescope: %s", note.replace("**", ""))
         deferred = {COST_BUDGET_DEFERRED: float(self._budget.deferred)}
@@ -460,10 +461,10 @@ class RegimeMonitor:
         if self._closed or not self._attached:
             state = "closed" if self._closed else "not attached"
             raise RuntimeError(f"This monitor is {state}: `measure()` needs an attached monitor.")
-        start = time.perf_counter()
+        start = budget.now()
         with torch.inference_mode(False), torch.enable_grad():
             kernels = self._collective_part()
-            shared = time.perf_counter() - start
+            shared = budget.now() - start
             record, verdict, alerts = from_main_process(lambda: self._measure_here(step, kernels, shared))
         if not is_main_process():
             if verdict is not None:
@@ -472,9 +473,9 @@ class RegimeMonitor:
                 self._alerts.dispatch(alert)
         self._last_measured = step
         self._history.append(Record(record.step, scalars=dict(record.scalars), texts=dict(record.texts)))
-        written = time.perf_counter()
+        written = budget.now()
         self._sinks.write(record)
-        self._budget.spend(time.perf_counter() - written)  # writing the record is the monitor's time too
+        self._budget.spend(budget.now() - written)  # writing the record is the monitor's time too
         return verdict
 
     def _collective_part(self) -> dict[str, torch.Tensor] | None:
@@ -505,19 +506,19 @@ class RegimeMonitor:
             kernels: The per-layer kernel the ranks computed together, or ``None`` to compute it here.
             shared_seconds: Time the collective part took (:meth:`_collective_part`), counted in the cost.
         """
-        start = time.perf_counter() - shared_seconds
+        start = budget.now() - shared_seconds
         self._context.learning_rates = group_learning_rates(self._trained, self.optimizer)
-        captured = time.perf_counter()
+        captured = budget.now()
         snapshot = capture(self.model, self._context.probe, self._suite.needs, self.config, step, kernels)
         first = self._init is None
         one_time = 0.0  # what later measurements will not repeat: the forecast, a capture re-sizing discarded
         if first and self.plan.pass_seconds is not None and self._sizing is not None:
-            snapshot, one_time = self._resized(snapshot, time.perf_counter() - captured)
+            snapshot, one_time = self._resized(snapshot, budget.now() - captured)
         if first:
             self._init = self._suite.retained(snapshot, Reference.INIT)
-            forecast_start = time.perf_counter()
+            forecast_start = budget.now()
             self._judge.make_forecast(self._context, self.config, snapshot.layer_kernels)
-            one_time += time.perf_counter() - forecast_start
+            one_time += budget.now() - forecast_start
         references = {Reference.INIT: self._init, Reference.PREVIOUS: self._previous, Reference.NONE: None}
         record, usable = self._suite.compute(snapshot, references, self._context)
         if first:
@@ -530,10 +531,10 @@ class RegimeMonitor:
             self._alerts.dispatch(alert)
         if usable:
             self._previous = self._suite.retained(snapshot, Reference.PREVIOUS)
-        elapsed = time.perf_counter() - start
+        elapsed = budget.now() - start
         self._budget.spend(elapsed, measurement=True, one_time=one_time)
         record.scalars[COST_SECONDS] = elapsed
-        record.scalars[COST_FRACTION] = self._budget.share(time.perf_counter())
+        record.scalars[COST_FRACTION] = self._budget.overhead(budget.now())
         record.scalars[COST_BUDGET_DEFERRED] = float(self._budget.deferred)
         return record, verdict, alerts
 
@@ -545,11 +546,11 @@ class RegimeMonitor:
 
     @property
     def overhead(self) -> float:
-        """The monitor's share of wall time since ``attach()`` began, by its own clock: the seconds it spent
-        (``attach()``, measurements and the writing of their records, per-step observations) over the wall time
-        (``0.0`` before :meth:`attach`). The budget keeps it under ``max_overhead``; each record also carries it as
+        """The monitor's overhead since ``attach()`` began, by its own clock: the seconds it spent (``attach()``,
+        measurements and the writing of their records, per-step observations) over the training's wall time, the
+        rest (``0.0`` before :meth:`attach`). The budget keeps it under ``max_overhead``; each record also carries it as
         ``regimescope/cost/fraction``."""
-        return self._budget.share(time.perf_counter())
+        return self._budget.overhead(budget.now())
 
     @property
     def regime(self) -> Verdict | None:
@@ -721,14 +722,18 @@ class RegimeMonitor:
         sinks, self._sinks = self._sinks, SinkGroup()
         self._attached = False
         self._closed = True
-        sinks.close()  # every sink, whatever some raise; raises only when strict
+        closing = budget.now()
+        try:
+            sinks.close()  # every sink, whatever some raise; raises only when strict
+        finally:
+            self._budget.spend(budget.now() - closing)  # closing the sinks is the monitor's time too
 
     def _closing_measurement_allowed(self) -> bool:
         """Whether :meth:`close` may take an owed measurement: when the budget allows it, or when nothing was measured
         since ``attach()``'s step 0 (every run ends with a verdict on trained weights). One decision for all ranks."""
         if self._last_measured is None or self._last_measured <= self._attach_step:
             return True
-        return from_main_process(lambda: self._budget.allows(time.perf_counter()))
+        return from_main_process(lambda: self._budget.allows(budget.now()))
 
     def __enter__(self) -> RegimeMonitor:
         return self.attach()

@@ -126,7 +126,7 @@ ALERTS = f"{ROOT}/alerts"
 COST_SECONDS = tag("cost", "seconds")
 """Wall time of the measurement."""
 COST_FRACTION = tag("cost", "fraction")
-"""The monitor's share of wall time since ``attach()``."""
+"""The monitor's overhead since ``attach()``: its seconds over the training's (``m / (w - m)``)."""
 COST_BUDGET_DEFERRED = tag("cost", "budget_deferred")
 """Scheduled measurements deferred so far to keep the monitor within ``max_overhead``."""
 COST_NOTES = tag("cost", "notes")

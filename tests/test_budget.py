@@ -11,11 +11,11 @@ def test_a_measurement_starts_only_while_the_share_stays_within_budget() -> None
     budget = OverheadBudget(0.1)
     budget.start(0.0)
     budget.spend(10.0, measurement=True)  # step 0 at attach: 10 s
-    # next: 10 + 10 <= 0.1 * (w + 10)  <=>  w >= 190
-    assert not budget.allows(189.0)
-    assert budget.allows(190.0)
+    # next: 10 + 10 <= 0.1 * (w - 10)  <=>  w >= 210: 200 s of training
+    assert not budget.allows(209.0)
+    assert budget.allows(210.0) and budget.training_seconds(210.0) == pytest.approx(200.0)
     budget.spend(10.0, measurement=True)
-    assert budget.share(200.0) == pytest.approx(0.1)
+    assert budget.overhead(220.0) == pytest.approx(0.1)  # the run took 10% longer than its 200 s of training
 
 
 def test_without_a_budget_everything_is_allowed() -> None:
@@ -39,9 +39,9 @@ def test_the_predicted_cost_is_the_median_of_the_last_three_measurements() -> No
 def test_steady_interval_matches_the_budget_equation() -> None:
     budget = OverheadBudget(0.05)
     budget.spend(2.0, measurement=True)
-    interval = budget.steady_interval(1.0)  # c (1 - f) / (f t) = 2 * 0.95 / 0.05 = 38
-    assert interval == 38
-    assert 2.0 / (interval * 1.0 + 2.0) <= 0.05 + 1e-12
+    interval = budget.steady_interval(1.0)  # c / (f t) = 2 / 0.05 = 40
+    assert interval == 40
+    assert 2.0 / (interval * 1.0) <= 0.05 + 1e-12
 
 
 def test_state_round_trip_and_argument_checks() -> None:

@@ -288,7 +288,7 @@ def layers_figure(run: RunData) -> Figure:
 
 
 def cost_figure(runs: Sequence[RunData]) -> Figure:
-    """The monitor's own cost: seconds per measurement and the fraction of wall time it used, per run."""
+    """The monitor's own cost: seconds per measurement and its overhead (its time over the training's), per run."""
     figure = new_figure(10, 3.4)
     seconds_ax, fraction_ax = figure.subplots(1, 2)
     for run in runs:
@@ -297,7 +297,7 @@ def cost_figure(runs: Sequence[RunData]) -> Figure:
             if series is not None:
                 ax.plot(series.steps, series.values, lw=1.3, marker=".", ms=3, label=run.name)
     seconds_ax.set_title("seconds per measurement", fontsize=9)
-    fraction_ax.set_title("fraction of wall time spent measuring", fontsize=9)
+    fraction_ax.set_title("monitor's time / training time", fontsize=9)
     for ax in (seconds_ax, fraction_ax):
         if not ax.lines:
             _empty(ax)
