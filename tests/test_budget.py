@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from regimescope.budget import OverheadBudget, check_overhead
+from regimescope.budget import UNSEEN_SHARE, OverheadBudget, check_overhead
 
 
 def test_a_measurement_starts_only_while_the_share_stays_within_budget() -> None:
     budget = OverheadBudget(0.1)
     budget.start(0.0)
     budget.spend(10.0, measurement=True)  # step 0 at attach: 10 s
-    # next: 10 + 10 <= 0.1 * (w - 10)  <=>  w >= 210: 200 s of training
-    assert not budget.allows(209.0)
-    assert budget.allows(210.0) and budget.training_seconds(210.0) == pytest.approx(200.0)
+    # next: 10 + 10 <= (1 - 0.1) 0.1 (w - 10), a tenth of the budget kept for what the clock cannot see: w >= 232.2
+    assert UNSEEN_SHARE == 0.1
+    assert not budget.allows(232.0)
+    assert budget.allows(233.0) and budget.training_seconds(233.0) == pytest.approx(223.0)
     budget.spend(10.0, measurement=True)
-    assert budget.overhead(220.0) == pytest.approx(0.1)  # the run took 10% longer than its 200 s of training
+    assert budget.overhead(243.0) == pytest.approx(20 / 223)  # the run took 9% longer than its 223 s of training
 
 
 def test_without_a_budget_everything_is_allowed() -> None:
@@ -39,9 +40,9 @@ def test_the_predicted_cost_is_the_median_of_the_last_three_measurements() -> No
 def test_steady_interval_matches_the_budget_equation() -> None:
     budget = OverheadBudget(0.05)
     budget.spend(2.0, measurement=True)
-    interval = budget.steady_interval(1.0)  # c / (f t) = 2 / 0.05 = 40
-    assert interval == 40
-    assert 2.0 / (interval * 1.0) <= 0.05 + 1e-12
+    interval = budget.steady_interval(1.0)  # c / ((1 - u) f t) = 2 / (0.9 * 0.05) = 44.4
+    assert interval == 45
+    assert 2.0 / (interval * 1.0) <= 0.9 * 0.05
 
 
 def test_state_round_trip_and_argument_checks() -> None:
