@@ -37,8 +37,8 @@ measurements, which the regime is read from)."""
 UNSEEN_SHARE = 0.1
 """The share of the overhead budget kept for costs the monitor's clock cannot see: garbage collections its objects
 bring on during training steps, caches a measurement leaves cold, the optimizer hook's own call. In lockstep with
-plain training (``benchmarks/overhead.py``) the monitored runs took 0.1 to 0.5 points of overhead more than the
-monitor's clock counted."""
+plain training (``benchmarks/overhead.py``) the monitored runs took between 0.2 points less and 0.5 points more
+overhead than the monitor's clock counted."""
 DEFAULT_MAX_OVERHEAD = 0.05
 """The default overhead: the monitor's time at most 5 % of the training's (see ``docs/performance.md`` for how it
 was chosen)."""
@@ -60,8 +60,7 @@ def check_overhead(value: float | None) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise ValueError(
             f"`max_overhead` must be the monitor's time as a fraction of the training's, in (0, 1), e.g. 0.05 for 5%, "
-            "or None for a fixed "
-            f"schedule; received {value!r}."
+            f"or None for a fixed schedule; received {value!r}."
         )
     return float(value)
 

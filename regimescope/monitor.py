@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from regimescope.alerts import Alert, AlertDispatcher, AlertRule, AlertWatch, Observation, default_rules
 from regimescope import budget
+from regimescope.alerts import Alert, AlertDispatcher, AlertRule, AlertWatch, Observation, default_rules
 from regimescope.budget import DEFAULT_MAX_OVERHEAD, OverheadBudget
 from regimescope.capture import CaptureConfig, Snapshot, capture
 from regimescope.capture.capture import measured_model

@@ -4,9 +4,10 @@ The cost of one measurement is dominated by the per-layer kernel: one forward pa
 per output the kernel is taken of (a language model has ``T x V`` of them), and the layers' Gram products, which
 grow with the square of the probe's examples. The overhead budget (:mod:`regimescope.budget`) spaces measurements
 so that their time stays under ``max_overhead`` times the training's; a measurement costing ``c`` training steps is
-then made about every ``c / max_overhead`` steps. So that the regime is seen often enough, a measurement is sized to
+then made about every ``c / (0.9 max_overhead)`` steps (a tenth of the budget is kept for what its clock cannot
+see). So that the regime is seen often enough, a measurement is sized to
 cost about :data:`TARGET_PASSES` forward-and-backward pass of the probe (about one training step at a batch of the
-probe's size, two at half of it; with ``max_overhead = 5%`` the budget allows one about every 20 to 40 steps):
+probe's size, two at half of it; with ``max_overhead = 5%`` the budget allows one about every 22 to 45 steps):
 
 1. Output reduction: the exact kernel of every output only up to :data:`EXACT_OUTPUTS` outputs; beyond, and
    whenever the exact kernel is too slow, a seeded random projection of ``m`` output combinations (``m`` from
