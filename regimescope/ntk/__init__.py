@@ -1,10 +1,12 @@
 """The empirical NTK engine: exact per-layer rules, generic ``torch.func`` paths, memory plans and sketches.
 
-Read it in the order the work flows: :mod:`~regimescope.ntk.engine` (the public functions and their options)
-takes the model apart (:mod:`~regimescope.ntk.model`: functional call, parameter blocks, hooks), matches layers to
-exact rules (:mod:`~regimescope.ntk.rules`, registry on top), plans forms, chunks and memory
-(:mod:`~regimescope.ntk.planning`) and carries the plan out (:mod:`~regimescope.ntk.execution`). Each stage imports
-only the stages before it.
+The stages, in the order each builds on the last (each imports only the stages before it, which
+``tests/ntk/test_structure.py`` checks): :mod:`~regimescope.ntk.implementation` (the ways a block can be computed,
+and the default); :mod:`~regimescope.ntk.rules` (the exact per-layer rules, their registry on top);
+:mod:`~regimescope.ntk.model` (the model taken apart: functional call, parameter blocks matched to rules, hooks);
+:mod:`~regimescope.ntk.planning` (forms, chunks and memory); :mod:`~regimescope.ntk.execution` (the plan carried
+out); then :mod:`~regimescope.ntk.options` and :mod:`~regimescope.ntk.engine`, the public functions that drive them
+all. Read a kernel's computation from :func:`~regimescope.ntk.engine.empirical_ntk` down.
 """
 
 from regimescope.ntk.engine import empirical_ntk, plan_ntk

@@ -7,8 +7,6 @@ import that would hide a cycle at run time is caught too.
 from __future__ import annotations
 
 import ast
-import importlib
-import re
 from pathlib import Path
 
 import regimescope.ntk
@@ -79,29 +77,3 @@ def test_the_rule_modules_do_not_import_the_registry() -> None:
     rule_modules = [m for m in graph if m.startswith("regimescope.ntk.rules.") and not m.endswith(".registry")]
     assert rule_modules
     assert all("regimescope.ntk.rules.registry" not in graph[m] for m in rule_modules)
-
-
-def _resolves(dotted: str) -> bool:
-    """Whether ``regimescope.a.b.c`` names an importable module or an attribute reachable from one."""
-    parts = dotted.split(".")
-    for split in range(len(parts), 0, -1):
-        try:
-            target: object = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        for attr in parts[split:]:
-            if not hasattr(target, attr):
-                return False
-            target = getattr(target, attr)
-        return True
-    return False
-
-
-def test_docstrings_name_only_what_exists() -> None:
-    """Every dotted ``regimescope.…`` name in the engine's source (docstrings included) resolves."""
-    names = {
-        match.group(0)
-        for path in PACKAGE.rglob("*.py")
-        for match in re.finditer(r"regimescope(?:\.[A-Za-z_]\w*)+", path.read_text())
-    }
-    assert names and [name for name in sorted(names) if not _resolves(name)] == []
