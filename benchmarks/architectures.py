@@ -2,7 +2,7 @@
 regime is known by construction, next to whether each network actually trained as its linearisation.
 
 The scenarios (output-scaled centred models, a small learning rate on a wide network, small initialisation, a head
-trained on frozen features, fine-tuning after pre-training) are described in ``tests/verdict/_real_scenarios.py``,
+trained on frozen features, fine-tuning after pre-training) are described in ``regimescope.scenarios.architectures``,
 which the tests share. For each run the table gives theory's answer, the monitor's final label and score, the final
 kernel distance ``S(K_0, K_T)`` and relative change ``|K_T - K_0| / |K_0|`` (monitor attached for the whole run,
 ``max_overhead=None``), the training loss at the start and over the last 10 steps, and the linearisation gap
@@ -23,15 +23,11 @@ import logging
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import torch
+from tables import format_table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tables import format_table  # noqa: E402
-
-from tests.verdict._real_scenarios import (  # noqa: E402
+from regimescope.scenarios.architectures import (
     FULL,
     QUICK,
     SCENARIOS,
@@ -51,7 +47,7 @@ def row(outcome: Outcome, gap: float | None) -> tuple[str, ...]:
     scenario = outcome.scenario
     return (
         scenario.name,
-        scenario.theory,
+        str(scenario.theory),
         str(outcome.steps),
         outcome.label,
         f"{outcome.score:.2f}",

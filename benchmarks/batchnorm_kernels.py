@@ -1,6 +1,6 @@
 """Which function to monitor in a BatchNorm network: the measurements behind ``mode="batch_stats"``.
 
-A narrow CIFAR-layout ResNet (the basic blocks of ``models.py``, widths 8-16-32, 16x16 inputs, 10 classes, seeded
+A narrow CIFAR-layout ResNet (torchvision's basic blocks, ``regimescope.scenarios.resnet``, widths 8-16-32, 16x16 inputs, 10 classes, seeded
 synthetic data) is measured with three candidate definitions of the monitored function:
 
 * ``eval``: every module in eval mode, BatchNorm normalising with its running statistics (regimescope < 0.2);
@@ -35,10 +35,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import models  # noqa: E402
 
 import regimescope as rs  # noqa: E402
 from regimescope.functional.kernel_distance import kernel_distance, relative_change  # noqa: E402
+from regimescope.scenarios.resnet import BasicBlock  # noqa: E402
 from regimescope.verdict.score import CHANGE_TAG, DISTANCE_TAG, richness_score  # noqa: E402
 
 CLASSES, SIZE = 10, 16
@@ -53,7 +53,7 @@ class NarrowResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(width)
         layers, cin = [], width
         for cout, stride in ((width, 1), (2 * width, 2), (4 * width, 2)):
-            layers += [models.BasicBlock(cin, cout, stride), models.BasicBlock(cout, cout, 1)]
+            layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
             cin = cout
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(cin, CLASSES)

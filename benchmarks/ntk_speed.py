@@ -33,6 +33,7 @@ from peak_memory import measure  # noqa: E402
 
 from regimescope.ntk import empirical_ntk, plan_ntk  # noqa: E402
 from regimescope.ntk.planning.memory import free_memory  # noqa: E402
+from regimescope.scenarios.resnet import ResNet18  # noqa: E402
 
 MiB = 2**20
 
@@ -110,7 +111,7 @@ def large_mlp(repeat: int) -> None:
 def resnet() -> None:
     """ResNet-18 at n = 64 (trace), with its plan; one memory-sampled run."""
     torch.manual_seed(0)
-    model, x = models.ResNet18().eval(), torch.randn(64, 3, 32, 32)
+    model, x = ResNet18(small_inputs=True, torchvision_init=False).eval(), torch.randn(64, 3, 32, 32)
     budget = 8 * 2**30
     print(f"\nResNet-18 ({sum(p.numel() for p in model.parameters()):,} parameters), n=64, kind=trace, "
           f"max_memory={budget / 2**30:.0f} GiB")

@@ -58,6 +58,7 @@ from lockstep import Turns, in_lockstep, one_core_one_arena  # noqa: E402
 
 import regimescope as rs  # noqa: E402
 from regimescope import budget  # noqa: E402
+from regimescope.scenarios.resnet import ResNet18  # noqa: E402
 
 PROBE = 64
 
@@ -129,7 +130,7 @@ def _plain_loop(
 
 def _image_run(name: str, monitored: bool, steps: int, logdir: Path, turns: Turns, party: int) -> Outcome:
     torch.manual_seed(0)
-    model = models.cnn() if name == "cnn" else models.TorchvisionResNet18(10)
+    model = models.cnn() if name == "cnn" else ResNet18()
     images, labels = _digits(64 * 32)
     if name == "cnn":
         optimizer: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)

@@ -4,13 +4,13 @@
 
 - ``mlp/rich``: a small-init ReLU MLP that leaves the lazy regime (regime-shift alert, balance diagnosis);
 - ``mlp/lazy``: the same MLP at a large scale, which stays lazy;
-- ``resnet``: a narrow ResNet-18 (:class:`ResNetLike`: 41 parameter layers in 11 blocks), the model whose panels
+- ``resnet``: a narrow ResNet-18 (:func:`narrow_resnet`: 41 parameter layers in 11 blocks), the model whose panels
   need per-block summaries;
 - ``a-run-with-a-rather-long-name-that-a-sidebar-would-cut/paused``: a run whose monitor paused at its first
   measurement (an indicator ran out of memory), so it holds nothing but the error.
 
-torchvision is not installable here, so :class:`ResNetLike` rebuilds torchvision's ResNet-18 layout (module names
-``conv1``, ``bn1``, ``layer1.0.conv1`` ... ``layer4.1.downsample.0``, ``fc``) with few channels.
+:class:`~regimescope.scenarios.resnet.ResNet18` has torchvision's module names (``conv1``, ``bn1``,
+``layer1.0.conv1`` ... ``layer4.1.downsample.0``, ``fc``).
 """
 
 from __future__ import annotations
@@ -28,56 +28,16 @@ from regimescope.capture import Need, Snapshot
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.indicators.defaults import default_indicators
 from regimescope.record import Record
+from regimescope.scenarios.resnet import ResNet18
 
 RUNS = ("a-run-with-a-rather-long-name-that-a-sidebar-would-cut/paused", "mlp/lazy", "mlp/rich", "resnet")
 """The runs :func:`write_runs` writes, as TensorBoard and the report name them (sorted)."""
 PAUSED = RUNS[0]
 
 
-class BasicBlock(nn.Module):
-    """torchvision's ResNet basic block: two 3x3 convolutions with BatchNorm, and a 1x1 downsample when needed."""
-
-    def __init__(self, channels_in: int, channels: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels_in, channels, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-        self.downsample = None
-        if stride != 1 or channels_in != channels:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(channels_in, channels, 1, stride, bias=False), nn.BatchNorm2d(channels)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
-        return self.relu(out + identity)
-
-
-class ResNetLike(nn.Module):
-    """ResNet-18's module tree (4 stages of 2 basic blocks) with ``width`` channels in the first stage."""
-
-    def __init__(self, width: int = 2, classes: int = 3) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU()
-        channels_in = width
-        for stage in range(4):
-            channels = width * 2**stage
-            blocks = [BasicBlock(channels_in, channels, 1 if stage == 0 else 2), BasicBlock(channels, channels, 1)]
-            setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
-            channels_in = channels
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels_in, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+def narrow_resnet() -> nn.Module:
+    """ResNet-18's layout for small images with 2 channels in its first stage and 3 classes."""
+    return ResNet18(classes=3, width=2, small_inputs=True, torchvision_init=False)
 
 
 class OutOfMemory(Indicator):
@@ -140,7 +100,7 @@ def _write_runs(logdir: Path) -> None:
         _train(_mlp(0.05), x, y, logdir / "mlp" / "rich", steps=96, lr=0.2, every=16, heatmap_every=3)
         _train(_mlp(3.0), x, y, logdir / "mlp" / "lazy", steps=96, lr=0.002, every=16, heatmap_every=3)
         images = torch.randn(16, 3, 8, 8)
-        _train(ResNetLike(), images, torch.randn(16, 3), logdir / "resnet", steps=8, lr=0.05, every=4)
+        _train(narrow_resnet(), images, torch.randn(16, 3), logdir / "resnet", steps=8, lr=0.05, every=4)
         paused = _mlp(1.0)
         optimizer = torch.optim.SGD(paused.parameters(), lr=0.1)
         indicators = [*default_indicators(), OutOfMemory()]

@@ -13,14 +13,14 @@ from regimescope.indicators.base import Context
 from regimescope.indicators.layer_summary import LayerSummary, group_layers
 from regimescope.ntk.model.blocks import parameter_blocks
 from tests import _models
-from tests._dashboard_runs import ResNetLike
+from tests._dashboard_runs import narrow_resnet
 from tests.reference import formulas as ref
 
 RESNET_BLOCKS = ["conv1", "bn1", *(f"layer{s}.{b}" for s in range(1, 5) for b in range(2)), "fc"]
 
 
 def test_a_resnet_is_grouped_by_residual_block() -> None:
-    layers = [block.name for block in parameter_blocks(ResNetLike())]
+    layers = [block.name for block in parameter_blocks(narrow_resnet())]
     assert len(layers) == 41
     groups = group_layers(layers)
     assert list(groups) == RESNET_BLOCKS
@@ -61,7 +61,7 @@ def _snapshot(step: int, model: nn.Module, seed: int) -> Snapshot:
 
 
 def test_summaries_match_the_formulas_on_the_blocks() -> None:
-    model = ResNetLike()
+    model = narrow_resnet()
     context = Context(model=model, probe=rs.Probe(torch.zeros(6, 3, 8, 8)))
     indicator = LayerSummary()
     indicator.setup(context)
@@ -88,7 +88,7 @@ def test_summaries_match_the_formulas_on_the_blocks() -> None:
 
 
 def test_a_block_that_starts_at_zero_has_no_relative_change() -> None:
-    model = ResNetLike()
+    model = narrow_resnet()
     context = Context(model=model, probe=rs.Probe(torch.zeros(6, 3, 8, 8)))
     indicator = LayerSummary()
     indicator.setup(context)

@@ -10,7 +10,7 @@ import torch
 import regimescope as rs
 from regimescope.sinks import MemorySink, build_layout
 from regimescope.sinks.layout import KERNEL_CHARTS
-from tests._dashboard_runs import ResNetLike, one_thread
+from tests._dashboard_runs import narrow_resnet, one_thread
 
 CONTRACT_TAGS = [
     "regimescope/regime/score",
@@ -107,7 +107,7 @@ def test_each_kernel_metric_has_its_own_chart_with_its_noise() -> None:
 @pytest.fixture(scope="module")
 def resnet_tags() -> tuple[list[str], list[str]]:
     """The scalar tags of a ResNet-18-like run: those of its first record (what the layout is built from), and all."""
-    model = ResNetLike()
+    model = narrow_resnet()
     sink = MemorySink()
     x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     with one_thread(), rs.RegimeMonitor(model, rs.Probe(x, torch.zeros(8, 3)), sinks=[sink]) as monitor:

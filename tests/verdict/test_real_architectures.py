@@ -1,5 +1,5 @@
 """The verdict on a ResNet with BatchNorm and a Hugging Face GPT-2 in runs whose regime is known by construction
-(docs/verdict.md, "Known answers on real architectures"; the runs are in ``_real_scenarios.py``).
+(docs/verdict.md, "Known answers on real architectures"; the runs are in ``regimescope.scenarios.architectures``).
 
 Theory's answers are limits (large output scale, large width, large pre-trained models). Where a run at the tests'
 size reaches the limit, the verdict must give theory's answer well inside its band: a lazy run ends at a score at
@@ -15,10 +15,8 @@ import functools
 
 import pytest
 
-from regimescope.tags import KERNEL_DISTANCE, noise_tag
-from regimescope.verdict.labeler import LAZY_BELOW, RICH_ABOVE
-from regimescope.verdict.score import RAMPS
-from tests.verdict._real_scenarios import (
+from regimescope.scenarios import Theory
+from regimescope.scenarios.architectures import (
     LINEAR,
     NONLINEAR,
     QUICK,
@@ -28,6 +26,9 @@ from tests.verdict._real_scenarios import (
     linearisation_gap,
     run_scenario,
 )
+from regimescope.tags import KERNEL_DISTANCE, noise_tag
+from regimescope.verdict.labeler import LAZY_BELOW, RICH_ABOVE
+from regimescope.verdict.score import RAMPS
 
 MARGIN = 0.05
 """How far inside its label's band a run whose answer is definite must end."""
@@ -71,8 +72,8 @@ def gap(name: str) -> float:
 )
 def test_where_the_run_reaches_theorys_limit_the_verdict_is_theorys_answer(name: str) -> None:
     result = outcome(name)
-    assert result.label == result.scenario.theory, result.explanation
-    if result.scenario.theory == "lazy":
+    assert result.agrees, result.explanation
+    if result.scenario.theory is Theory.LAZY:
         assert result.score <= LAZY_BELOW - MARGIN
     else:
         assert result.score >= RICH_ABOVE + MARGIN
@@ -101,7 +102,7 @@ def test_short_of_theorys_limit_the_verdict_follows_what_the_network_did() -> No
     limit: wide networks with a small learning rate and fine-tuned ones.)"""
     name = "resnet/alpha=100"
     result = outcome(name)
-    assert result.scenario.theory == "lazy" and result.label != "lazy" and result.score > 0.5
+    assert result.scenario.theory is Theory.LAZY and result.label != "lazy" and result.score > 0.5
     assert gap(name) > NONLINEAR and agrees_with_gap(result.label, gap(name))
 
 
