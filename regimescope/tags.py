@@ -16,7 +16,13 @@ from collections.abc import Mapping
 ROOT = "regimescope"
 """First part of every tag."""
 
-LABELS = ("lazy", "transitional", "rich")
+LAZY = "lazy"
+"""Label of a run whose kernel stays near its initial value: it trains as its linearisation."""
+TRANSITIONAL = "transitional"
+"""Label of a run whose kernel has started to move."""
+RICH = "rich"
+"""Label of a run whose kernel moved far from its initial value: it learns features."""
+LABELS = (LAZY, TRANSITIONAL, RICH)
 """Verdict label names; a label's index is the value logged under :data:`REGIME_LABEL`."""
 
 
@@ -37,14 +43,29 @@ def tag(family: str, metric: str, layer: str | None = None) -> str:
     return "/".join(parts)
 
 
+def below(base: str) -> str:
+    """``<base>/``: how every tag under ``base`` starts (each layer's tag of a per-layer quantity, a family's tags)."""
+    return f"{base}/"
+
+
 def layer_tag(base: str, layer: str) -> str:
     """``<base>/<layer>``: the tag of one layer's (or layer pair's) value of a per-layer quantity."""
-    return f"{base}/{layer}"
+    return below(base) + layer
+
+
+def family_prefix(family: str) -> str:
+    """``regimescope/<family>/``: how every tag of ``family`` starts."""
+    return below(f"{ROOT}/{family}")
+
+
+def metric_of(name: str) -> str:
+    """The ``<metric>`` part of a tag ``regimescope/<family>/<metric>[/<layer>]`` (``"distance_from_init"``)."""
+    return name.split("/")[2]
 
 
 def by_layer(values: Mapping[str, float], base: str) -> dict[str, float]:
     """``layer -> value`` of every entry of ``values`` written under ``<base>/<layer>``."""
-    prefix = f"{base}/"
+    prefix = below(base)
     return {name[len(prefix) :]: value for name, value in values.items() if name.startswith(prefix)}
 
 
@@ -59,23 +80,25 @@ REGIME_FORECAST = tag("regime", "forecast")
 """Text: the regime forecast from the initialisation (written with the first verdict)."""
 
 # ----------------------------------------------------------------------------------------------------- kernel
-KERNEL_DISTANCE = tag("kernel", "distance_from_init")
+KERNEL_FAMILY = "kernel"
+"""Family of the kernel indicators: ``regimescope/kernel/<metric>[/<layer>]``."""
+KERNEL_DISTANCE = tag(KERNEL_FAMILY, "distance_from_init")
 """``S(K_0, K_t)``; per layer under ``<tag>/<layer>``."""
-KERNEL_RELATIVE_CHANGE = tag("kernel", "relative_change")
+KERNEL_RELATIVE_CHANGE = tag(KERNEL_FAMILY, "relative_change")
 """``|K_t - K_0|_F / |K_0|_F``."""
-KERNEL_NORM_RATIO = tag("kernel", "norm_ratio")
+KERNEL_NORM_RATIO = tag(KERNEL_FAMILY, "norm_ratio")
 """``|K_t|_F / |K_0|_F``."""
-KERNEL_VELOCITY = tag("kernel", "velocity")
+KERNEL_VELOCITY = tag(KERNEL_FAMILY, "velocity")
 """Angle turned per step since the previous measurement."""
-KERNEL_TARGET_ALIGNMENT = tag("kernel", "target_alignment")
+KERNEL_TARGET_ALIGNMENT = tag(KERNEL_FAMILY, "target_alignment")
 """Centred kernel-target alignment."""
-KERNEL_EFFECTIVE_RANK = tag("kernel", "effective_rank")
+KERNEL_EFFECTIVE_RANK = tag(KERNEL_FAMILY, "effective_rank")
 """Effective rank of ``K_t``."""
-KERNEL_SHARE = tag("kernel", "share")
+KERNEL_SHARE = tag(KERNEL_FAMILY, "share")
 """Per layer: ``tr K_l / tr K``."""
-KERNEL_HEATMAP = tag("kernel", "heatmap")
+KERNEL_HEATMAP = tag(KERNEL_FAMILY, "heatmap")
 """Image of the kernel (at a low rate)."""
-KERNEL_BLOCK_VALUE = tag("kernel", "block")
+KERNEL_BLOCK_VALUE = tag(KERNEL_FAMILY, "block")
 """Per layer: the first non-finite entry of a kernel block (written only when there is one)."""
 
 # -------------------------------------------------------------------------------------------- balance, weights
@@ -87,6 +110,8 @@ BALANCE_EXPLAINED = f"{ROOT}/balance_explained"
 """Per pair: the drift finite gradient steps explain, normalised like the drift."""
 BALANCE_UNITS = f"{ROOT}/balance_units"
 """Per pair (histogram): ``delta_k`` now."""
+PAIR_SCALARS = (BALANCE, BALANCE_DRIFT, BALANCE_EXPLAINED)
+"""The per-pair scalars: the third part of their tags is a layer pair (``regimescope/balance/fc1-fc2``)."""
 CONSERVATION_DIAGNOSIS = tag("conservation", "diagnosis")
 """Text: what moved each pair's balance since step 0."""
 WEIGHTS_RELATIVE_CHANGE = tag("weights", "relative_change")
@@ -99,11 +124,13 @@ OUTPUTS_VALUE = tag("outputs", "value")
 """The first non-finite model output on the probe (written only when there is one)."""
 
 # ----------------------------------------------------------------------------------------------- block summaries
-BLOCK_KERNEL_DISTANCE = tag("blocks", "kernel_distance_from_init")
+BLOCK_FAMILY = "blocks"
+"""Family of the per-block summaries (``regimescope/blocks/<metric>/<block>``), written for deep models only."""
+BLOCK_KERNEL_DISTANCE = tag(BLOCK_FAMILY, "kernel_distance_from_init")
 """Per block of layers (``layer2.0``): ``S(K_{b,0}, K_{b,t})`` of the block's part of the kernel."""
-BLOCK_KERNEL_SHARE = tag("blocks", "kernel_share")
+BLOCK_KERNEL_SHARE = tag(BLOCK_FAMILY, "kernel_share")
 """Per block: ``tr K_b / tr K``."""
-BLOCK_WEIGHTS_RELATIVE_CHANGE = tag("blocks", "weights_relative_change")
+BLOCK_WEIGHTS_RELATIVE_CHANGE = tag(BLOCK_FAMILY, "weights_relative_change")
 """Per block: ``|W_{b,t} - W_{b,0}|_F / |W_{b,0}|_F``."""
 
 # --------------------------------------------------------------------------------------- normalisation statistics
@@ -123,13 +150,15 @@ PATTERN_CHANGE = tag("activations", "pattern_change")
 # --------------------------------------------------------------------------------------- alerts, cost, noise
 ALERTS = f"{ROOT}/alerts"
 """Text: alerts and measurement failures."""
-COST_SECONDS = tag("cost", "seconds")
+COST_FAMILY = "cost"
+"""Family of the monitor's own cost: ``regimescope/cost/<metric>``."""
+COST_SECONDS = tag(COST_FAMILY, "seconds")
 """Wall time of the measurement."""
-COST_FRACTION = tag("cost", "fraction")
+COST_FRACTION = tag(COST_FAMILY, "fraction")
 """The monitor's overhead since ``attach()``: its seconds over the training's (``m / (w - m)``)."""
-COST_BUDGET_DEFERRED = tag("cost", "budget_deferred")
+COST_BUDGET_DEFERRED = tag(COST_FAMILY, "budget_deferred")
 """Scheduled measurements deferred so far to keep the monitor within ``max_overhead``."""
-COST_NOTES = tag("cost", "notes")
+COST_NOTES = tag(COST_FAMILY, "notes")
 """Text: what the monitor chose to keep its cost within budget (measurement sizing, deferred measurements)."""
 
 NOISE_FAMILY = "noise"
@@ -138,12 +167,10 @@ NOISE_FAMILY = "noise"
 
 def noise_tag(quantity_tag: str) -> str:
     """The tag the noise of ``quantity_tag`` is logged under: ``regimescope/noise/<rest of the tag>``."""
-    prefix = f"{ROOT}/"
-    rest = quantity_tag[len(prefix) :] if quantity_tag.startswith(prefix) else quantity_tag
-    return f"{ROOT}/{NOISE_FAMILY}/{rest}"
+    return family_prefix(NOISE_FAMILY) + quantity_tag.removeprefix(below(ROOT))
 
 
 def noise_of(values: Mapping[str, float]) -> dict[str, float]:
     """``quantity tag -> noise`` for every noise estimate in ``values`` (the inverse of :func:`noise_tag`)."""
-    prefix = f"{ROOT}/{NOISE_FAMILY}/"
-    return {f"{ROOT}/{name[len(prefix):]}": value for name, value in values.items() if name.startswith(prefix)}
+    prefix = family_prefix(NOISE_FAMILY)
+    return {below(ROOT) + name[len(prefix) :]: value for name, value in values.items() if name.startswith(prefix)}

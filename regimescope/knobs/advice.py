@@ -27,6 +27,7 @@ from regimescope.knobs.output_scale import scale_output
 from regimescope.ntk import empirical_ntk
 from regimescope.outputs import OutputFn
 from regimescope.probe import Probe
+from regimescope.tags import LAZY, RICH
 from regimescope.verdict.labeler import Verdict
 
 CLEAR_MARGIN = 3.6
@@ -143,7 +144,7 @@ class _Forecaster:
 
     def ratio(self, knob: str, factor: float, goal: str) -> float:
         forecast = self.forecast(knob, factor)
-        ratio = forecast.fast if goal == "rich" else forecast.full
+        ratio = forecast.fast if goal == RICH else forecast.full
         return math.nan if ratio is None else ratio.change
 
     def kernel_norm(self, knob: str, factor: float) -> float:
@@ -165,8 +166,8 @@ def _crossing(forecaster: _Forecaster, knob: str, goal: str, target: float) -> f
     Smaller factors raise the ratio (richer), larger ones lower it; the bracket doubles (or halves) the factor until
     the ratio passes ``target``, then bisects and interpolates ``log q`` linearly in ``log factor``.
     """
-    step = 0.5 if goal == "rich" else 2.0
-    passed = (lambda q: q >= target) if goal == "rich" else (lambda q: q < target)
+    step = 0.5 if goal == RICH else 2.0
+    passed = (lambda q: q >= target) if goal == RICH else (lambda q: q < target)
     if passed(forecaster.ratio(knob, 1.0, goal)):
         return 1.0
     near, far = 1.0, step
@@ -190,15 +191,15 @@ def _crossing(forecaster: _Forecaster, knob: str, goal: str, target: float) -> f
 def _goals(label: str | None, forecast: Forecast) -> tuple[list[str], str | None]:
     """The goals for a measured label, or a reason the forecast cannot tell."""
     side = forecast.label
-    if label == "lazy":
-        if side == "rich":
+    if label == LAZY:
+        if side == RICH:
             return [], "the forecast puts this run on the rich side while the kernel measured lazy"
-        return ["rich"], None
-    if label == "rich":
-        if side == "lazy":
+        return [RICH], None
+    if label == RICH:
+        if side == LAZY:
             return [], "the forecast puts this run on the lazy side while the kernel measured rich"
-        return ["lazy"], None
-    return ["rich", "lazy"], None
+        return [LAZY], None
+    return [RICH, LAZY], None
 
 
 def advise(
@@ -241,7 +242,7 @@ def advise(
     start = forecaster.forecast(knobs[0] if knobs else "init_scale", 1.0)
     if start.label is None or start.full is None or start.fast is None:
         return Advice(f"Advice: the forecast cannot tell which knob moves this run ({start.reasons[0]})", (), start)
-    label = verdict.label if verdict is not None else ("lazy" if start.label == "lazy" else "rich")
+    label = verdict.label if verdict is not None else (LAZY if start.label == LAZY else RICH)
     goals, reason = _goals(label, start)
     need = (
         f"fitting the probe with the initial kernel would change it by {start.full.change:.2g} of its norm "
@@ -253,7 +254,7 @@ def advise(
     for goal in goals:
         for knob in knobs:
             boundary = _crossing(forecaster, knob, goal, LAZY_RATIO)
-            target = LAZY_RATIO * CLEAR_MARGIN if goal == "rich" else LAZY_RATIO / CLEAR_MARGIN
+            target = LAZY_RATIO * CLEAR_MARGIN if goal == RICH else LAZY_RATIO / CLEAR_MARGIN
             clear = None if boundary is None else _crossing(forecaster, knob, goal, target)
             if clear is None:
                 missing.append(f"{KNOBS[knob][0]} ({goal})")

@@ -14,7 +14,22 @@ from typing import TYPE_CHECKING
 
 from regimescope.report.html import failure
 from regimescope.report.run_data import BALANCE_PREFIX, LAYER_DISTANCE_PREFIX, LayerGrid, RunData, Series
-from regimescope.tags import ROOT
+from regimescope.tags import (
+    BLOCK_KERNEL_DISTANCE,
+    COST_FRACTION,
+    COST_SECONDS,
+    KERNEL_DISTANCE,
+    KERNEL_EFFECTIVE_RANK,
+    KERNEL_NORM_RATIO,
+    KERNEL_RELATIVE_CHANGE,
+    KERNEL_TARGET_ALIGNMENT,
+    KERNEL_VELOCITY,
+    LAZY,
+    RICH,
+    TRANSITIONAL,
+    below,
+    noise_tag,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -22,21 +37,21 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-LABEL_COLORS = {"lazy": "#2e86c1", "transitional": "#f1c40f", "rich": "#c0392b"}
+LABEL_COLORS = {LAZY: "#2e86c1", TRANSITIONAL: "#f1c40f", RICH: "#c0392b"}
 """Band colors of the verdict labels (the same as the TensorBoard dashboard's)."""
 
 KERNEL_METRICS = (
-    ("distance_from_init", "kernel distance S(K0, Kt)", True),
-    ("relative_change", "|Kt - K0| / |K0|", True),
-    ("velocity", "velocity (rad / step)", True),
-    ("target_alignment", "kernel-target alignment", False),
-    ("effective_rank", "effective rank", False),
-    ("norm_ratio", "|Kt| / |K0|", True),
+    (KERNEL_DISTANCE, "kernel distance S(K0, Kt)", True),
+    (KERNEL_RELATIVE_CHANGE, "|Kt - K0| / |K0|", True),
+    (KERNEL_VELOCITY, "velocity (rad / step)", True),
+    (KERNEL_TARGET_ALIGNMENT, "kernel-target alignment", False),
+    (KERNEL_EFFECTIVE_RANK, "effective rank", False),
+    (KERNEL_NORM_RATIO, "|Kt| / |K0|", True),
 )
-"""Whole-model kernel indicators shown side by side: (metric, title, positive: drawn on a log axis when its values
+"""Whole-model kernel indicators shown side by side: (tag, title, positive: drawn on a log axis when its values
 span more than :data:`LOG_SPAN`)."""
 
-BLOCK_DISTANCE_PREFIX = f"{ROOT}/blocks/kernel_distance_from_init/"
+BLOCK_DISTANCE_PREFIX = below(BLOCK_KERNEL_DISTANCE)
 """Per-block kernel distances (:mod:`regimescope.indicators.layer_summary`), shown as a heat map when logged."""
 
 LOG_RANGE = 1e-8
@@ -145,16 +160,15 @@ def kernel_figure(runs: Sequence[RunData]) -> Figure:
     axes = figure.subplots(2, 3).ravel()
     colors: dict[str, object] = {}
     span = _step_range(runs)
-    for ax, (metric, title, positive) in zip(axes, KERNEL_METRICS):
-        tag = f"{ROOT}/kernel/{metric}"
+    for ax, (kernel_tag, title, positive) in zip(axes, KERNEL_METRICS):
         for run in runs:
-            series = run.series(tag)
+            series = run.series(kernel_tag)
             if series is None:
                 continue
             steps, values = _positive(series) if positive else (series.steps, series.values)
             (line,) = ax.plot(steps, values, lw=1.4, marker=".", ms=3, color=colors.get(run.name))
             colors.setdefault(run.name, line.get_color())
-            noise = run.series(f"{ROOT}/noise/kernel/{metric}")
+            noise = run.series(noise_tag(kernel_tag))
             if noise is not None:
                 by_step = dict(zip(noise.steps, noise.values))
                 low = [max(v - by_step.get(s, 0.0), v * 1e-3 if positive else -math.inf) for s, v in zip(steps, values)]
@@ -292,8 +306,8 @@ def cost_figure(runs: Sequence[RunData]) -> Figure:
     figure = new_figure(10, 3.4)
     seconds_ax, fraction_ax = figure.subplots(1, 2)
     for run in runs:
-        for ax, metric in ((seconds_ax, "seconds"), (fraction_ax, "fraction")):
-            series = run.series(f"{ROOT}/cost/{metric}")
+        for ax, cost_tag in ((seconds_ax, COST_SECONDS), (fraction_ax, COST_FRACTION)):
+            series = run.series(cost_tag)
             if series is not None:
                 ax.plot(series.steps, series.values, lw=1.3, marker=".", ms=3, label=run.name)
     seconds_ax.set_title("seconds per measurement", fontsize=9)

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from regimescope.report.run_data import AlertRow, RunData
-from regimescope.tags import tag
+from regimescope.tags import CONSERVATION_DIAGNOSIS, REGIME_EXPLANATION, REGIME_FORECAST
 
 NOTES = (
-    ("Why this verdict (step {step})", tag("regime", "explanation")),
-    ("Forecast at step 0", tag("regime", "forecast")),
-    ("Conservation diagnosis (step {step})", tag("conservation", "diagnosis")),
+    ("Why this verdict (step {step})", REGIME_EXPLANATION),
+    ("Forecast at step 0", REGIME_FORECAST),
+    ("Conservation diagnosis (step {step})", CONSERVATION_DIAGNOSIS),
 )
 """The texts a run's page shows above its figures (the latest of each): (title with the text's step, text tag)."""
 

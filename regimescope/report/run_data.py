@@ -15,18 +15,24 @@ from pathlib import Path
 from regimescope.record import Record
 from regimescope.sinks.jsonl import read_jsonl
 from regimescope.sinks.logdir import JSONL_NAME
-from regimescope.tags import ROOT
+from regimescope.tags import (
+    ALERTS,
+    BALANCE,
+    KERNEL_DISTANCE,
+    LABELS,
+    NOISE_FAMILY,
+    PAIR_SCALARS,
+    REGIME_LABEL,
+    REGIME_SCORE,
+    below,
+)
 
-SCORE_TAG = f"{ROOT}/regime/score"
-LABEL_TAG = f"{ROOT}/regime/label"
-LABELS = ("lazy", "transitional", "rich")
-"""Label names by the index logged under ``regimescope/regime/label`` (as in ``regimescope.verdict``)."""
-
-LAYER_DISTANCE_PREFIX = f"{ROOT}/kernel/distance_from_init/"
-BALANCE_PREFIX = f"{ROOT}/balance/"
-PAIR_FAMILIES = ("balance", "balance_drift", "balance_explained")
-"""Families whose third tag part is a layer pair (``regimescope/balance/<pair>``)."""
-NOISE_FAMILY = "noise"
+SCORE_TAG = REGIME_SCORE
+"""The verdict's score, the series every run's timeline follows."""
+LAYER_DISTANCE_PREFIX = below(KERNEL_DISTANCE)
+"""How the tags of the per-layer kernel distances start (one :class:`LayerGrid` row per layer)."""
+BALANCE_PREFIX = below(BALANCE)
+"""How the tags of the per-pair balances start (one :class:`LayerGrid` row per layer pair)."""
 
 _ALERT_LINE = re.compile(r"^\*\*step (\d+)\*\* · (?:`([^`]+)` · )?(.*)$")
 
@@ -86,7 +92,7 @@ class RunData:
     def timeline(self) -> dict[str, list]:
         """``{"steps", "score", "label"}``: the verdict over the run (label names, not indices)."""
         score = self.scalars.get(SCORE_TAG, Series([], []))
-        label = self.scalars.get(LABEL_TAG, Series([], []))
+        label = self.scalars.get(REGIME_LABEL, Series([], []))
         names = dict(zip(label.steps, (LABELS[int(v)] if 0 <= v < len(LABELS) else "?" for v in label.values)))
         return {"steps": score.steps, "score": score.values, "label": [names.get(s, "?") for s in score.steps]}
 
@@ -135,7 +141,7 @@ def split_tag(tag: str) -> tuple[str, str | None]:
     ``regimescope/balance/fc1-fc2`` -> ``("balance", "fc1-fc2")`` (the balance families name a layer pair third).
     """
     parts = tag.split("/")
-    if parts[0] == ROOT and len(parts) == 3 and parts[1] in PAIR_FAMILIES:
+    if len(parts) == 3 and "/".join(parts[:2]) in PAIR_SCALARS:
         return parts[1], parts[2]
     if len(parts) <= 3:
         return "/".join(parts[1:]), None
@@ -174,7 +180,7 @@ def run_from_records(name: str, records: list[Record]) -> RunData:
         for tag, text in record.texts.items():
             texts.setdefault(tag, []).append((record.step, text))
     scalars = {tag: Series(steps, values) for tag, (steps, values) in columns.items()}
-    return RunData(name=name, scalars=scalars, alerts=parse_alerts(texts.get(f"{ROOT}/alerts", [])), texts=texts)
+    return RunData(name=name, scalars=scalars, alerts=parse_alerts(texts.get(ALERTS, [])), texts=texts)
 
 
 def find_runs(logdir: str | os.PathLike[str]) -> list[Path]:

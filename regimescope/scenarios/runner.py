@@ -16,13 +16,8 @@ from regimescope.record import Record
 from regimescope.scenarios.scenario import Scenario, Setup
 from regimescope.schedule import LogThenEvery
 from regimescope.sinks import MemorySink, Sink
-from regimescope.tags import tag
-from regimescope.verdict.labeler import LABELS
+from regimescope.tags import KERNEL_DISTANCE, KERNEL_RELATIVE_CHANGE, LABELS, REGIME_LABEL, REGIME_SCORE
 
-DISTANCE = tag("kernel", "distance_from_init")
-CHANGE = tag("kernel", "relative_change")
-LABEL = tag("regime", "label")
-SCORE = tag("regime", "score")
 EARLY_FRACTION = 0.02
 """The "early" label of a run is the one at the last measurement within this fraction of its steps."""
 MEASUREMENTS = 32
@@ -170,16 +165,16 @@ def run_scenario(
     forecast = monitor.forecast
     with torch.no_grad():
         losses.append(loss(setup).item())
-    labelled = [r for r in memory.records if LABEL in r.scalars]
+    labelled = [r for r in memory.records if REGIME_LABEL in r.scalars]
     early_steps = [r for r in labelled if r.step <= EARLY_FRACTION * setup.steps] or labelled[:1]
     last = labelled[-1]
     return Outcome(
         scenario=scenario,
-        label=LABELS[int(last.scalars[LABEL])],
-        score=last.scalars[SCORE],
-        early_label=LABELS[int(early_steps[-1].scalars[LABEL])],
-        distance=last.scalars[DISTANCE],
-        change=last.scalars[CHANGE],
+        label=LABELS[int(last.scalars[REGIME_LABEL])],
+        score=last.scalars[REGIME_SCORE],
+        early_label=LABELS[int(early_steps[-1].scalars[REGIME_LABEL])],
+        distance=last.scalars[KERNEL_DISTANCE],
+        change=last.scalars[KERNEL_RELATIVE_CHANGE],
         forecast=forecast,
         explanation=explanation,
         losses=losses,

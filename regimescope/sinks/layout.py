@@ -5,50 +5,79 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from regimescope.tags import ROOT, tag
+from regimescope.tags import (
+    BALANCE,
+    BALANCE_DRIFT,
+    BALANCE_EXPLAINED,
+    BLOCK_FAMILY,
+    BLOCK_KERNEL_DISTANCE,
+    BLOCK_KERNEL_SHARE,
+    BLOCK_WEIGHTS_RELATIVE_CHANGE,
+    COST_FAMILY,
+    KERNEL_DISTANCE,
+    KERNEL_EFFECTIVE_RANK,
+    KERNEL_FAMILY,
+    KERNEL_NORM_RATIO,
+    KERNEL_RELATIVE_CHANGE,
+    KERNEL_SHARE,
+    KERNEL_TARGET_ALIGNMENT,
+    KERNEL_VELOCITY,
+    NORMALIZATION_EVAL_GAP,
+    NORMALIZATION_RUNNING_CHANGE,
+    PATTERN_CHANGE,
+    REGIME_LABEL,
+    REGIME_SCORE,
+    REPRESENTATION_CKA,
+    REPRESENTATION_TARGET_ALIGNMENT,
+    ROOT,
+    WEIGHTS_RELATIVE_CHANGE,
+    below,
+    family_prefix,
+    metric_of,
+    noise_tag,
+    tag,
+)
 
 CATEGORY = ROOT
 """Title of the one custom-scalars category regimescope writes."""
 
 KERNEL_CHARTS = {
-    "distance_from_init": "kernel distance from init S(K0, Kt)",
-    "relative_change": "kernel relative change |Kt - K0| / |K0|",
-    "norm_ratio": "kernel norm ratio |Kt| / |K0|",
-    "velocity": "kernel velocity (rad / step)",
-    "target_alignment": "kernel-target alignment",
-    "effective_rank": "kernel effective rank",
+    metric_of(KERNEL_DISTANCE): "kernel distance from init S(K0, Kt)",
+    metric_of(KERNEL_RELATIVE_CHANGE): "kernel relative change |Kt - K0| / |K0|",
+    metric_of(KERNEL_NORM_RATIO): "kernel norm ratio |Kt| / |K0|",
+    metric_of(KERNEL_VELOCITY): "kernel velocity (rad / step)",
+    metric_of(KERNEL_TARGET_ALIGNMENT): "kernel-target alignment",
+    metric_of(KERNEL_EFFECTIVE_RANK): "kernel effective rank",
 }
 """Whole-model kernel metric -> its chart's title: one chart each, since their ranges differ by decades (S reads
 ``1e-6`` when the relative change reads 25), each with its measurement noise where estimated."""
 
-BLOCK_FAMILY = "blocks"
-"""Family of the per-block summaries (:mod:`regimescope.indicators.layer_summary`)."""
-
 _PER_LAYER_CHARTS = {
-    "kernel distance from init, per layer": ("kernel", "distance_from_init"),
-    "kernel share, per layer": ("kernel", "share"),
-    "weights relative change, per layer": ("weights", "relative_change"),
-    "noise of the kernel distance, per layer": ("noise/kernel", "distance_from_init"),
-    "BatchNorm running statistics change, per layer": ("normalization", "running_change"),
-    "BatchNorm eval gap, per layer": ("normalization", "eval_gap"),
+    "kernel distance from init, per layer": below(KERNEL_DISTANCE),
+    "kernel share, per layer": below(KERNEL_SHARE),
+    "weights relative change, per layer": below(WEIGHTS_RELATIVE_CHANGE),
+    "noise of the kernel distance, per layer": below(noise_tag(KERNEL_DISTANCE)),
+    "BatchNorm running statistics change, per layer": below(NORMALIZATION_RUNNING_CHANGE),
+    "BatchNorm eval gap, per layer": below(NORMALIZATION_EVAL_GAP),
 }
-"""Per-layer charts of the families that the per-block summaries replace in the layout of a deep model."""
+"""Per-layer charts (title -> how their tags start) of the families that the per-block summaries replace in the
+layout of a deep model."""
 
 _BLOCK_CHARTS = {
-    "kernel distance from init, per block": "kernel_distance_from_init",
-    "kernel share, per block": "kernel_share",
-    "weights relative change, per block": "weights_relative_change",
+    "kernel distance from init, per block": below(BLOCK_KERNEL_DISTANCE),
+    "kernel share, per block": below(BLOCK_KERNEL_SHARE),
+    "weights relative change, per block": below(BLOCK_WEIGHTS_RELATIVE_CHANGE),
 }
 
 _OTHER_CHARTS = {
-    "balance, per layer pair": ("balance", None),
-    "balance drift, per layer pair": ("balance_drift", None),
-    "balance drift explained by the optimizer's steps, per layer pair": ("balance_explained", None),
-    "noise of the balance drift, per layer pair": ("noise", "balance_drift"),
-    "representation CKA to init, per layer": ("representation", "cka_to_init"),
-    "representation target alignment, per layer": ("representation", "target_alignment"),
-    "activation pattern change, per layer": ("activations", "pattern_change"),
-    "cost": ("cost", None),
+    "balance, per layer pair": below(BALANCE),
+    "balance drift, per layer pair": below(BALANCE_DRIFT),
+    "balance drift explained by the optimizer's steps, per layer pair": below(BALANCE_EXPLAINED),
+    "noise of the balance drift, per layer pair": below(noise_tag(BALANCE_DRIFT)),
+    "representation CKA to init, per layer": below(REPRESENTATION_CKA),
+    "representation target alignment, per layer": below(REPRESENTATION_TARGET_ALIGNMENT),
+    "activation pattern change, per layer": below(PATTERN_CHANGE),
+    "cost": family_prefix(COST_FAMILY),
 }
 
 
@@ -57,25 +86,20 @@ def _exactly(*tags: str) -> list[str]:
     return [f"^{re.escape(t)}$" for t in tags]
 
 
-def _family_regex(family: str, metric: str | None = None) -> str:
-    """The regex of every tag below ``regimescope/<family>[/<metric>]/`` (TensorBoard matches from the start)."""
-    prefix = "/".join(part for part in (ROOT, family, metric) if part is not None)
-    return f"{prefix}/.*"
+def _starting(prefix: str) -> str:
+    """The regex of every tag that starts with ``prefix`` (TensorBoard matches from the start)."""
+    return f"{prefix}.*"
 
 
 def _fixed_charts(summarised: bool) -> dict[str, list[str]]:
     """The charts of the contract's families; ``summarised``: per-block charts in place of the long per-layer ones."""
-    charts = {"regime (score, label)": _exactly(tag("regime", "score"), tag("regime", "label"))}
+    charts = {"regime (score, label)": _exactly(REGIME_SCORE, REGIME_LABEL)}
     for metric, title in KERNEL_CHARTS.items():
-        charts[title] = _exactly(tag("kernel", metric), tag("noise/kernel", metric))
-    charts["BatchNorm statistics, mean over layers"] = _exactly(
-        tag("normalization", "running_change"), tag("normalization", "eval_gap")
-    )
-    if summarised:
-        charts.update({title: [_family_regex(BLOCK_FAMILY, metric)] for title, metric in _BLOCK_CHARTS.items()})
-    else:
-        charts.update({title: [_family_regex(*parts)] for title, parts in _PER_LAYER_CHARTS.items()})
-    charts.update({title: [_family_regex(*parts)] for title, parts in _OTHER_CHARTS.items()})
+        kernel_tag = tag(KERNEL_FAMILY, metric)
+        charts[title] = _exactly(kernel_tag, noise_tag(kernel_tag))
+    charts["BatchNorm statistics, mean over layers"] = _exactly(NORMALIZATION_RUNNING_CHANGE, NORMALIZATION_EVAL_GAP)
+    prefixes = {**(_BLOCK_CHARTS if summarised else _PER_LAYER_CHARTS), **_OTHER_CHARTS}
+    charts.update({title: [_starting(prefix)] for title, prefix in prefixes.items()})
     return charts
 
 
@@ -105,7 +129,7 @@ def build_layout(tags: Iterable[str]) -> dict[str, dict[str, list[str | list[str
         ``{"regimescope": {chart title: ["Multiline", [tag regex, ...]]}}``.
     """
     names = list(tags)
-    summarised = any(name.startswith(f"{ROOT}/{BLOCK_FAMILY}/") for name in names)
+    summarised = any(name.startswith(family_prefix(BLOCK_FAMILY)) for name in names)
     charts = _fixed_charts(summarised)
     contract = {**_fixed_charts(summarised=False), **_fixed_charts(summarised=True)}
     patterns = [re.compile(regex) for regexes in contract.values() for regex in regexes]

@@ -9,18 +9,17 @@ from tensorboard.data import provider
 
 from regimescope.report.html import NOTES
 from regimescope.report.run_data import RunData, parse_alerts, series_from_mapping
-from regimescope.tags import ROOT
+from regimescope.tags import ALERTS, KERNEL_HEATMAP, ROOT, below
 
 SCALARS_PLUGIN = "scalars"
 TEXT_PLUGIN = "text"
 IMAGES_PLUGIN = "images"
 TEXT_SUFFIX = "/text_summary"
 """``SummaryWriter.add_text(tag, ...)`` files a text under ``tag + TEXT_SUFFIX``."""
-ALERTS_TEXT_TAG = f"{ROOT}/alerts{TEXT_SUFFIX}"
+ALERTS_TEXT_TAG = ALERTS + TEXT_SUFFIX
 """Where ``SummaryWriter.add_text("regimescope/alerts", ...)`` puts the alerts."""
 TEXT_TAGS = (ALERTS_TEXT_TAG, *(text_tag + TEXT_SUFFIX for _, text_tag in NOTES))
 """The texts a run's view reads: alerts, explanation, forecast, conservation diagnosis."""
-HEATMAP_TAG = f"{ROOT}/kernel/heatmap"
 DOWNSAMPLE = 10_000
 """Points per series asked from the provider (TensorBoard keeps 1000 scalars per series by default)."""
 
@@ -60,7 +59,7 @@ class RunReader:
             plugin_name=TEXT_PLUGIN,
             run_tag_filter=provider.RunTagFilter(tags=[ALERTS_TEXT_TAG]),
         )
-        measured = {run for run, tags in scalars.items() if any(tag.startswith(f"{ROOT}/") for tag in tags)}
+        measured = {run for run, tags in scalars.items() if any(tag.startswith(below(ROOT)) for tag in tags)}
         return sorted(measured | {run for run, tags in texts.items() if ALERTS_TEXT_TAG in tags})
 
     def run(self, name: str) -> RunData:
@@ -71,7 +70,7 @@ class RunReader:
             plugin_name=SCALARS_PLUGIN,
             run_tag_filter=provider.RunTagFilter(runs=[name]),
         )
-        tags = [tag for tag in listing.get(name, {}) if tag.startswith(f"{ROOT}/")]
+        tags = [tag for tag in listing.get(name, {}) if tag.startswith(below(ROOT))]
         data = self._provider.read_scalars(
             self._ctx,
             experiment_id=self._experiment,
@@ -111,10 +110,10 @@ class RunReader:
                 experiment_id=self._experiment,
                 plugin_name=IMAGES_PLUGIN,
                 downsample=DOWNSAMPLE,
-                run_tag_filter=provider.RunTagFilter(runs=[name], tags=[HEATMAP_TAG]),
+                run_tag_filter=provider.RunTagFilter(runs=[name], tags=[KERNEL_HEATMAP]),
             )
             .get(name, {})
-            .get(HEATMAP_TAG, [])
+            .get(KERNEL_HEATMAP, [])
         )
         # An image summary's blobs are [width, height, png].
         return [KernelImage(d.step, d.values[2].blob_key) for d in sequences if len(d.values) > 2]

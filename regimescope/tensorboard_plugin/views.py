@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from regimescope.report.figures import BLOCK_DISTANCE_PREFIX, KERNEL_METRICS
 from regimescope.report.html import failure, notes
 from regimescope.report.run_data import BALANCE_PREFIX, LAYER_DISTANCE_PREFIX, RunData
-from regimescope.tags import tag
+from regimescope.tags import metric_of
 
 GRIDS = (
     ("kernel distance from init S(K_b0, K_bt), per block", BLOCK_DISTANCE_PREFIX, "distance"),
@@ -25,10 +25,10 @@ def summary_view(run: RunData) -> dict[str, Any]:
     final = run.final()
     paused = failure(run)
     kernel = []
-    for metric, title, positive in KERNEL_METRICS:
-        series = run.series(tag("kernel", metric))
+    for kernel_tag, title, positive in KERNEL_METRICS:
+        series = run.series(kernel_tag)
         if series is not None:
-            kernel.append({"metric": metric, "title": title, "positive": positive, **asdict(series)})
+            kernel.append({"metric": metric_of(kernel_tag), "title": title, "positive": positive, **asdict(series)})
     return {
         "name": run.name,
         "label": final[0] if final else None,

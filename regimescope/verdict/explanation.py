@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from regimescope.tags import KERNEL_DISTANCE, KERNEL_SHARE, PATTERN_CHANGE, REPRESENTATION_CKA, by_layer, noise_tag
+from regimescope.tags import (
+    KERNEL_DISTANCE,
+    KERNEL_SHARE,
+    LAZY,
+    PATTERN_CHANGE,
+    REPRESENTATION_CKA,
+    RICH,
+    TRANSITIONAL,
+    by_layer,
+    noise_tag,
+)
 from regimescope.verdict.labeler import LAZY_BELOW, RICH_ABOVE, Verdict
 from regimescope.verdict.score import RAMPS, default_sources
 
@@ -20,9 +30,9 @@ _EVIDENCE = {
     "scale": ("|K_t - K_0| / |K_0|", "the kernel grew or shrank"),
 }
 _MEANING = {
-    "lazy": "the NTK has stayed near its initial value: the network trains as its linearisation (kernel regime)",
-    "transitional": "the NTK has started to move: features are beginning to be learnt",
-    "rich": "the NTK has moved far from its initial value: the network is learning features",
+    LAZY: "the NTK has stayed near its initial value: the network trains as its linearisation (kernel regime)",
+    TRANSITIONAL: "the NTK has started to move: features are beginning to be learnt",
+    RICH: "the NTK has moved far from its initial value: the network is learning features",
 }
 
 
@@ -60,7 +70,7 @@ def _context_lines(label: str, scalars: Mapping[str, float]) -> list[str]:
     distances = by_layer(scalars, KERNEL_DISTANCE)
     if cka:
         layer, value = min(cka.items(), key=lambda item: item[1])
-        if label != "rich" and value < CHANGED_REPRESENTATION:
+        if label != RICH and value < CHANGED_REPRESENTATION:
             lines.append(
                 f"Representation of `{layer}` changed (CKA to init {value:.2f}) while the NTK did not: not counted "
                 "(theory.md 5.5); a layer whose features change can carry almost none of the kernel."

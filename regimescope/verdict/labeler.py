@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from regimescope.tags import LABELS
+from regimescope.tags import LABELS, LAZY, RICH, TRANSITIONAL
 
 __all__ = ["LABELS", "LAZY_BELOW", "MARGIN", "RICH_ABOVE", "Verdict", "next_label", "raw_label"]
 
@@ -42,10 +42,10 @@ class Verdict:
 def raw_label(score: float) -> str:
     """The label of a score without hysteresis."""
     if score < LAZY_BELOW:
-        return "lazy"
+        return LAZY
     if score > RICH_ABOVE:
-        return "rich"
-    return "transitional"
+        return RICH
+    return TRANSITIONAL
 
 
 def next_label(current: str | None, score: float, margin: float = MARGIN) -> str:
@@ -58,12 +58,12 @@ def next_label(current: str | None, score: float, margin: float = MARGIN) -> str
     """
     if current is None:
         return raw_label(score)
-    if current == "lazy":
-        return "lazy" if score <= LAZY_BELOW + margin else raw_label(score)
-    if current == "rich":
-        return "rich" if score >= RICH_ABOVE - margin else raw_label(score)
+    if current == LAZY:
+        return LAZY if score <= LAZY_BELOW + margin else raw_label(score)
+    if current == RICH:
+        return RICH if score >= RICH_ABOVE - margin else raw_label(score)
     if score < LAZY_BELOW - margin:
-        return "lazy"
+        return LAZY
     if score > RICH_ABOVE + margin:
-        return "rich"
-    return "transitional"
+        return RICH
+    return TRANSITIONAL
