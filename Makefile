@@ -13,13 +13,14 @@ $(PY):
 
 # torch first (the CPU build pinned here) unless one is already importable, then the project, its test extras, the
 # framework extras (so that the integration tests run instead of being skipped), the docs tool (the tests build
-# the docs) and Optuna (seconds to install; Ray Tune, a 240 MB install and a minute to start a local instance, is
-# not: `pip install -e ".[ray]"` runs its test). setuptools notes every editable install of a layout without src/ ("Editable installation. Please be
-# careful with folders ... named as your package"): that information only, and no other warning, is silenced.
+# the docs), Optuna and Ray Tune (the sweep's engines: Ray is about 13 s to install and its tests start local
+# instances, about a minute of the run). setuptools notes every editable install of a layout without src/
+# ("Editable installation. Please be careful with folders ... named as your package"): that information only, and
+# no other warning, is silenced.
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	PYTHONWARNINGS="ignore:Editable installation" \
-		$(PY) -m pip install --quiet -e ".[test,report,lightning,transformers,examples,docs,optuna]"
+		$(PY) -m pip install --quiet -e ".[test,report,lightning,transformers,examples,docs,optuna,ray]"
 	touch $(STAMP)
 
 setup: $(STAMP)

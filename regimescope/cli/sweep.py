@@ -2,24 +2,28 @@
 
 ``TARGET`` is ``module:function`` or ``path/to/file.py:function``; the function takes no argument and returns the
 keyword arguments of :func:`regimescope.sweep.sweep` that describe the model: ``make_model``, ``make_optimizer``,
-``data`` and optionally ``probe``, ``train_step``, ``steps``, ``monitor_options`` and ``grid`` (the default grid,
-which ``--grid`` options replace knob by knob).
+``data`` and optionally ``probe``, ``train_step``, ``steps``, ``monitor_options``, ``ray_options`` and ``grid`` (the
+default grid, which ``--grid`` options replace knob by knob; ``--ray-option`` options update ``ray_options``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import importlib.util
 import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from regimescope.alerts import RegimeWarning
 
 DEFAULT_LOGDIR = Path("runs") / "regimescope-sweep"
+FILE_MODULE_PREFIX = "regimescope_sweep_target_"
+"""Name prefix of the module a ``file.py`` target is loaded as (``regimescope_sweep_target_<stem>``)."""
 TASK_KEYS = (
     "make_model",
     "make_optimizer",
@@ -31,6 +35,7 @@ TASK_KEYS = (
     "grid",
     "base_width",
     "seed",
+    "ray_options",
 )
 """Keys the target function may return."""
 
@@ -62,6 +67,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--engine", choices=["inline", "process", "ray"], default="inline", help="how points run")
     sweep.add_argument("--workers", type=int, default=None, help="processes of the process engine")
     sweep.add_argument(
+        "--ray-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the ray engine: an argument of ray.init (num_cpus=4, address=auto) or of "
+        "ray.tune.TuneConfig (max_concurrent_trials=2); repeat for several",
+    )
+    sweep.add_argument(
         "--logdir", type=Path, default=DEFAULT_LOGDIR, help=f"TensorBoard folder (default {DEFAULT_LOGDIR})"
     )
     sweep.add_argument("--out", type=Path, default=None, help="report folder (default LOGDIR/report)")
@@ -79,12 +92,12 @@ def load_target(target: str) -> Callable[[], dict[str, Any]]:
     try:
         if location.endswith(".py"):
             path = Path(location).resolve()
-            module_name = f"regimescope_sweep_target_{path.stem}"
+            module_name = f"{FILE_MODULE_PREFIX}{path.stem}"
             spec = importlib.util.spec_from_file_location(module_name, path)
             if spec is None or spec.loader is None or not path.is_file():
                 raise FileNotFoundError(f"no Python file {str(path)!r}")
             module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module  # process-pool workers find the factories by module name
+            sys.modules[module_name] = module  # process-pool workers (forked) find the factories by module name
             spec.loader.exec_module(module)
         else:
             module = importlib.import_module(location)
@@ -98,10 +111,45 @@ def load_target(target: str) -> Callable[[], dict[str, Any]]:
     return function
 
 
+def send_by_value(module: ModuleType) -> None:
+    """Make Ray send the code of a ``file.py`` target's module to its workers.
+
+    Ray pickles the task with its own cloudpickle, which refers to a module's functions by the module's name; a
+    target file is a module only in this process (registered as ``regimescope_sweep_target_<stem>``), so the workers
+    could not import it. Registered by value, its functions travel as code. Without Ray, nothing to do: the sweep
+    stops with Ray's install line.
+    """
+    try:
+        from ray import cloudpickle
+    except ImportError:
+        return
+    cloudpickle.register_pickle_by_value(module)
+
+
+def parse_option(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` as ``(key, value)``, the value a Python literal (``4``, ``0.5``, ``True``, ``None``) or else the
+    text itself (``auto``).
+
+    Raises:
+        ValueError: Without ``=`` or a key.
+    """
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--ray-option takes KEY=VALUE, e.g. --ray-option num_cpus=4; received {item!r}.")
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        value = text.strip()
+    return key.strip(), value
+
+
 def _arguments(args: argparse.Namespace) -> dict[str, Any]:
     from regimescope.sweep import parse_values
 
-    task = load_target(args.target)()
+    target = load_target(args.target)
+    if args.engine == "ray" and target.__module__.startswith(FILE_MODULE_PREFIX):
+        send_by_value(sys.modules[target.__module__])
+    task = target()
     if not isinstance(task, dict):
         raise TypeError(f"{args.target} returned {type(task).__name__}; expected a dict of rs.sweep arguments.")
     unknown = sorted(set(task) - set(TASK_KEYS))
@@ -117,6 +165,8 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("No grid: pass --grid KNOB=VALUES (e.g. --grid init_scale=0.1:10:5) or return a 'grid'.")
     if args.steps is not None:
         task["steps"] = args.steps
+    if args.ray_option:
+        task["ray_options"] = {**task.get("ray_options", {}), **dict(map(parse_option, args.ray_option))}
     return {**task, "grid": grid}
 
 

@@ -10,12 +10,12 @@ import concurrent.futures
 import enum
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
 
-from regimescope.sweep.grid import Axis, Value, point_name, points
+from regimescope.sweep.grid import Value, point_name
 from regimescope.sweep.point import FORECAST_FIELDS, MEASURED_FIELDS, SweepPoint
 
 logger = logging.getLogger(__name__)
@@ -33,25 +33,19 @@ class Engine(enum.Enum):
     running Ray instance or a new local one."""
 
 
-_RAY_KEYS = (
-    "config",
-    "time_",
-    "timestamp",
-    "training_iteration",
-    "date",
-    "hostname",
-    "node_ip",
-    "pid",
-    "done",
-    "trial_id",
-    "experiment_tag",
-    "iterations_since_restore",
-    "checkpoint_dir_name",
-    "should_checkpoint",
-)
-"""Bookkeeping fields Ray adds to every result (left out of the sweep's rows)."""
 ROW_FIELDS = (*FORECAST_FIELDS, *MEASURED_FIELDS, "point", "error", "seconds")
-"""Every metric field of a row (the knob values come from the trial's config)."""
+"""Every metric field of a row (besides the knob values)."""
+
+
+def failure_row(values: Mapping[str, Value], error: BaseException) -> dict[str, Any]:
+    """The row of a point that an engine could not run (it never returned its metrics): its knob values, its name
+    and the error, every metric ``None``."""
+    return {
+        **dict.fromkeys(ROW_FIELDS),
+        **values,
+        "point": point_name(values),
+        "error": f"{type(error).__name__}: {error}",
+    }
 
 
 def _single_thread() -> None:
@@ -89,8 +83,7 @@ def run_executor(
             rows[index] = future.result()
         except Exception as error:
             logger.warning("regimescope sweep: point %s could not run: %s", dict(grid[index]), error)
-            failure = {"point": point_name(grid[index]), "error": f"{type(error).__name__}: {error}"}
-            rows[index] = {**dict.fromkeys(ROW_FIELDS), **grid[index], **failure}
+            rows[index] = failure_row(grid[index], error)
         on_point(rows[index])
     return [row for row in rows if row is not None]
 
@@ -103,50 +96,17 @@ def run_process_pool(
         return run_executor(point, grid, executor, on_point)
 
 
-def run_ray(
-    point: SweepPoint, axes: Sequence[Axis], on_point: Callable[[dict], None], storage: Path, **tuner_options: Any
-) -> list[dict[str, Any]]:
-    """A Ray Tune grid search over ``axes`` with the point as a function trainable returning its final metrics.
-
-    Starts a local Ray instance when none is running (and stops it afterwards); Ray's own results go to
-    ``storage``; ``tuner_options`` go to ``ray.tune.TuneConfig`` (e.g. ``max_concurrent_trials``), except
-    ``num_cpus``, which sizes the local instance.
+def ray_engine() -> ModuleType:
+    """The Ray Tune engine, :mod:`regimescope.sweep.ray_engine` (imported here: it imports Ray).
 
     Raises:
         ImportError: When Ray Tune is not installed (with the install line).
     """
     try:
-        import ray
-        from ray import tune
+        from regimescope.sweep import ray_engine as engine
     except ImportError as error:
         raise ImportError(
             f"engine='ray' needs Ray Tune, which could not be imported ({error}); install it with "
             "`pip install 'regimescope[ray]'` (or `pip install 'ray[tune]'`)."
         ) from error
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=tuner_options.pop("num_cpus", None), include_dashboard=False, log_to_driver=False)
-    try:
-        space = {axis.name: tune.grid_search(list(axis.values)) for axis in axes}
-        tuner = tune.Tuner(
-            point,
-            param_space=space,
-            tune_config=tune.TuneConfig(**tuner_options),
-            run_config=tune.RunConfig(storage_path=str(storage.absolute()), verbose=0),
-        )
-        results = tuner.fit()
-        order = {tuple(values.items()): i for i, values in enumerate(points(axes))}
-        rows: list[dict[str, Any]] = []
-        for result in results:
-            config = {axis.name: result.config[axis.name] for axis in axes}
-            if result.error is not None:
-                row = {**config, "error": f"{type(result.error).__name__}: {result.error}"}
-            else:
-                row = dict.fromkeys(ROW_FIELDS)  # Ray drops the fields whose value is None
-                row.update({key: value for key, value in result.metrics.items() if not key.startswith(_RAY_KEYS)})
-            rows.append(row)
-            on_point(row)
-        return sorted(rows, key=lambda row: order.get(tuple((a.name, row.get(a.name)) for a in axes), len(order)))
-    finally:
-        if started:
-            ray.shutdown()
+    return engine

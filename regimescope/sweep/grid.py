@@ -20,7 +20,7 @@ class Axis:
     """One knob of the grid.
 
     Attributes:
-        name: The knob's name (a built-in knob of :mod:`regimescope.sweep.knobs`, or a factory argument).
+        name: The knob's name (a built-in knob of :mod:`regimescope.sweep.builtins`, or a factory argument).
         values: Its values, in the order given.
     """
 

@@ -26,8 +26,14 @@ from regimescope.schedule import LogThenEvery
 from regimescope.sweep.builtins import WIDTH
 from regimescope.sweep.grid import Axis, Value, point_name
 from regimescope.sweep.task import SweepTask
-from regimescope.tags import tag
-from regimescope.verdict.labeler import LABELS
+from regimescope.tags import (
+    KERNEL_DISTANCE,
+    KERNEL_NORM_RATIO,
+    KERNEL_RELATIVE_CHANGE,
+    LABELS,
+    REGIME_LABEL,
+    REGIME_SCORE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +45,11 @@ MEASURED_FIELDS = ("label", "score", "distance", "change", "growth", "time_to_ri
 """Metrics of the measured run: final label and score, ``S(K_0, K_T)``, ``|K_T - K_0| / |K_0|``, ``|K_T| / |K_0|``,
 first step labelled rich, and the training loss at the first and last step."""
 _TAGS = {
-    "score": tag("regime", "score"),
-    "distance": tag("kernel", "distance_from_init"),
-    "change": tag("kernel", "relative_change"),
-    "growth": tag("kernel", "norm_ratio"),
+    "score": REGIME_SCORE,
+    "distance": KERNEL_DISTANCE,
+    "change": KERNEL_RELATIVE_CHANGE,
+    "growth": KERNEL_NORM_RATIO,
 }
-_LABEL = tag("regime", "label")
 
 
 def _number(value: Any) -> float | None:
@@ -62,8 +67,8 @@ def measured_metrics(history: Sequence[Record]) -> dict[str, Any]:
     time_to_rich = None
     for record in history:
         last.update({name: record.scalars[t] for name, t in _TAGS.items() if t in record.scalars})
-        if _LABEL in record.scalars:
-            label = LABELS[int(record.scalars[_LABEL])]
+        if REGIME_LABEL in record.scalars:
+            label = LABELS[int(record.scalars[REGIME_LABEL])]
             if label == "rich" and time_to_rich is None:
                 time_to_rich = record.step
     metrics: dict[str, Any] = {name: last.get(name) for name in _TAGS}

@@ -19,7 +19,7 @@ from torch import nn
 from regimescope.probe import Probe
 from regimescope.progress import Progress
 from regimescope.sweep.boundary import forecast_boundary, measured_boundary
-from regimescope.sweep.engines import Engine, run_executor, run_inline, run_process_pool, run_ray
+from regimescope.sweep.engines import Engine, ray_engine, run_executor, run_inline, run_process_pool
 from regimescope.sweep.grid import Axis, Value, parse_grid, points
 from regimescope.sweep.point import FORECAST_FIELDS, SweepPoint
 from regimescope.sweep.task import SweepTask, default_step
@@ -183,11 +183,11 @@ def sweep(
         steps: Training steps per point.
         measure: ``False`` draws the forecast diagram only.
         engine: ``"inline"`` (this process), ``"process"`` (a process pool of ``workers``), ``"ray"`` (Ray Tune,
-            with ``ray_options`` for its ``TuneConfig``), or a ``concurrent.futures.Executor`` running processes
+            with ``ray_options``), or a ``concurrent.futures.Executor`` running processes
             (a thread pool is refused: the points' seeding uses torch's global random state, which threads share).
         workers: Processes of the ``"process"`` engine (default: the CPU count).
-        logdir: Where each point's monitor writes (``<logdir>/<point>``) and the HParams dashboard entries go;
-            ``None`` writes no logs.
+        logdir: Where each point's monitor writes (``<logdir>/<point>``) and the HParams dashboard entries go (a
+            forecast-only sweep writes its forecast metrics there, at step 0); ``None`` writes no logs.
         out: Folder for ``phase_diagram.png``, ``index.html`` (the report-style page) and ``points.json``, written
             after the forecast stage (so the forecast diagram is there within seconds) and again at the end;
             ``None`` writes none.
@@ -196,16 +196,18 @@ def sweep(
         monitor_options: Keyword arguments for each point's ``RegimeMonitor`` (e.g. ``every``, ``max_overhead``,
             ``dtype``, ``alert_rules``), passed through. By default a point measures about 16 times plus the early
             log-spaced steps, runs ``strict`` (a failing measurement fails the point) and raises no alerts.
-        ray_options: Keyword arguments of ``ray.tune.TuneConfig`` for ``engine="ray"`` (and ``num_cpus`` of the
-            local Ray instance it starts when none runs); Ray's own results go to ``<logdir>/ray``.
+        ray_options: Options of ``engine="ray"``: arguments of ``ray.init`` (e.g. ``num_cpus``, ``address``),
+            used to start a local Ray instance when none runs, and of ``ray.tune.TuneConfig`` (e.g.
+            ``max_concurrent_trials``); any other name is refused before anything runs. Ray's own results go to
+            ``<logdir>/ray``.
         progress: A progress bar; by default one on standard error when it is a terminal.
 
     Returns:
         The table, the boundaries and the files written.
 
     Raises:
-        ValueError / TypeError: Before any point runs, for a grid or task that cannot work (the message says how
-            to fix it).
+        ValueError / TypeError: Before any point runs, for a grid, task or Ray option that cannot work (the
+            message says how to fix it).
         ImportError: When ``out`` is given without matplotlib, ``logdir`` without tensorboard, or ``engine="ray"``
             without Ray.
     """
@@ -218,6 +220,9 @@ def sweep(
     task.check(axes)
     if out is not None:
         _check_report_dependencies()
+    if chosen is Engine.RAY:
+        ray_runner = ray_engine()
+        ray_runner.split_options(ray_options or {})  # an unknown option fails before the forecasts and Ray start
     grid_points = points(axes)
     bar = progress if progress is not None else Progress(len(grid_points) * (1 + (steps if measure else 0)), "sweep")
     try:
@@ -245,7 +250,7 @@ def sweep(
                 measured = run_process_pool(point, grid_points, workers, done)
             elif chosen is Engine.RAY:
                 storage = Path(logdir) / "ray" if logdir is not None else Path(tempfile.mkdtemp(prefix="regimescope-"))
-                measured = run_ray(point, axes, done, storage, **dict(ray_options or {}))
+                measured = ray_runner.run_ray(point, axes, done, storage, ray_options or {})
             else:
                 measured = run_executor(point, grid_points, chosen, done)
             table = _merge(forecasts, measured)
@@ -256,11 +261,13 @@ def sweep(
     failed = result.failed
     if failed:
         logger.warning("regimescope sweep: %d of %d points failed (see their `error`).", len(failed), len(table))
-    if logdir is not None and measure:
-        from regimescope.sweep.hparams import write_hparams
+    if logdir is not None:
+        from regimescope.sweep.hparams import FORECAST_METRICS, METRICS, write_hparams
 
-        folders = [point.folder({axis.name: row[axis.name] for axis in axes}) for row in table]
-        write_hparams(Path(logdir), axes, table, folders, steps)
+        named = SweepPoint(task, axes, logdir=logdir)
+        folders = [named.folder({axis.name: row[axis.name] for axis in axes}) for row in table]
+        keys, step = (tuple(METRICS), steps) if measure else (FORECAST_METRICS, 0)  # the forecast is at step 0
+        write_hparams(Path(logdir), axes, table, folders, step, keys)
         result.files["logdir"] = Path(logdir)
     if out is not None:
         intro = (

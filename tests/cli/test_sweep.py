@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from regimescope.cli.main import main
-from regimescope.cli.sweep import load_target
+from regimescope.cli.sweep import load_target, parse_option
+from tests.sweep._ray import ray_tmpdir  # noqa: F401  (the fixture)
 
 TARGET = """
 import torch
@@ -59,6 +60,42 @@ def test_the_command_writes_the_diagram_page_table_and_hparams(target: Path, tmp
     assert (logdir / "report" / "phase_diagram.png").exists() and (logdir / "report" / "index.html").exists()
 
 
+def _swept_rows(target: Path, logdir: Path, capsys, *options: str) -> list[dict]:
+    """Sweep ``init_scale`` 0.3 and 3 of the target file with ``options``; the rows of points.json."""
+    status = main(["sweep", f"{target}:task", "--grid", "init_scale=0.3,3", "--logdir", str(logdir), *options])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    return json.loads((logdir / "report" / "points.json").read_text())
+
+
+def test_the_engines_run_a_file_target_like_the_inline_engine(target: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("matplotlib", reason="the `report` extra is not installed (pip install -e '.[report]')")
+    inline = _swept_rows(target, tmp_path / "inline", capsys)
+    pooled = _swept_rows(target, tmp_path / "process", capsys, "--engine", "process", "--workers", "2")
+    assert [row["error"] for row in pooled] == [None, None]
+    assert [row["score"] for row in pooled] == pytest.approx([row["score"] for row in inline], rel=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_tmpdir")
+def test_the_ray_engine_runs_a_file_target_with_ray_options(target: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("matplotlib", reason="the `report` extra is not installed (pip install -e '.[report]')")
+    inline = _swept_rows(target, tmp_path / "inline", capsys)
+    options = ["--engine", "ray", "--ray-option", "num_cpus=1", "--ray-option", "max_concurrent_trials=1"]
+    rows = _swept_rows(target, tmp_path / "ray", capsys, *options)
+    assert [row["error"] for row in rows] == [None, None]  # the workers received the file's code
+    assert [row["score"] for row in rows] == pytest.approx([row["score"] for row in inline], rel=1e-4)
+    assert main(["sweep", f"{target}:task", "--engine", "ray", "--ray-option", "colour=red"]) == 2
+    assert "Unknown Ray option(s) ['colour']" in capsys.readouterr().err
+
+
+def test_ray_options_are_python_literals_or_text() -> None:
+    assert parse_option("num_cpus=4") == ("num_cpus", 4)
+    assert parse_option(" time_budget_s = 2.5") == ("time_budget_s", 2.5)
+    assert parse_option("reuse_actors=True") == ("reuse_actors", True)
+    assert parse_option("address=auto") == ("address", "auto")
+
+
 def test_forecast_only_trains_nothing(target: Path, tmp_path: Path, capsys) -> None:
     pytest.importorskip("matplotlib", reason="the `report` extra is not installed (pip install -e '.[report]')")
     status = main(["sweep", f"{target}:task", "--grid", "balance=0.5", "--forecast-only", "--logdir", str(tmp_path)])
@@ -74,6 +111,7 @@ def test_forecast_only_trains_nothing(target: Path, tmp_path: Path, capsys) -> N
         (["{target}"], "module:function"),
         (["{target}:task", "--grid", "init_scale"], "KNOB=VALUES"),
         (["{target}:task", "--grid", "depth=1,2"], "no built-in knob"),
+        (["{target}:task", "--engine", "ray", "--ray-option", "num_cpus"], "--ray-option takes KEY=VALUE"),
         (["missing_module_xyz:task"], "Could not load"),
     ],
 )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
 import regimescope as rs
+from regimescope.sweep import default_step
 
 STEPS = 12
 
@@ -32,6 +35,14 @@ def failing_model(init_scale: float) -> nn.Module:
     if init_scale > 5:
         raise RuntimeError("this point cannot be built")
     return make_model()
+
+
+def dying_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple, init_scale: float) -> float:
+    """The default step, except at scales above 2, where it ends its process at once (no Python exception to catch:
+    the worker dies). Only the measured stage trains, so the forecast stage in the caller's process is safe."""
+    if init_scale > 2:
+        os._exit(3)
+    return default_step(model, optimizer, batch)
 
 
 def arguments(**overrides) -> dict:

@@ -1,4 +1,5 @@
-"""``rs.sweep`` end to end on a tiny task: the table, the files, the HParams entries, failures, engines, Optuna."""
+"""``rs.sweep`` end to end on a tiny task: the table, the files, the HParams entries, failures, engines, Optuna
+(Ray Tune: ``test_ray.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 import regimescope as rs
 from regimescope.progress import Progress
@@ -57,28 +60,46 @@ def test_the_report_page_figure_and_table_are_written(swept) -> None:
     assert (root / "runs" / "init_scale_0.2_lr_0.01" / "regimescope.jsonl").exists()
 
 
-def test_hparams_entries_hold_the_knobs_and_the_final_metrics(swept) -> None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
-    result, root = swept
-
-    def plugin_data(folder: Path) -> list[plugin_data_pb2.HParamsPluginData]:
-        accumulator = EventAccumulator(str(folder))
-        accumulator.Reload()
-        contents = accumulator.PluginTagToContent("hparams")
-        return [plugin_data_pb2.HParamsPluginData.FromString(content) for content in contents.values()]
-
-    experiment = [data.experiment for data in plugin_data(root / "runs") if data.HasField("experiment")]
-    assert [info.name for info in experiment[0].hparam_infos] == ["init_scale", "lr"]
-    assert "regimescope/sweep/score" in [m.name.tag for m in experiment[0].metric_infos]
-    folder = root / "runs" / "init_scale_3_lr_0.03"
-    session = next(d.session_start_info for d in plugin_data(folder) if d.HasField("session_start_info"))
-    assert session.hparams["init_scale"].number_value == 3.0 and session.hparams["lr"].number_value == 0.03
+def _events(folder: Path) -> EventAccumulator:
     accumulator = EventAccumulator(str(folder))
     accumulator.Reload()
-    score = accumulator.Scalars("regimescope/sweep/score")[-1]
+    return accumulator
+
+
+def _hparams(folder: Path) -> list[plugin_data_pb2.HParamsPluginData]:
+    contents = _events(folder).PluginTagToContent("hparams")
+    return [plugin_data_pb2.HParamsPluginData.FromString(content) for content in contents.values()]
+
+
+def _experiment(folder: Path) -> api_pb2.Experiment:
+    return next(data.experiment for data in _hparams(folder) if data.HasField("experiment"))
+
+
+def _session_values(folder: Path) -> dict[str, float]:
+    session = next(data.session_start_info for data in _hparams(folder) if data.HasField("session_start_info"))
+    return {name: value.number_value for name, value in session.hparams.items()}
+
+
+def test_hparams_entries_hold_the_knobs_and_the_final_metrics(swept) -> None:
+    result, root = swept
+    experiment = _experiment(root / "runs")
+    assert [info.name for info in experiment.hparam_infos] == ["init_scale", "lr"]
+    assert "regimescope/sweep/score" in [m.name.tag for m in experiment.metric_infos]
+    folder = root / "runs" / "init_scale_3_lr_0.03"
+    assert _session_values(folder) == {"init_scale": 3.0, "lr": 0.03}
+    score = _events(folder).Scalars("regimescope/sweep/score")[-1]
     assert score.step == _task.STEPS and score.value == pytest.approx(result.table[3]["score"])
+
+
+def test_a_forecast_only_sweep_writes_its_forecast_as_hparams_entries(tmp_path: Path) -> None:
+    result = rs.sweep(_task.make_model, {"init_scale": [0.2, 3.0]}, measure=False, logdir=tmp_path, **_task.arguments())
+    tags = [metric.name.tag for metric in _experiment(tmp_path).metric_infos]
+    assert tags == ["regimescope/sweep/forecast_ratio", "regimescope/sweep/forecast_fast", "regimescope/sweep/failed"]
+    assert result.files["logdir"] == tmp_path and _session_values(tmp_path / "init_scale_3") == {"init_scale": 3.0}
+    events = _events(tmp_path / "init_scale_3")
+    ratio, failed = events.Scalars(tags[0])[-1], events.Scalars(tags[2])[-1]
+    assert ratio.step == 0 and ratio.value == pytest.approx(result.table[1]["forecast_ratio"], rel=1e-6)
+    assert failed.value == 0.0 and "regimescope/sweep/score" not in events.Tags()["scalars"]
 
 
 def test_a_failing_point_is_reported_and_the_sweep_goes_on(tmp_path: Path) -> None:
@@ -141,24 +162,6 @@ def test_the_point_is_an_optuna_objective() -> None:
     assert study.best_trial.user_attrs["label"] in ("lazy", "transitional", "rich")
     with pytest.raises(ValueError, match="needs the grid"):
         SweepPoint(task)(study.ask())
-
-
-@pytest.mark.slow
-def test_ray_tune_runs_the_grid_on_a_local_instance(tmp_path: Path) -> None:
-    pytest.importorskip("ray.tune", reason="Ray Tune is not installed (pip install -e '.[ray]')")
-    inline = rs.sweep(_task.make_model, {"init_scale": [0.2, 3.0]}, **_task.arguments())
-    result = rs.sweep(
-        _task.make_model,
-        {"init_scale": [0.2, 3.0]},
-        engine="ray",
-        logdir=tmp_path,
-        ray_options={"num_cpus": 1, "max_concurrent_trials": 1},
-        **_task.arguments(),
-    )
-    for row, expected in zip(result.table, inline.table):
-        assert row["init_scale"] == expected["init_scale"] and row["error"] is None
-        assert row["score"] == pytest.approx(expected["score"], rel=1e-4, abs=1e-9)
-    assert (tmp_path / "ray").is_dir()
 
 
 def test_unknown_engines_are_refused_before_training_and_a_bad_factory_fails_its_points() -> None:
