@@ -161,6 +161,26 @@ COST_BUDGET_DEFERRED = tag(COST_FAMILY, "budget_deferred")
 COST_NOTES = tag(COST_FAMILY, "notes")
 """Text: what the monitor chose to keep its cost within budget (measurement sizing, deferred measurements)."""
 
+# ----------------------------------------------------------------------------------------------------- sweeps
+SWEEP_FAMILY = "sweep"
+"""Family of a sweep's HParams metrics (``rs.sweep``): one value per point, at the point's last step."""
+SWEEP_SCORE = tag(SWEEP_FAMILY, "score")
+"""A point's final richness score."""
+SWEEP_DISTANCE = tag(SWEEP_FAMILY, "distance")
+"""A point's final ``S(K_0, K_T)``."""
+SWEEP_CHANGE = tag(SWEEP_FAMILY, "change")
+"""A point's final ``|K_T - K_0|_F / |K_0|_F``."""
+SWEEP_GROWTH = tag(SWEEP_FAMILY, "growth")
+"""A point's final ``|K_T|_F / |K_0|_F``."""
+SWEEP_TIME_TO_RICH = tag(SWEEP_FAMILY, "time_to_rich")
+"""The first step a point was labelled rich (absent if never)."""
+SWEEP_FORECAST_RATIO = tag(SWEEP_FAMILY, "forecast_ratio")
+"""A point's step-0 forecast: the kernel change its linearised fit needs, on all directions."""
+SWEEP_FORECAST_FAST = tag(SWEEP_FAMILY, "forecast_fast")
+"""A point's step-0 forecast on the fast directions only."""
+SWEEP_FAILED = tag(SWEEP_FAMILY, "failed")
+"""1 when a point raised (its error is in the sweep's table)."""
+
 NOISE_FAMILY = "noise"
 """Noise estimates (one standard error) live under ``regimescope/noise/<the rest of the tag they qualify>``."""
 
