@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _LIST_ITEM = re.compile(r"^\s*([-*+]|\d+\.)\s")
+WIDE_BINS = 64
+"""Even buckets of a histogram whose values lie beyond TensorBoard's default buckets (``|v| > 1e20``)."""
 MAX_QUEUE = 1024
 """Events the writer's background thread may hold before a write waits for it. TensorBoard's default of 10 made
 every record of a hundred-odd scalars wait for the thread to serialize them one by one: 0.02 s of each measurement
@@ -191,7 +193,12 @@ class TensorBoardSink(Sink):
 
     @staticmethod
     def _add_histogram(writer: SummaryWriter, tag: str, values: np.ndarray, step: int) -> None:
-        """Add the finite part of ``values`` as a histogram; skip it (with a warning) when nothing is finite."""
+        """Add the finite part of ``values`` as a histogram; skip it (with a warning) when nothing is finite.
+
+        TensorBoard's default buckets span ``|v| <= 1e20`` (``writer.default_bins``); beyond it (the weights of a
+        diverging run) the histogram gets :data:`WIDE_BINS` even buckets over its range instead, and none when even
+        that range overflows a float.
+        """
         finite = values[np.isfinite(values)]
         if finite.size < values.size:
             logger.warning(
@@ -200,7 +207,15 @@ class TensorBoardSink(Sink):
             )
         if finite.size == 0:
             return
-        writer.add_histogram(tag, finite, global_step=step)
+        bins: str | int = "tensorflow"
+        if np.abs(finite).max() > writer.default_bins[-1]:
+            with np.errstate(over="ignore"):
+                if not np.isfinite(finite.max() - finite.min()):
+                    logger.warning("histogram %r at step %d spans more than a float can hold; left out", tag, step)
+                    return
+            bins = WIDE_BINS
+        with np.errstate(over="ignore"):  # the sum of squares of huge values is infinite, as it should be
+            writer.add_histogram(tag, finite, global_step=step, bins=bins)
 
     def resume(self, step: int) -> None:
         """Open the next event file with ``purge_step=step + 1``: TensorBoard then hides the points of steps after

@@ -153,6 +153,23 @@ def test_non_finite_histogram_values_are_left_out(tmp_path: Path, caplog: pytest
     assert event.histogram_value.num == 2
 
 
+def test_histograms_of_a_diverging_run_are_written_beyond_the_default_buckets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TensorBoard's default buckets end at 1e20: torch's writer raised "The histogram is empty" on the balance of a
+    run whose weights reached 1e32, which cost the run its record; a range no float holds is left out, logged."""
+    huge = np.array([1e32, 2e32, -1e32, 0.0])
+    with TensorBoardSink(tmp_path) as sink:
+        sink.write(Record(step=1, histograms={"huge": huge, "overflow": np.array([-1e308, 1e308])}))
+    assert "spans more than a float can hold" in caplog.text
+    accumulator = _accumulate(tmp_path)
+    assert accumulator.Tags()["histograms"] == ["huge"]
+    (event,) = accumulator.Histograms("huge")
+    value = event.histogram_value
+    assert (value.num, value.min, value.max) == (4, -1e32, 2e32)
+    assert sum(value.bucket) == 4
+
+
 def test_bad_image_is_rejected_before_anything_is_written(tmp_path: Path) -> None:
     with TensorBoardSink(tmp_path) as sink:
         bad = Record(step=0, scalars={SCORE: 0.5}, images={HEATMAP: np.zeros((4, 4), dtype=np.float32)})
