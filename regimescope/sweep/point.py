@@ -23,6 +23,7 @@ from regimescope.monitor import RegimeMonitor
 from regimescope.record import Record
 from regimescope.report.build import slug
 from regimescope.schedule import LogThenEvery
+from regimescope.sinks import CallbackSink
 from regimescope.sweep.builtins import WIDTH
 from regimescope.sweep.grid import Axis, Value, point_name
 from regimescope.sweep.task import SweepTask
@@ -33,6 +34,7 @@ from regimescope.tags import (
     LABELS,
     REGIME_LABEL,
     REGIME_SCORE,
+    RICH,
 )
 
 logger = logging.getLogger(__name__)
@@ -60,20 +62,40 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+class MeasuredMetrics:
+    """The measured fields of a run, kept up to date one record at a time.
+
+    Fed every record the monitor writes (as a :class:`~regimescope.sinks.CallbackSink`'s function), it keeps the
+    first step labelled rich however many measurements the monitor's bounded :attr:`~RegimeMonitor.history` drops.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._label: str | None = None
+        self._time_to_rich: int | None = None
+
+    def __call__(self, record: Record) -> None:
+        """Take in one record."""
+        self._last.update({name: record.scalars[t] for name, t in _TAGS.items() if t in record.scalars})
+        if REGIME_LABEL in record.scalars:
+            self._label = LABELS[int(record.scalars[REGIME_LABEL])]
+            if self._label == RICH and self._time_to_rich is None:
+                self._time_to_rich = record.step
+
+    def metrics(self) -> dict[str, Any]:
+        """Final score, ``S(K_0, K_T)``, change, growth and label, and the first step labelled rich (``None`` where
+        the run has no such value)."""
+        metrics: dict[str, Any] = {name: self._last.get(name) for name in _TAGS}
+        metrics.update(label=self._label, time_to_rich=self._time_to_rich)
+        return metrics
+
+
 def measured_metrics(history: Sequence[Record]) -> dict[str, Any]:
     """The measured fields from a monitor's records (``None`` where the run has no such value)."""
-    last: dict[str, float] = {}
-    label = None
-    time_to_rich = None
+    account = MeasuredMetrics()
     for record in history:
-        last.update({name: record.scalars[t] for name, t in _TAGS.items() if t in record.scalars})
-        if REGIME_LABEL in record.scalars:
-            label = LABELS[int(record.scalars[REGIME_LABEL])]
-            if label == "rich" and time_to_rich is None:
-                time_to_rich = record.step
-    metrics: dict[str, Any] = {name: last.get(name) for name in _TAGS}
-    metrics.update(label=label, time_to_rich=time_to_rich)
-    return metrics
+        account(record)
+    return account.metrics()
 
 
 class SweepPoint:
@@ -179,6 +201,8 @@ class SweepPoint:
         # A point is a short run whose measurements are the diagram itself: measure on the schedule and exactly (the
         # sweep is the cost its user asked for), unless the task's monitor options say otherwise.
         options.setdefault("max_overhead", None)
+        account = MeasuredMetrics()
+        options["sinks"] = [*options.get("sinks", ()), CallbackSink(account)]
         monitor = RegimeMonitor(model, self.task.probe, optimizer=optimizer, logdir=self.folder(values), **options)
         step_arguments = self.task.arguments("step", values)
         losses = []
@@ -188,9 +212,8 @@ class SweepPoint:
                 losses.append(_number(self.task.train_step(model, optimizer, next(batches), **step_arguments)))
                 if on_step is not None:
                     on_step()
-            history = monitor.history
             forecast = monitor.forecast
-        metrics = measured_metrics(history)
+        metrics = account.metrics()
         metrics.update(loss_start=losses[0] if losses else None, loss_end=losses[-1] if losses else None)
         if forecast is not None:
             metrics.update(_forecast_fields(forecast))

@@ -182,3 +182,18 @@ def test_importing_the_sweep_and_the_knobs_pulls_in_no_optional_framework() -> N
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_time_to_rich_outlives_the_monitors_bounded_history() -> None:
+    """The point reads its metrics from every record as it is written, not from ``monitor.history``, which keeps only
+    the last ``history_size`` measurements: with a history of 2 the first rich step is still the one found with a
+    full history."""
+
+    def time_to_rich(history_size: int) -> int | None:
+        options = {"monitor_options": {"every": 2, "history_size": history_size}, "steps": 40}
+        result = rs.sweep(_task.make_model, {"init_scale": [0.2], "lr": [0.2]}, **_task.arguments(**options))
+        return result.table[0]["time_to_rich"]
+
+    full = time_to_rich(1000)
+    assert full is not None and full < 30  # rich (at step 10 here) well before the last two of 20 measurements
+    assert time_to_rich(2) == full
