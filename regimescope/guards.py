@@ -6,18 +6,20 @@ import contextlib
 import copy
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.weak import WeakIdKeyDictionary
 
 MODES = ("probe_stats", "batch_stats", "eval", "train")
 """How the model behaves while it is measured (see :func:`set_mode`)."""
 ENGINE_MODES = ("eval", "train", "batch_stats")
 """The modes the NTK engine takes: ``"probe_stats"`` is ``"eval"`` on a copy the capture prepares
 (:func:`regimescope.capture.probe_statistics.with_probe_statistics`)."""
+T = TypeVar("T")
 
 
 def check_mode(mode: str) -> None:
@@ -112,17 +114,27 @@ def no_autocast(device_type: str) -> Iterator[None]:
         yield
 
 
+def _held_tensors(module: nn.Module) -> Iterator[torch.Tensor]:
+    """The tensors ``module`` holds as plain attributes, directly or in a list (an RNN caches its weights in
+    ``_flat_weights``)."""
+    for value in vars(module).values():
+        for item in value if isinstance(value, list) else (value,):
+            if isinstance(item, torch.Tensor):
+                yield item
+
+
 def shadow_copy(model: torch.nn.Module, *, share_parameters: bool = True) -> torch.nn.Module:
     """A copy of ``model`` whose forward (or ``torch.fx`` trace) cannot change ``model``.
 
     Buffers (BatchNorm statistics, ``spectral_norm``'s power-iteration vectors, a running-mean normaliser's mean),
     submodules and plain attributes are copied, so a forward in train mode updates the copy's state only. Parameters
-    are shared by default (no memory for weights; nothing the monitor runs writes into a parameter, and ``fx``
-    records in-place ops on them instead of running them); ``share_parameters=False`` copies them too, for work that
-    overwrites the weights. Tensors computed from parameters and kept as attributes (what the legacy
-    ``nn.utils.weight_norm``/``spectral_norm`` hooks store as ``weight``), which ``copy.deepcopy`` refuses, are
-    carried over detached. Hooks are copied with their modules (the legacy norms are hooks); a hook closing over
-    outside objects still reaches them.
+    are shared by default (no memory for weights; ``fx`` records in-place ops on them instead of running them), except
+    those a forward writes in place (:func:`refusing_parameter_writes` found them), which are copied;
+    ``share_parameters=False`` copies them all, for work that overwrites the weights. Tensors computed from
+    parameters and kept as attributes (what the legacy ``nn.utils.weight_norm``/``spectral_norm`` hooks store as
+    ``weight``, a parametrized RNN weight in ``_flat_weights``), which ``copy.deepcopy`` refuses, are carried over
+    detached. Hooks are copied with their modules (the legacy norms are hooks); a hook closing over outside objects
+    still reaches them.
 
     Args:
         model: The user's module (not changed; its training flags are kept on the copy).
@@ -133,27 +145,128 @@ def shadow_copy(model: torch.nn.Module, *, share_parameters: bool = True) -> tor
     """
     memo: dict[int, Any] = {}
     for module in model.modules():
-        for value in vars(module).values():
-            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter) and not value.is_leaf:
+        for value in _held_tensors(module):
+            if not isinstance(value, torch.nn.Parameter) and not value.is_leaf:
                 detached = value.detach()
                 memo[id(value)] = detached if share_parameters else detached.clone()
         if share_parameters:
             for parameter in module._parameters.values():
-                if parameter is not None:
+                if parameter is not None and not written_in_place(parameter):
                     memo[id(parameter)] = parameter
     return copy.deepcopy(model, memo)
 
 
-def on_copied_buffers(model: torch.nn.Module) -> Callable[..., Any]:
-    """``model`` as a callable that runs it through ``torch.func.functional_call`` on copies of its buffers.
+_WRITTEN: WeakIdKeyDictionary = WeakIdKeyDictionary()
+"""The parameters a forward of their model writes in place, found by :func:`refusing_parameter_writes` (weakly
+held: a parameter leaves when its model is gone)."""
 
-    A forward that updates buffers (BatchNorm statistics in train mode, a call counter, ``spectral_norm``'s power
-    iteration) updates the copies only; parameters are the model's own, untouched unless the forward writes into
-    them in place. Cheaper than :func:`shadow_copy` (no module tree is copied), for a plain forward pass.
+
+def written_in_place(parameter: torch.Tensor) -> bool:
+    """Whether a forward of ``parameter``'s model was found writing into it in place."""
+    return parameter in _WRITTEN
+
+
+def measured_parameter(parameter: torch.Tensor) -> torch.Tensor:
+    """``parameter`` detached for a run of its model through ``functional_call``: an alias (no memory), or a copy
+    when a forward writes into it in place, so that the write lands on the copy."""
+    detached = parameter.detach()
+    return detached.clone() if written_in_place(parameter) else detached
+
+
+class ParameterWriteError(ValueError):
+    """A forward writes into a parameter through a reference no measurement can replace by a copy."""
+
+
+class _RefusedWrite(BaseException):
+    """Raised inside a guarded forward at a write into a parameter, before the write lands (a ``BaseException``, so
+    that a forward catching ``Exception`` does not swallow it)."""
+
+
+def _storage(tensor: torch.Tensor) -> int:
+    """The address of ``tensor``'s storage (0 when it has none: empty, meta or wrapped tensors)."""
+    try:
+        return tensor.untyped_storage().data_ptr() if tensor.numel() else 0
+    except (RuntimeError, NotImplementedError, TypeError):
+        return 0
+
+
+def _written_arguments(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[torch.Tensor]:
+    """The tensors the ATen operator ``func`` writes into (``Tensor(a!)`` in its schema: ``self`` of an in-place
+    op, ``out=``); none for a higher-order operator (``flex_attention``, ``cond``: functional, no schema)."""
+    schema = getattr(func, "_schema", None)
+    for index, argument in enumerate(schema.arguments if schema is not None else ()):
+        if argument.alias_info is None or not argument.alias_info.is_write:
+            continue
+        value = args[index] if index < len(args) else kwargs.get(argument.name)
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(item, torch.Tensor):
+                yield item
+
+
+class _WriteRefusal(TorchDispatchMode):
+    """Stops, before it lands, the first operator that writes into the storage of one of ``model``'s parameters,
+    and keeps them (``found``: name and parameter of every parameter on that storage). Higher-order operators
+    (``flex_attention``, ``cond``) and regions compiled by ``torch.compile`` run as they are, unchecked: their
+    bodies are functional, and ``torch.compile`` refuses to compile under a mode that does not ignore them."""
+
+    supports_higher_order_operators = True
+
+    @classmethod
+    def ignore_compile_internals(cls) -> bool:
+        """Let ``torch.compile`` compile (and run its result) without this mode."""
+        return True
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.storages: dict[int, list[tuple[str, nn.Parameter]]] = {}
+        for name, parameter in model.named_parameters():
+            key = _storage(parameter)
+            if key:
+                self.storages.setdefault(key, []).append((name, parameter))
+        self.found: list[tuple[str, nn.Parameter]] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        for tensor in _written_arguments(func, args, kwargs):
+            hit = self.storages.get(_storage(tensor))
+            if hit:
+                self.found = hit
+                raise _RefusedWrite(f"{func} writes into {hit[0][0]}")
+        return func(*args, **kwargs)
+
+
+def refusing_parameter_writes(model: nn.Module, run: Callable[[], T]) -> T:
+    """``run()``, a run of ``model`` through ``functional_call`` on :func:`measured_parameter` views, never letting
+    it write into a parameter of ``model``.
+
+    A forward may write into its parameters in place: ``nn.Embedding(max_norm=...)`` renormalises the rows it looks
+    up, a forward may ``clamp_`` a weight under ``no_grad``. On the views a measurement passes, such a write would
+    land in the user's weights. Every operator is checked before it runs (a ``TorchDispatchMode``); one writing into
+    a parameter's storage (also through ``.data`` or a view) is stopped before it lands, the parameter is marked
+    (:func:`written_in_place`), so that this and every later run of the model work on a copy of it, and ``run``
+    runs again. Models that write into no parameter pay one forward under the dispatch mode, and no copy.
+
+    Raises:
+        ParameterWriteError: When the forward writes into a parameter it reaches other than as the attribute of its
+            module (a list or closure holding it), where no copy can take the write.
     """
-    buffers = {name: b.clone() for name, b in model.named_buffers()}
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return functional_call(model, buffers, args, kwargs)
-
-    return call
+    while True:
+        refusal = _WriteRefusal(model)
+        try:
+            with refusal:
+                result = run()
+        except (_RefusedWrite, Exception):
+            if not refusal.found:
+                raise
+        if not refusal.found:
+            return result
+        name, parameter = refusal.found[0]
+        if written_in_place(parameter):
+            raise ParameterWriteError(
+                f"The model's forward writes in place into the parameter {name!r} through a reference other than "
+                "its module attribute, so regimescope cannot run it on a copy without changing your weights. Read "
+                "the parameter through its module (self.layer.weight) in forward, or move the in-place update "
+                "(a clamp or renormalisation) after optimizer.step()."
+            )
+        for _, found in refusal.found:
+            _WRITTEN[found] = True

@@ -11,7 +11,13 @@ from torch import nn
 
 from regimescope import batch
 from regimescope.functional.alignment import IGNORE_INDEX, TargetLayout, target_layout
-from regimescope.guards import check_mode, preserved_modes, preserved_rng
+from regimescope.guards import (
+    ParameterWriteError,
+    check_mode,
+    preserved_modes,
+    preserved_rng,
+    refusing_parameter_writes,
+)
 from regimescope.ntk.model.model_call import ModelCall
 from regimescope.outputs import OutputFn, default_output, flat_outputs
 
@@ -168,18 +174,25 @@ class Probe:
         target = None if any(t is None for t in targets) else torch.cat(targets)[:size]
         return cls(inputs, target)
 
-    def check(self, model: nn.Module, output_fn: OutputFn | None = None, mode: str = "eval") -> int:
+    def check(
+        self, model: nn.Module, output_fn: OutputFn | None = None, mode: str = "eval", dtype: torch.dtype | None = None
+    ) -> int:
         """Run the model once on the probe and check the targets against its outputs; return the output count ``k``.
 
-        The model runs through ``torch.func.functional_call`` on copies of its buffers, in measurement ``mode``
-        (see :func:`regimescope.guards.set_mode`), without gradients: nothing of the model changes, even when
-        its forward updates state. The per-example output shape is kept in :attr:`output_shape`, and the
-        targets' layout is decided against it.
+        The model runs as a measurement runs it: through ``torch.func.functional_call`` on copies of its buffers, in
+        measurement ``mode`` (see :func:`regimescope.guards.set_mode`) and compute ``dtype`` (``None``: the
+        parameters' own, see :class:`~regimescope.ntk.model.model_call.ModelCall`), without gradients, refusing
+        writes into the parameters (:func:`~regimescope.guards.refusing_parameter_writes`: a forward that writes
+        into a weight in place, as ``nn.Embedding(max_norm=...)`` does, is measured on a copy of it from then on).
+        Nothing of the model changes, even when its forward updates state. The per-example output shape is kept in
+        :attr:`output_shape`, and the targets' layout is decided against it.
 
         Raises:
             ValueError: For an unknown ``mode``; when the probe is on another device than the model, the model
                 cannot run on it (the message shows the probe's shapes and the model's error), or the targets fit
                 the outputs in no layout, hold token ids outside the vocabulary, or are not finite.
+            ParameterWriteError: When the forward writes into a parameter in a way no copy can take (the message
+                says how to change the model).
         """
         check_mode(mode)
         params = list(model.parameters())
@@ -189,20 +202,21 @@ class Probe:
                 f"`probe.to('{params[0].device}')` or build the probe from tensors on the model's device."
             )
         shapes = batch.map_tensors(self.inputs, lambda t: tuple(t.shape))
-        call = ModelCall(
-            model=model,
-            params={name: p.detach() for name, p in model.named_parameters()},
-            buffers={name: b.detach().clone() for name, b in model.named_buffers()},
-            dtype=params[0].dtype if params else torch.float32,
-        )
+
+        def run() -> Any:
+            call = ModelCall.build(model, dtype)
+            return call.raw({}, call.prepare(self.inputs))
+
         try:
             with preserved_modes(model, mode=mode), preserved_rng([self.device]), torch.no_grad():
-                output = call.raw({}, self.inputs)
+                output = refusing_parameter_writes(model, run)
+        except ParameterWriteError:
+            raise
         except Exception as error:
             raise ValueError(
                 f"The model could not run on the probe (input shapes {shapes}): {type(error).__name__}: {error}. "
                 "The probe must hold inputs exactly as the training loop passes them to the model, batch first: a "
-                "tensor for model(x), a tuple for model(*args), a dict for model(**kwargs)."
+                f"tensor for model(x), a tuple for model(*args), a dict for model(**kwargs).{_cast_hint(dtype)}"
             ) from error
         flat = flat_outputs(output, self.size, output_fn)
         self.output_shape = tuple((output_fn or default_output)(output).shape[1:])
@@ -233,6 +247,16 @@ class Probe:
                 "input token. For a causal language model (Hugging Face models shift `labels` inside), build the "
                 "probe with `rs.Probe.next_token(inputs)`, whose target at position t is the token at t + 1."
             )
+
+
+def _cast_hint(dtype: torch.dtype | None) -> str:
+    """What an explicit compute dtype did to a model that failed on the probe (empty without one)."""
+    if dtype is None:
+        return ""
+    return (
+        f" It ran in dtype={dtype} as asked (parameters, buffers and inputs cast to it); a model whose forward casts "
+        "between dtypes runs only with dtype=None, each layer in its own dtype."
+    )
 
 
 def _split(item: Any) -> tuple[batch.Inputs, torch.Tensor | None]:

@@ -32,12 +32,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
-from torch.func import functional_call
 
-from regimescope import batch
 from regimescope.capture.config import CaptureConfig
 from regimescope.guards import no_autocast, preserved_modes, preserved_rng
-from regimescope.outputs import flat_outputs
+from regimescope.ntk.model.model_call import ModelCall
 from regimescope.probe import Probe
 
 TARGET_PASSES = 1.0
@@ -80,18 +78,18 @@ def wall_seconds(fn: Callable[[], Any], device: torch.device = torch.device("cpu
 
 
 def probe_pass(model: torch.nn.Module, probe: Probe, config: CaptureConfig) -> None:
-    """One forward and backward pass of ``probe`` through ``model``, on detached parameters and copied buffers."""
-    params = {name: p.detach().requires_grad_(True) for name, p in model.named_parameters() if p.requires_grad}
-    state = {**{name: b.clone() for name, b in model.named_buffers()}, **params}
+    """One forward and backward pass of ``probe`` through ``model``, as a measurement runs it
+    (:class:`~regimescope.ntk.model.model_call.ModelCall`: detached parameters, copied buffers, the compute dtype)."""
+    call = ModelCall.build(model, config.dtype, config.output_fn)
+    leaves = {name: call.params[name].requires_grad_(True) for name, p in model.named_parameters() if p.requires_grad}
     with (
         preserved_modes(model, train=config.mode == "train"),
         preserved_rng([probe.device]),
         no_autocast(probe.device.type),
         torch.enable_grad(),
     ):
-        output = batch.call_model(lambda *args, **kwargs: functional_call(model, state, args, kwargs), probe.inputs)
-        flat = flat_outputs(output, probe.size, config.output_fn)
-        torch.autograd.grad(flat.sum(), list(params.values()), allow_unused=True)
+        flat = call(leaves, call.prepare(probe.inputs))
+        torch.autograd.grad(flat.sum(), list(leaves.values()), allow_unused=True)
 
 
 @dataclass(frozen=True)

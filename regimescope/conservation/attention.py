@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from regimescope.conservation.pairs import Break, Rows, read_weight
-from regimescope.conservation.parameters import ParameterIndex, computed_reason, symmetry_reasons
+from regimescope.conservation.parameters import ParameterIndex, computed_reason, holds_tensor, symmetry_reasons
 
 Span = tuple[int, int]
 """``(start, stop)`` rows of a packed parameter."""
@@ -159,12 +159,12 @@ def _checked(model: nn.Module, pair: HeadPair) -> HeadPair:
 def _multihead_pairs(model: nn.Module, name: str, module: nn.MultiheadAttention) -> list[HeadPair]:
     prefix = f"{name}." if name else ""
     e, heads = module.embed_dim, module.num_heads
-    packed = module.in_proj_weight is not None
+    packed = holds_tensor(module, "in_proj_weight")
     weights = [f"{prefix}in_proj_weight"] * 3 if packed else [f"{prefix}{p}_proj_weight" for p in "qkv"]
     spans = [(0, e), (e, 2 * e), (2 * e, 3 * e)] if packed else [(0, e)] * 3
-    bias = f"{prefix}in_proj_bias" if module.in_proj_bias is not None else None
+    bias = f"{prefix}in_proj_bias" if holds_tensor(module, "in_proj_bias") else None
     thirds = [(0, e), (e, 2 * e), (2 * e, 3 * e)]
-    extra = module.bias_k is not None
+    extra = holds_tensor(module, "bias_k")
     common = {
         "conserved": not extra,
         "reason": "add_bias_kv appends learnt key/value vectors that this delta_k leaves out" if extra else "",
@@ -270,7 +270,7 @@ def attention_pairs(model: nn.Module, *, q: str, k: str, v: str, o: str, heads: 
         name = ".".join(common)
 
     def bias(module_name: str, role: str) -> str | None:
-        return f"{module_name}.bias" if layers[role].bias is not None else None
+        return f"{module_name}.bias" if holds_tensor(layers[role], "bias") else None
 
     full = (0, units)
     qk = HeadPair(

@@ -15,6 +15,7 @@ from torch.nn.utils import parametrize
 from regimescope.conservation.parameters import (
     ParameterIndex,
     computed_reason,
+    holds_tensor,
     incoming_weight,
     symmetry_reasons,
 )
@@ -350,7 +351,7 @@ def layer_pair(
         in_kind=_kind(layer_in),
         out_kind=_kind(layer_out),
         units=units,
-        has_bias=parametrize.is_parametrized(layer_in, "bias") or getattr(layer_in, "bias", None) is not None,
+        has_bias=holds_tensor(layer_in, "bias"),
         positions=positions,
         layout="stride" if isinstance(layer_in, (nn.Linear, *LAST_AXIS_NORMS)) else "block",
         groups=groups,

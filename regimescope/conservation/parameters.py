@@ -22,11 +22,19 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 NORMALISING = frozenset({"_WeightNorm", "_SpectralNorm", "_Orthogonal", "legacy WeightNorm", "legacy SpectralNorm"})
 """Parametrizations known to normalise the weight they compute (its rows, its spectrum, its columns)."""
+
+
+def holds_tensor(module: nn.Module, tensor: str) -> bool:
+    """Whether ``module.<tensor>`` is a tensor (``in_proj_weight``, ``bias``, ...), found without running a
+    parametrization on ``module``: reading a parametrized attribute computes it (``spectral_norm`` then moves its
+    power-iteration buffers), so a parametrized name is taken from the parametrization's registry instead."""
+    return parametrize.is_parametrized(module, tensor) or isinstance(getattr(module, tensor, None), torch.Tensor)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,16 @@ import torch
 from torch import nn
 
 from regimescope import batch
-from regimescope.guards import examples_interact, no_autocast, preserved_modes, preserved_rng
+from regimescope.guards import (
+    examples_interact,
+    no_autocast,
+    preserved_modes,
+    preserved_rng,
+    refusing_parameter_writes,
+)
 from regimescope.ntk.execution.execute import Run, execute
 from regimescope.ntk.execution.pairwise import KernelSink
 from regimescope.ntk.implementation import DEFAULT_IMPLEMENTATION, RULE_IMPLEMENTATIONS, Implementation
-from regimescope.ntk.model.attributes import preserved_tensor_attributes
 from regimescope.ntk.model.blocks import ParamBlock, parameter_blocks, select_blocks
 from regimescope.ntk.model.hooks import suspended_backward_hooks
 from regimescope.ntk.model.model_call import ModelCall
@@ -57,11 +62,10 @@ def _check_model(model: nn.Module, inputs: list[batch.Inputs]) -> torch.device:
 
 @contextlib.contextmanager
 def _measuring(model: nn.Module, mode: str, device: torch.device) -> Iterator[None]:
-    """Mode switched, random state, backward hooks and plain tensor attributes preserved, autocast off, gradients
-    on."""
+    """Mode switched, random state and backward hooks preserved, autocast off, gradients on (every call of the model
+    puts its plain attributes back, see :class:`~regimescope.ntk.model.model_call.ModelCall`)."""
     with (
         preserved_modes(model, mode=mode),
-        preserved_tensor_attributes(model),
         preserved_rng([device]),
         no_autocast(device.type),
         suspended_backward_hooks(model),
@@ -99,6 +103,35 @@ def _profiles(
     return profiles
 
 
+def _probe(
+    model: nn.Module,
+    sets: list[batch.Inputs],
+    blocks: list[ParamBlock],
+    modules: dict[str, tuple[nn.Module, LayerRule]],
+    options: NtkOptions,
+    implementation: Implementation,
+    cache: ProbePassCache | None,
+) -> tuple[ModelCall, list[batch.Inputs], list[SetProfile]]:
+    """The functional model, the prepared input sets and their probe pass (or ``cache``'s).
+
+    The probe pass is the engine's first run of the model: it runs refusing writes into the parameters
+    (:func:`~regimescope.guards.refusing_parameter_writes`), so a forward writing into a weight in place is found
+    before it changes anything and the model is run on copies of those weights from then on.
+    """
+    output_map = OutputMap(options.outputs, options.output_projection, options.seed)
+
+    def probed() -> tuple[ModelCall, list[batch.Inputs], list[SetProfile]]:
+        call = ModelCall.build(model, options.dtype, options.output_fn, None if output_map.identity else output_map)
+        prepared = [call.prepare(x) for x in sets]
+        key = None
+        if cache is not None and options.outputs is None:
+            shaping = (implementation, options.mode, options.output_fn, options.output_projection, options.seed)
+            key = structure_key(model, blocks, prepared, call.dtype, shaping)
+        return call, prepared, _profiles(call, blocks, modules, prepared, key, cache)
+
+    return refusing_parameter_writes(model, probed)
+
+
 def _prepare(
     model: nn.Module,
     sets: list[batch.Inputs],
@@ -126,9 +159,6 @@ def _prepare(
     if options.layers is not None:
         blocks = select_blocks(blocks, options.layers)
     budget = options.max_memory if options.max_memory is not None else default_budget(device)
-    output_map = OutputMap(options.outputs, options.output_projection, options.seed)
-    call = ModelCall.build(model, options.dtype, options.output_fn, None if output_map.identity else output_map)
-    sets = [call.prepare(x) for x in sets]
     submodules = dict(model.named_modules())
     rules = implementation in RULE_IMPLEMENTATIONS
     modules = {
@@ -136,11 +166,7 @@ def _prepare(
         for b in blocks if rules and b.covered
         for name, rule in b.rules
     }
-    key = None
-    if cache is not None and options.outputs is None:
-        shaping = (implementation, options.mode, options.output_fn, options.output_projection, options.seed)
-        key = structure_key(model, blocks, sets, call.dtype, shaping)
-    profiles = _profiles(call, blocks, modules, sets, key, cache)
+    call, sets, profiles = _probe(model, sets, blocks, modules, options, implementation, cache)
     failed = set().union(*(p.failed for p in profiles))
     covered = {b.name for b in blocks if rules and b.covered and b.name not in failed}
     modules = {name: modules[name] for b in blocks if b.name in covered for name in b.use_modules}

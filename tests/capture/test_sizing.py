@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 import regimescope as rs
-from regimescope.capture.sizing import PROJECTIONS, MeasurementPlan, Sizing
+from regimescope.capture.config import CaptureConfig
+from regimescope.capture.sizing import PROJECTIONS, MeasurementPlan, Sizing, probe_pass
+from tests.robustness._attach_models import build, inputs_of, weight_versions, weights_untouched
 
 
 def _sizing(outputs: int, **options: object) -> Sizing:
@@ -128,3 +130,19 @@ def test_the_probe_pass_is_timed_on_the_fewest_examples_and_scaled_to_the_probe(
     assert timed == [16]  # MIN_EXAMPLES of 64: a quarter of the probe
     assert monitor.plan.pass_seconds == pytest.approx(0.25 * 64 / 16)
     monitor.close()
+
+
+@pytest.mark.parametrize("name", ["embedding_max_norm", "clamp_in_forward", "mixed_dtypes", "lstm_weight_norm"])
+def test_the_timed_probe_pass_runs_the_model_as_a_measurement_does_and_leaves_it_untouched(name: str) -> None:
+    """After the probe check (``attach()`` runs it first) found the weights the forward writes in place, the pass
+    writes only copies of them; a mixed-dtype model runs as it is; an RNN keeps its cached weights."""
+    model = build(name)
+    probe = rs.Probe(inputs_of(name, model, 6))
+    probe.check(model)
+    before = weight_versions(model)
+    cached = {m: list(m._flat_weights) for m in model.modules() if isinstance(m, nn.RNNBase)}
+
+    probe_pass(model, probe, CaptureConfig())
+
+    assert weights_untouched(model, before)
+    assert all(all(a is b for a, b in zip(m._flat_weights, kept, strict=True)) for m, kept in cached.items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import parametrizations, parametrize
 
 from regimescope.conservation import (
     Break,
@@ -12,6 +13,8 @@ from regimescope.conservation import (
     balance_matrix,
     conserved_quantities,
     find_attention_pairs,
+    find_layer_pairs,
+    find_pairs,
     unit_deltas,
     unit_squares,
 )
@@ -143,3 +146,61 @@ def test_head_squares_in_the_weights_own_dtype_agree_with_float64() -> None:
         exact, fast = unit_squares(pair, _weights(model)), unit_squares(pair, _weights(model), dtype=None)
         for role in ("outgoing", "incoming", "bias", "out_bias"):
             torch.testing.assert_close(getattr(fast, role), getattr(exact, role), rtol=1e-6, atol=0)
+
+
+class Spy(nn.Module):
+    """An identity parametrization counting its evaluations on the model's own Parameter (``live``): inside
+    ``functional_call`` or on a copy of the module it is handed another tensor, or is another module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+
+    def forward(self, original: torch.Tensor) -> torch.Tensor:
+        self.live += isinstance(original, nn.Parameter)
+        return original
+
+
+def _spied(model: nn.Module, tensors: dict[str, list[str]]) -> list[Spy]:
+    spies = []
+    for module_name, names in tensors.items():
+        for name in names:
+            spies.append(Spy())
+            parametrize.register_parametrization(model.get_submodule(module_name), name, spies[-1])
+            spies[-1].live = 0  # registering evaluates it once
+    return spies
+
+
+def _find_everything(model: nn.Module) -> None:
+    find_pairs(model)
+    find_layer_pairs(model)
+    find_attention_pairs(model)
+    conserved_quantities(model)
+
+
+def test_no_pair_finder_computes_a_parametrized_attention_tensor_on_the_model() -> None:
+    model = seeded(AttentionNet)
+    spies = _spied(model, {"attn": ["in_proj_weight", "in_proj_bias"], "attn.out_proj": ["weight", "bias"],
+                           "embed": ["weight", "bias"], "head": ["weight"]})
+    separate = seeded(LinearAttention)
+    spies += _spied(separate, {"q": ["weight", "bias"], "k": ["bias"], "v": ["bias"], "o": ["weight"]})
+
+    _find_everything(model)
+    _find_everything(separate)
+    attention_pairs(separate, q="q", k="k", v="v", o="o", heads=2)
+
+    assert [spy.live for spy in spies] == [0] * len(spies)
+
+
+def test_spectral_norm_on_the_packed_projection_keeps_its_power_iteration_vectors() -> None:
+    """Reading ``in_proj_weight`` would run ``spectral_norm``'s power iteration on the model (train mode)."""
+    model = seeded(AttentionNet)
+    parametrizations.spectral_norm(model.attn, "in_proj_weight")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+
+    _find_everything(model)
+    qk, vo = find_attention_pairs(model)
+
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert qk.out_weight == qk.in_weight == "attn.in_proj_weight" and qk.in_bias == "attn.in_proj_bias"
+    assert not qk.has_balance and not vo.has_balance and Break.PARAMETRIZED in qk.breaks

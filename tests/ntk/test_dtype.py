@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -72,3 +74,54 @@ def test_capture_config_default_follows_the_parameters() -> None:
     assert CaptureConfig().dtype is None
     assert all(block.dtype == torch.float64 for block in blocks.values())
     assert_kernels_close(blocks, reference_ntk(model, probe.inputs, per_layer=True), 1e-12)
+
+
+class MixedPrecision(nn.Module):
+    """A hidden layer in one dtype and a head in another, the forward casting to each as a user's does
+    (``self.head(h.float())``)."""
+
+    def __init__(self, hidden: torch.dtype, head: torch.dtype) -> None:
+        super().__init__()
+        self.dtypes = (hidden, head)
+        self.hidden, self.head = nn.Linear(3, 6).to(hidden), nn.Linear(6, 2).to(head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.hidden(x.to(self.dtypes[0]))).to(self.dtypes[1]))
+
+    def in_float64(self) -> MixedPrecision:
+        """The same weights, all in float64, for the reference."""
+        twin = copy.deepcopy(self).double()
+        twin.dtypes = (torch.float64, torch.float64)
+        return twin
+
+
+@pytest.mark.parametrize("implementation", ["auto", "per_sample", "full_batch", "factored", "layer_per_sample"])
+def test_a_model_mixing_dtypes_is_measured_in_each_layers_own_dtype(implementation: str) -> None:
+    """float64 hidden layer, float32 head: no cast the forward does not do, the kernel in the widest dtype."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = MixedPrecision(torch.float64, torch.float32)
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+
+    kernel = empirical_ntk(model, x, per_layer=True, implementation=implementation)
+
+    assert all(block.dtype == torch.float64 for block in kernel.values())
+    assert_kernels_close(kernel, reference_ntk(model.in_float64(), x, per_layer=True), 1e-5)
+    assert [p.dtype for p in model.parameters()] == [torch.float64] * 2 + [torch.float32] * 2
+
+
+def test_a_model_mixing_dtypes_passes_the_probe_check_and_is_captured() -> None:
+    model = MixedPrecision(torch.float32, torch.float64)
+    probe = Probe(torch.randn(4, 3, generator=torch.Generator().manual_seed(1)))
+
+    assert probe.check(model) == 2
+    blocks = layer_kernels(model, probe, CaptureConfig())
+    assert_kernels_close(blocks, reference_ntk(model.in_float64(), probe.inputs, per_layer=True), 1e-5)
+
+
+def test_an_explicit_dtype_a_mixed_model_cannot_run_in_fails_the_probe_check_with_the_fix() -> None:
+    model = MixedPrecision(torch.float64, torch.float32)
+    probe = Probe(torch.randn(4, 3, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match=r"dtype=torch.float64 as asked.*runs only with dtype=None"):
+        probe.check(model, dtype=torch.float64)
+    assert probe.check(model) == 2

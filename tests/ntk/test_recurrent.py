@@ -6,9 +6,12 @@ buffers) with messages that do not mention vmap; the generic path then computes 
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import parametrizations
 
 from regimescope.ntk import empirical_ntk, plan_ntk
 from tests.ntk._faults import FailInBackward
@@ -86,3 +89,20 @@ def test_a_real_error_is_raised_not_hidden_by_the_fallback() -> None:
     assert "injected" in str(caught.value.__cause__)
     notes = getattr(caught.value, "__notes__", None)
     assert notes is None or any("example by example" in note for note in notes)
+
+
+@pytest.mark.parametrize("parametrized", [False, True], ids=["plain", "weight_norm"])
+def test_the_model_keeps_its_cached_weights_and_still_deep_copies(parametrized: bool) -> None:
+    """An RNN caches its weights in ``_flat_weights`` (a parametrized one recomputes them at every forward): after
+    a kernel they are the model's own tensors again, not the engine's ``torch.func`` wrappers, so that
+    ``copy.deepcopy`` (an EMA, ``AveragedModel``, a best-model snapshot) still works."""
+    model, x = _model(nn.LSTM, True, torch.float32), _inputs(4, 1, torch.float32)
+    if parametrized:
+        parametrizations.weight_norm(model.rnn, "weight_hh_l0")
+    cached = (list(model.rnn._flat_weights), list(model.rnn._flat_weight_refs))
+
+    for implementation in ("auto", "per_sample", "full_batch"):
+        empirical_ntk(model, x, implementation=implementation)
+        assert all(a is b for a, b in zip(model.rnn._flat_weights, cached[0], strict=True))
+        assert [ref() for ref in model.rnn._flat_weight_refs] == [ref() for ref in cached[1]]
+        copy.deepcopy(model)

@@ -1,9 +1,11 @@
 """Bit-identical training with and without the monitor over the battery of awkward models, including when
 ``attach()`` fails before or after it traced the model: parameters, buffers, gradients, optimizer state, the three
-random generators, training flags, hooks and tensor attributes all match bit for bit."""
+random generators, training flags, hooks and tensor attributes all match bit for bit, and the model deep-copies
+(an EMA, ``AveragedModel``) after ``attach()`` and its step-0 measurement exactly when it does unmonitored."""
 
 from __future__ import annotations
 
+import copy
 import random
 import warnings
 from typing import Any
@@ -18,12 +20,13 @@ from regimescope.capture.needs import Need
 from regimescope.indicators.balance import BalanceIndicator
 from regimescope.indicators.base import Context, Indicator, Reference
 from regimescope.record import Record
-from tests.robustness._attach_models import BUILDERS, IN, OUT, build, dtype_of, train_steps
+from tests.robustness._attach_models import BUILDERS, OUT, build, inputs_of, train_case
 
 STEPS = 6
 PROBE = 7
-TRAIN_MODE = "@train"
-"""Suffix of the cases measured with ``mode="train"`` (forwards that update state run during every measurement)."""
+MODES = {"@train": "train", "@probe_stats": "probe_stats"}
+"""Suffixes of the cases measured in another mode than ``"eval"``: ``"train"`` (forwards that update state run
+during every measurement), ``"probe_stats"`` (measured on a copy holding the probe's BatchNorm statistics)."""
 
 
 class FailsAtSetup(Indicator):
@@ -47,9 +50,24 @@ def _optimizer(name: str, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=0.05, momentum=0.9)
 
 
+def _split(case: str) -> tuple[str, str]:
+    """The model of ``case`` and its measurement mode."""
+    name, at, suffix = case.partition("@")
+    return ("bn_dropout" if name == "attach_fails_part_way" else name), MODES.get(at + suffix, "eval")
+
+
+def _copy_error(model: nn.Module) -> str | None:
+    """Why ``copy.deepcopy(model)`` fails (``None`` when it works)."""
+    try:
+        copy.deepcopy(model)
+    except (RuntimeError, NotImplementedError) as error:  # torch refuses some (a parametrized RNN after a step)
+        return type(error).__name__
+    return None
+
+
 def _monitor(case: str, model: nn.Module, probe: rs.Probe, optimizer: torch.optim.Optimizer) -> rs.RegimeMonitor:
     indicators = [BalanceIndicator(), FailsAtSetup()] if case == "attach_fails_part_way" else None
-    mode = "train" if case.endswith(TRAIN_MODE) else "eval"
+    _, mode = _split(case)
     return rs.RegimeMonitor(
         model, probe, optimizer=optimizer, schedule=lambda step: step % 2 == 0, indicators=indicators, mode=mode,
         max_overhead=None,
@@ -57,14 +75,13 @@ def _monitor(case: str, model: nn.Module, probe: rs.Probe, optimizer: torch.opti
 
 
 def _train(case: str, monitored: bool) -> dict[str, Any]:
-    name = "bn_dropout" if case == "attach_fails_part_way" else case.removesuffix(TRAIN_MODE)
+    name, _ = _split(case)
     torch.manual_seed(0)
     random.seed(0)
     np.random.seed(0)
     model = build(name)
-    dtype = dtype_of(model)
     optimizer = _optimizer(name, model)
-    probe = rs.Probe(torch.randn(PROBE, IN, dtype=dtype), torch.randint(0, OUT, (PROBE,)))
+    probe = rs.Probe(inputs_of(name, model, PROBE), torch.randint(0, OUT, (PROBE,)))
     monitor, attach_error = None, None
     if monitored:
         monitor = _monitor(case, model, probe, optimizer)
@@ -74,7 +91,8 @@ def _train(case: str, monitored: bool) -> dict[str, Any]:
             attach_error = error
             monitor.close()
             monitor = None
-    train_steps(model, optimizer, (IN,), STEPS)
+    copied_at_start = _copy_error(model)
+    train_case(name, model, optimizer, STEPS)
     history = [] if monitor is None else monitor.history
     paused = monitor is not None and monitor.paused
     if monitor is not None:
@@ -89,6 +107,7 @@ def _train(case: str, monitored: bool) -> dict[str, Any]:
             (len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks), len(m._backward_pre_hooks))
             for m in model.modules()
         ],
+        "copy": (copied_at_start, _copy_error(model)),
         "history": history,
         "paused": paused,
         "attach_error": attach_error,
@@ -107,11 +126,17 @@ def _equal(a: Any, b: Any) -> bool:
 
 CASES = [
     *sorted(BUILDERS),
-    *(f"{name}{TRAIN_MODE}" for name in ("running_norm", "bn_dropout", "spectral_norm", "legacy_spectral_norm")),
+    *(
+        f"{name}@train"
+        for name in ("running_norm", "bn_dropout", "spectral_norm", "legacy_spectral_norm", "embedding_max_norm",
+                     "clamp_in_forward", "batchnorm_without_running_statistics")
+    ),
+    "embedding_max_norm@probe_stats",
     "attach_fails_part_way",
 ]
-REFUSED = {"fails_on_probe", "attach_fails_part_way"}
-"""Cases whose ``attach()`` raises (the probe cannot run; a user indicator cannot be set up)."""
+REFUSED = {"fails_on_probe", "attach_fails_part_way", "writes_through_a_list"}
+"""Cases whose ``attach()`` raises (the probe cannot run; a user indicator cannot be set up; the forward writes into
+a weight through a reference no copy can take)."""
 UNMEASURED = {"legacy_weight_norm"}
 """Cases the NTK engine cannot measure yet (its layer profile fails on the legacy weight_norm hook): the monitor
 pauses at step 0; training must still be untouched."""
@@ -127,5 +152,20 @@ def test_training_is_bit_identical_with_and_without_the_monitor(case: str) -> No
     if case not in REFUSED | UNMEASURED:
         assert [record.step for record in watched["history"]] == list(range(0, STEPS + 1, 2))
         assert not watched["paused"]
-    for key in ("state", "grads", "optimizer", "rng", "training", "hooks"):
+    for key in ("state", "grads", "optimizer", "rng", "training", "hooks", "copy"):
         assert _equal(plain[key], watched[key]), f"{case}: {key} differs with the monitor attached"
+
+
+def test_a_parametrized_lstm_deep_copies_after_attach_and_after_each_measurement() -> None:
+    """The LSTM caches its computed ``weight_hh_l0`` in ``_flat_weights``; a measurement must not leave its
+    ``torch.func`` wrappers there, which ``copy.deepcopy`` (EMA, ``AveragedModel``) and the step-0 forecast refuse."""
+    model = build("lstm_weight_norm")
+    probe = rs.Probe(inputs_of("lstm_weight_norm", model, PROBE), torch.randint(0, OUT, (PROBE,)))
+    monitor = rs.RegimeMonitor(model, probe, optimizer=_optimizer("lstm", model), max_overhead=None).attach()
+    try:
+        assert _copy_error(model) is None
+        monitor.measure(1)
+        assert _copy_error(model) is None
+        assert not monitor.paused and monitor.forecast is not None and monitor.forecast.label is not None
+    finally:
+        monitor.close()

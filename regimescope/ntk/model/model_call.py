@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -11,8 +11,14 @@ from torch import nn
 from torch.func import functional_call
 
 from regimescope import batch
+from regimescope.guards import measured_parameter
+from regimescope.ntk.model.attributes import preserved_attributes
 from regimescope.ntk.model.output_map import OutputMap
 from regimescope.outputs import OutputFn, flat_outputs
+
+
+def _floating_dtypes(model: nn.Module) -> set[torch.dtype]:
+    return {p.dtype for p in model.parameters() if p.is_floating_point()}
 
 
 def compute_dtype(model: nn.Module, dtype: torch.dtype | None = None) -> torch.dtype:
@@ -29,26 +35,50 @@ def compute_dtype(model: nn.Module, dtype: torch.dtype | None = None) -> torch.d
     """
     if dtype is not None:
         return dtype
-    floating = {p.dtype for p in model.parameters() if p.is_floating_point()}
-    return functools.reduce(torch.promote_types, sorted(floating, key=str), torch.float32)
+    return functools.reduce(torch.promote_types, sorted(_floating_dtypes(model), key=str), torch.float32)
+
+
+def cast_dtype(model: nn.Module, dtype: torch.dtype | None = None) -> torch.dtype | None:
+    """The dtype a measurement casts ``model``'s floating parameters, buffers and inputs to: ``dtype`` when given,
+    else :func:`compute_dtype` for a model whose floating parameters share one dtype, and ``None`` (no cast) for a
+    model mixing dtypes, whose forward casts between its layers (``self.head(h.float())`` after float64 layers): each
+    parameter then computes in its own dtype and the inputs stay as the probe holds them, as in training."""
+    if dtype is None and len(_floating_dtypes(model)) > 1:
+        return None
+    return compute_dtype(model, dtype)
+
+
+def _cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    return tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
+
+
+def _least_precise(tensors: Iterable[torch.Tensor]) -> torch.dtype:
+    """The floating dtype of ``tensors`` with the largest rounding error (float32 when none is floating)."""
+    floating = [t.dtype for t in tensors if t.is_floating_point()]
+    return max(floating, key=lambda d: torch.finfo(d).eps, default=torch.float32)
 
 
 @dataclass
 class ModelCall:
     """Calls ``model`` through ``torch.func.functional_call`` on detached copies of its state.
 
-    Parameters are detached views (copies when the dtype changes) and every call starts from fresh copies of the
-    buffers, so a forward that updates state (BatchNorm statistics in train mode, ``spectral_norm``'s power
-    iteration, a running-mean normaliser) never reaches the model nor carries over from one pass to the next, and
-    gradients never reach ``.grad``.
+    Parameters are detached views (copies when the dtype changes, or when a forward writes into them in place, see
+    :func:`~regimescope.guards.refusing_parameter_writes`) and every call starts from fresh copies of the buffers, so
+    a forward that updates state (BatchNorm statistics in train mode, ``spectral_norm``'s power iteration, a
+    running-mean normaliser) never reaches the model nor carries over from one pass to the next, and gradients never
+    reach ``.grad``. The plain attributes a forward rebinds or fills (an RNN's cached ``_flat_weights``, a legacy
+    ``weight_norm``'s ``weight``) are put back after every call, so no tensor of a measurement stays on the model.
 
     Attributes:
         model: The user's model.
         params: ``name -> detached parameter`` in the compute dtype (no ``requires_grad``).
         buffers: ``name -> copied buffer`` (floating ones in the compute dtype).
-        dtype: Compute dtype.
+        dtype: Compute dtype (of the kernels).
         output_fn: Maps the model's return value to the output tensor.
         output_map: Output subset / random projection applied to the flattened outputs.
+        cast: The dtype parameters, buffers and inputs are cast to; ``None`` for a model mixing dtypes, run as it is
+            (:func:`cast_dtype`).
+        precision: The least precise dtype the model computes in, whose rounding the engine's checks allow for.
     """
 
     model: nn.Module
@@ -57,24 +87,21 @@ class ModelCall:
     dtype: torch.dtype
     output_fn: OutputFn | None = None
     output_map: OutputMap | None = None
+    cast: torch.dtype | None = None
+    precision: torch.dtype = torch.float32
 
     @classmethod
     def build(
         cls, model: nn.Module, dtype: torch.dtype | None, output_fn: OutputFn | None = None,
         output_map: OutputMap | None = None,
     ) -> ModelCall:
-        """Snapshot ``model``'s parameters and buffers in ``dtype`` (``None``: :func:`compute_dtype`)."""
-        dtype = compute_dtype(model, dtype)
-        params = {
-            name: p.detach().to(dtype) if p.is_floating_point() else p.detach()
-            for name, p in model.named_parameters()
-        }
-        buffers = {
-            name: b.detach().to(dtype).clone() if b.is_floating_point() else b.detach().clone()
-            for name, b in model.named_buffers()
-        }
-        return cls(model=model, params=params, buffers=buffers, dtype=dtype, output_fn=output_fn,
-                   output_map=output_map)
+        """Snapshot ``model``'s parameters and buffers in ``dtype`` (``None``: the parameters' own, see
+        :func:`compute_dtype` and :func:`cast_dtype`)."""
+        cast = cast_dtype(model, dtype)
+        params = {name: _cast(measured_parameter(p), cast) for name, p in model.named_parameters()}
+        buffers = {name: _cast(b.detach(), cast).clone() for name, b in model.named_buffers()}
+        return cls(model=model, params=params, buffers=buffers, dtype=compute_dtype(model, dtype),
+                   output_fn=output_fn, output_map=output_map, cast=cast, precision=_least_precise(params.values()))
 
     @property
     def params_itemsize(self) -> int:
@@ -82,8 +109,8 @@ class ModelCall:
         return torch.empty((), dtype=self.dtype).element_size()
 
     def prepare(self, inputs: batch.Inputs) -> batch.Inputs:
-        """Cast floating input leaves to the compute dtype."""
-        return batch.cast_floating(inputs, self.dtype)
+        """Cast floating input leaves to :attr:`cast` (left as they are for a model mixing dtypes)."""
+        return inputs if self.cast is None else batch.cast_floating(inputs, self.cast)
 
     def fresh_buffers(self) -> dict[str, torch.Tensor]:
         """New copies of the buffers, for a pass whose train-mode updates must not carry over."""
@@ -98,11 +125,12 @@ class ModelCall:
         """The model's return value with ``overrides`` replacing some parameters (and ``buffers``, default fresh
         copies, the buffers)."""
         state = {**self.params, **overrides, **(self.fresh_buffers() if buffers is None else buffers)}
-        if isinstance(inputs, torch.Tensor):
-            return functional_call(self.model, state, (inputs,))
-        if isinstance(inputs, Mapping):
-            return functional_call(self.model, state, (), dict(inputs))
-        return functional_call(self.model, state, tuple(inputs))
+        with preserved_attributes(self.model):
+            if isinstance(inputs, torch.Tensor):
+                return functional_call(self.model, state, (inputs,))
+            if isinstance(inputs, Mapping):
+                return functional_call(self.model, state, (), dict(inputs))
+            return functional_call(self.model, state, tuple(inputs))
 
     def __call__(
         self,

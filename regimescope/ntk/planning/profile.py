@@ -35,7 +35,8 @@ from regimescope.ntk.rules.base import LayerRule
 logger = logging.getLogger(__name__)
 
 CHECK_RTOL = {torch.float64: 1e-9, torch.float32: 1e-3}
-"""Relative tolerance of the rule check, by compute dtype (other dtypes: the float32 value)."""
+"""Relative tolerance of the rule check, by the least precise dtype the model computes in
+(:attr:`~regimescope.ntk.model.model_call.ModelCall.precision`; other dtypes: the float32 value)."""
 
 SEED = 0
 """Seed of the check's random output combination (and of every forward pass of one computation)."""
@@ -176,7 +177,7 @@ def _same_outputs(
         reference = call(leaves, head)
     if reference.shape != outputs.shape:
         return False
-    rtol = CHECK_RTOL.get(call.dtype, CHECK_RTOL[torch.float32])
+    rtol = CHECK_RTOL.get(call.precision, CHECK_RTOL[torch.float32])
     atol = rtol * float(reference.abs().max()) if reference.numel() else 0.0
     return bool(torch.allclose(outputs.detach(), reference, rtol=rtol, atol=atol))
 
@@ -233,7 +234,7 @@ def profile_set(
     names = [name for b in candidates for name in b.param_names]
     expected = torch.autograd.grad((single[0] * signs).sum(), [leaves[name] for name in names], allow_unused=True)
     expected_by_name = dict(zip(names, expected))
-    rtol = CHECK_RTOL.get(call.dtype, CHECK_RTOL[torch.float32])
+    rtol = CHECK_RTOL.get(call.precision, CHECK_RTOL[torch.float32])
     norms = [g.norm() for g in expected if g is not None]
     floor = rtol * torch.stack(norms).norm().item() if norms else 0.0
     for block in candidates:
@@ -247,7 +248,7 @@ def profile_set(
             actual = _rule_gradient(block, index, modules, recorder, z_grads)
             target = expected_by_name[name]
             target = torch.zeros_like(actual) if target is None else target.reshape(-1)
-            scale = max(actual.norm().item(), target.norm().item(), torch.finfo(call.dtype).tiny)
+            scale = max(actual.norm().item(), target.norm().item(), torch.finfo(call.precision).tiny)
             exact = (actual - target).norm().item() <= max(rtol * scale, floor)
         if not exact:
             logger.info("Block %r: a layer rule is not exact here (batch not leading, examples mixed, or a "
