@@ -5,7 +5,8 @@ this model with another model's initialisation and report a regime that never ha
 three fingerprints, checked when the monitor attaches:
 
 - the layout: ``parameter name -> shape`` of the trainable parameters (another architecture or width);
-- the probe: its size, shapes and a SHA-256 digest of its bytes (another probe);
+- the probe: its size, shapes, dtypes and a SHA-256 digest of its bytes (another probe; the same examples in another
+  dtype are another probe too: a kernel computed on them differs at the dtype's rounding);
 - the weights at saving: per parameter ``(sum x, sum |x|)`` in float64. A checkpoint saves the model and the
   monitor state at the same moment, so a resumed model must carry the same weights; another initialisation, or a
   monitor state saved at another step than the weights, does not.
@@ -34,13 +35,32 @@ def layout(model: nn.Module) -> dict[str, list[int]]:
 
 
 def probe_digest(probe: Probe) -> dict[str, Any]:
-    """The probe's size, tensor shapes and a SHA-256 digest of its inputs' and targets' bytes."""
+    """The probe's size, tensor shapes and dtypes, and a SHA-256 digest of its inputs' and targets' bytes."""
     tensors = batch.tensor_leaves(probe.inputs) + ([] if probe.targets is None else [probe.targets])
     digest = hashlib.sha256()
     for tensor in tensors:
         digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
         digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
-    return {"size": probe.size, "shapes": [list(t.shape) for t in tensors], "sha256": digest.hexdigest()}
+    return {
+        "size": probe.size,
+        "shapes": [list(t.shape) for t in tensors],
+        "dtypes": [str(t.dtype) for t in tensors],
+        "sha256": digest.hexdigest(),
+    }
+
+
+def _probe_difference(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """How the probe of a saved fingerprint differs from ``now`` (their digests differ), in one clause."""
+    if saved["size"] != now["size"]:
+        return f"it was saved with a probe of {saved['size']} examples, this one has {now['size']}"
+    if saved["shapes"] != now["shapes"]:
+        return f"it was saved with a probe of tensor shapes {saved['shapes']}, this one has {now['shapes']}"
+    if saved.get("dtypes", now["dtypes"]) != now["dtypes"]:  # states saved before dtypes were recorded lack them
+        return (
+            f"it was saved with a probe in {', '.join(saved['dtypes'])}, this one is in {', '.join(now['dtypes'])} (a "
+            "probe in another dtype is another probe: resume in the dtypes the state was saved with)"
+        )
+    return "it was saved with another probe (other examples of the same shapes)"
 
 
 def weight_sums(model: nn.Module) -> dict[str, list[float]]:
@@ -73,10 +93,8 @@ def mismatch(saved: Mapping[str, Any], model: nn.Module, probe: Probe) -> str | 
         detail = f"parameters {missing[:3]} are in only one of them" if missing else f"`{changed[0]}` changed shape"
         return f"it was saved for another model ({detail})"
     digest = probe_digest(probe)
-    if saved["probe"] != digest:
-        if saved["probe"]["size"] != digest["size"]:
-            return f"it was saved with a probe of {saved['probe']['size']} examples, this one has {digest['size']}"
-        return "it was saved with another probe (other examples or shapes)"
+    if saved["probe"]["sha256"] != digest["sha256"]:
+        return _probe_difference(saved["probe"], digest)
     sums = weight_sums(model)
     for name, (total, absolute) in saved.get("weights", {}).items():
         now = sums[name]

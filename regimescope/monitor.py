@@ -14,6 +14,7 @@ from torch import nn
 
 from regimescope import budget
 from regimescope.alerts import Alert, AlertDispatcher, AlertRule, AlertWatch, Observation, default_rules
+from regimescope.alerts.parameters_added import AddedParameters
 from regimescope.budget import DEFAULT_MAX_OVERHEAD, OverheadBudget
 from regimescope.capture import CaptureConfig, Snapshot, capture
 from regimescope.capture.capture import measured_model
@@ -79,7 +80,9 @@ class RegimeMonitor:
             are measured through a replica, see above).
         probe: A :class:`Probe` on the model's device, or bare inputs (tensor, tuple or dict) to wrap in one.
         optimizer: The optimizer; :meth:`attach` then measures automatically after each ``optimizer.step()``,
-            and its param groups' learning rates weight the conserved quantities.
+            and its param groups' learning rates weight the conserved quantities. Parameters it starts training after
+            :meth:`attach` (a param group added later) have no step-0 references: a ``parameters_added`` alert says
+            so (:class:`~regimescope.alerts.parameters_added.AddedParameters`).
         logdir: Folder for the TensorBoard event files and ``regimescope.jsonl``; ``None`` writes none.
         sinks: Extra sinks (e.g. ``MemorySink()``).
         every: Regular measurement interval in optimizer steps (step 0 and the powers of two below ``every`` are
@@ -191,8 +194,9 @@ class RegimeMonitor:
             default_indicators(heatmap_every) if indicators is None else indicators, user_given=indicators is not None
         )
         callbacks = [on_alert] if callable(on_alert) else list(on_alert or [])
-        self._alerts = AlertDispatcher(callbacks, stop_on=stop_on)
+        self._alerts = AlertDispatcher(callbacks, stop_on=stop_on, strict=strict)
         self._watch = AlertWatch(default_rules() if alert_rules is None else alert_rules, strict=strict)
+        self._added: AddedParameters | None = None
         self._judge = RegimeJudge({}, strict=strict)
         self._budget = OverheadBudget(max_overhead)
         self._requested = {"output_projection": output_projection, "measured_examples": measured_examples}
@@ -259,8 +263,13 @@ class RegimeMonitor:
         loaded, self._loaded = self._loaded, None
         init_kernels = {} if loaded is None or loaded["init"] is None else loaded["init"]["layer_kernels"]
         self.config.kernel_layers = tuple(init_kernels) if init_kernels else tuple(layer_names(self.model))
+        self._added = AddedParameters(self._trained, self.optimizer, self.config.kernel_layers)
         if loaded is not None:
             plan = MeasurementPlan.from_state(loaded["plan"])
+            if plan.examples > self.probe.size:  # the saved examples cannot be measured on this probe
+                raise _foreign_state(
+                    f"it was saved with a probe of {plan.examples} examples, this one has {self.probe.size}"
+                )
         elif self.plan is None:
             self._sizing = Sizing(
                 self.probe.size,
@@ -524,7 +533,8 @@ class RegimeMonitor:
         if first:
             record.texts[COST_NOTES] = self.plan.markdown()
         verdict = self._judge.judge(record) if usable else None
-        alerts = self._watch.evaluate(Observation.of(record.step, record.scalars, verdict))
+        observation = Observation.of(record.step, record.scalars, verdict)
+        alerts = [*self._added.check(record.step), *self._watch.evaluate(observation)]
         if alerts:
             record.texts[ALERTS] = "\n\n".join(alert.markdown() for alert in alerts)
         for alert in alerts:
@@ -680,11 +690,7 @@ class RegimeMonitor:
         saved = state["fingerprint"]
         problem = mismatch(saved, self.model, self._context.probe)
         if problem is not None:
-            raise ValueError(
-                f"This monitor state cannot be resumed here: {problem}. Load the model weights saved with it (the "
-                "same checkpoint) before `attach()`, with the same probe; or start the monitor afresh without "
-                "`load_state_dict` (its step-0 references are then the model as it is now)."
-            )
+            raise _foreign_state(problem)
         self._init = None if state["init"] is None else Snapshot.from_state(state["init"])
         self._previous = None if state["previous"] is None else Snapshot.from_state(state["previous"])
         self._optimizer_steps = int(state["optimizer_steps"])
@@ -742,3 +748,12 @@ class RegimeMonitor:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.close(final=exc_type is None)
+
+
+def _foreign_state(problem: str) -> ValueError:
+    """The error refusing a monitor state of another run, ``problem`` saying how it differs, with the fix."""
+    return ValueError(
+        f"This monitor state cannot be resumed here: {problem}. Load the model weights saved with it (the same "
+        "checkpoint) before `attach()`, with the same probe; or start the monitor afresh without `load_state_dict` "
+        "(its step-0 references are then the model as it is now)."
+    )

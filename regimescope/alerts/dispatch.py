@@ -21,16 +21,17 @@ class AlertDispatcher:
     ``regimescope.alerts`` log record at INFO level for log files; with ``warn=False`` the log record is at WARNING
     level instead, so it is the one shown.
 
-    A callable that raises is reported once through ``logging`` and then skipped; training goes on. An alert whose
-    ``kind`` is in ``stop_on`` sets :attr:`stop_requested`, which the framework adapters turn into a graceful stop
-    (and a plain loop can check); so does an alert that a ``warnings`` filter turns into an error
-    (``warnings.simplefilter("error", RegimeWarning)``), instead of letting the exception escape into the
-    measurement.
+    A callable that raises is reported once through ``logging`` and then skipped; training goes on (with
+    ``strict=True`` its error propagates at once instead). An alert whose ``kind`` is in ``stop_on`` sets
+    :attr:`stop_requested`, which the framework adapters turn into a graceful stop (and a plain loop can check); so
+    does an alert that a ``warnings`` filter turns into an error (``warnings.simplefilter("error", RegimeWarning)``),
+    instead of letting the exception escape into the measurement.
 
     Args:
         callbacks: Callables receiving each :class:`Alert`.
         warn: Also issue each alert as a :class:`RegimeWarning`.
         stop_on: Alert kinds that request a stop, e.g. ``{"non_finite"}``.
+        strict: Raise what a callable raises instead of skipping it from then on.
 
     Attributes:
         stop_requested: Whether an alert asked training to stop.
@@ -38,7 +39,12 @@ class AlertDispatcher:
     """
 
     def __init__(
-        self, callbacks: Iterable[AlertCallback] = (), *, warn: bool = True, stop_on: Iterable[str] = ()
+        self,
+        callbacks: Iterable[AlertCallback] = (),
+        *,
+        warn: bool = True,
+        stop_on: Iterable[str] = (),
+        strict: bool = False,
     ) -> None:
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
@@ -53,6 +59,7 @@ class AlertDispatcher:
                 f"Wrap it: ({stop_on!r},)."
             )
         self.warn = warn
+        self.strict = strict
         self.stop_on = frozenset(stop_on)
         self.stop_requested = False
         self.stop_reason: Alert | None = None
@@ -68,6 +75,8 @@ class AlertDispatcher:
             try:
                 callback(alert)
             except Exception:
+                if self.strict:
+                    raise
                 self._broken.add(index)
                 logger.exception("An on_alert callable raised; it will not be called again in this run.")
         if alert.kind in self.stop_on:

@@ -15,12 +15,14 @@ class SinkGroup(Sink):
     """Writes each record to every sink, and closes every sink, whatever some of them raise.
 
     A sink's failure (an ``Exception`` from ``write``, ``resume``, ``flush`` or ``close``: a full disk, a user
-    callback that raises) is logged with its traceback the first time, then only counted; when the sink works
-    again the count is logged, and a later failure is logged in full again. :meth:`close` logs each failing sink's
-    count. Nothing is raised unless ``strict``: then, after every sink had its turn, the first failure is
-    raised. ``KeyboardInterrupt`` and ``SystemExit`` go through at once (in :meth:`close`, once the other sinks
-    are closed). Sinks that are not :class:`Sink` subclasses need only ``write``; a missing ``resume``, ``flush``
-    or ``close`` is skipped.
+    callback that raises) is logged with its traceback the first time, then only counted; when the sink works again
+    the count is logged, and a later failure is logged in full again. A failing ``close`` is always logged with its
+    message at WARNING, even after failures in a row: it is the sink's last word, and says what it could not keep (a
+    :class:`~regimescope.sinks.JsonlSink` over a full disk names the steps never written). :meth:`close` then logs
+    each failing sink's count. Nothing is raised unless ``strict``: then, after every sink had its turn, the first
+    failure is raised. ``KeyboardInterrupt`` and ``SystemExit`` go through at once (in :meth:`close`, once the other
+    sinks are closed). Sinks that are not :class:`Sink` subclasses need only ``write``; a missing ``resume``,
+    ``flush`` or ``close`` is skipped.
 
     Args:
         sinks: The sinks, written in this order.
@@ -84,7 +86,7 @@ class SinkGroup(Sink):
             try:
                 call(sink)
             except Exception as error:
-                self._failed(sink, action)
+                self._failed(sink, action, error)
                 if self.strict and first is None:
                     first = error
             except BaseException as stop:  # KeyboardInterrupt, SystemExit
@@ -98,7 +100,7 @@ class SinkGroup(Sink):
         if first is not None:
             raise first
 
-    def _failed(self, sink: Sink, action: str) -> None:
+    def _failed(self, sink: Sink, action: str, error: Exception) -> None:
         in_a_row = self._in_a_row.get(id(sink), 0) + 1
         self._in_a_row[id(sink)] = in_a_row
         self._total[id(sink)] = (sink, self._total.get(id(sink), (sink, 0))[1] + 1)
@@ -108,6 +110,8 @@ class SinkGroup(Sink):
                 "and further failures of this sink are counted (logged when it works again and at close).",
                 sink, action,
             )
+        elif action == "close":
+            logger.warning("regimescope: sink %r failed to close: %s", sink, error)
         else:
             logger.debug("regimescope: sink %r failed to %s (%d failures in a row).", sink, action, in_a_row)
 

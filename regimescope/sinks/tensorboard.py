@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,26 @@ def _summary_writer_class() -> type[SummaryWriter]:
     return SummaryWriter
 
 
+_EVENT_FILE = re.compile(r"events\.out\.tfevents\.(\d+)\.")
+
+
+def _after_existing_event_files(logdir: str) -> None:
+    """Wait, if needed, until the clock's second is past the creation second of every event file in ``logdir``.
+
+    TensorBoard reads a folder's event files in name order, and a resumed session's purge hides only the points read
+    before it. Names are ``events.out.tfevents.<second>.<host>.<pid>.<counter>``, the counter not zero-padded
+    (``.10`` sorts before ``.9``), so two files of one process opened in the same second can sort in the wrong order;
+    a later second always sorts after. The wait (under a second, once per resume) happens only when a file of this
+    second exists.
+    """
+    if not os.path.isdir(logdir):
+        return
+    stamps = [int(match.group(1)) for name in os.listdir(logdir) if (match := _EVENT_FILE.match(name))]
+    wait = max(stamps, default=0) + 1 - time.time()
+    if wait > 0:
+        time.sleep(wait)
+
+
 def _check_image(tag: str, image: np.ndarray) -> np.ndarray:
     """Return ``image`` as an array after checking it is (H, W, 3) uint8."""
     array = np.asarray(image)
@@ -140,6 +161,8 @@ class TensorBoardSink(Sink):
                 "create a new TensorBoardSink to keep writing."
             )
         if self._writer is None:
+            if self._purge_step is not None:
+                _after_existing_event_files(self.logdir)
             self._writer = self._summary_writer(
                 log_dir=self.logdir, flush_secs=self.flush_secs, purge_step=self._purge_step, max_queue=MAX_QUEUE
             )

@@ -19,6 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from regimescope.sinks import read_jsonl  # noqa: E402
 from tests.integrations._resume import assert_resumed_like  # noqa: E402
+from tests.robustness._attach_models import LoRA  # noqa: E402
 
 SCORE = "regimescope/regime/score"
 
@@ -158,6 +159,25 @@ def test_stop_on_rich_stops_the_trainer_at_that_measurement(tmp_path: Path) -> N
     trainer.fit(Regressor(init_scale=0.05), _loader(32, batch_size=32))
     assert callback.monitor.regime.label == "rich"
     assert trainer.global_step == callback.monitor.regime.step < 1000
+
+
+class ZeroInit(Regressor):
+    """A healthy zero-initialised regressor: a zero first-layer bias, a LoRA-style update whose factor starts at zero,
+    and a zero head (weight and bias)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), LoRA(16), nn.ReLU(), nn.Linear(16, 1))
+        for zero in (self.net[0].bias, self.net[4].weight, self.net[4].bias):
+            nn.init.zeros_(zero)
+
+
+def test_stop_on_non_finite_never_stops_a_zero_initialised_model(tmp_path: Path) -> None:
+    callback = RegimeCallback(every=2, probe_size=16, stop_on="non_finite", max_overhead=None)
+    trainer = _trainer(tmp_path, max_steps=6, logger=False, callbacks=[callback], enable_checkpointing=False)
+    trainer.fit(ZeroInit(), _loader())
+    assert trainer.global_step == 6 and not callback.monitor.stop_requested
+    assert [r.step for r in callback.monitor.history] == [0, 1, 2, 4, 6] and not callback.monitor.paused
 
 
 def test_a_probe_the_model_cannot_run_fails_in_setup_with_its_shapes(tmp_path: Path) -> None:

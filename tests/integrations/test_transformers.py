@@ -16,6 +16,7 @@ from regimescope.integrations.transformers import STATE_ATTRIBUTE, RegimeTrainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 from tests.integrations._resume import assert_resumed_like  # noqa: E402
+from tests.robustness._attach_models import LoRA  # noqa: E402
 
 SCORE = "regimescope/regime/score"
 VOCAB, LENGTH = 40, 8
@@ -46,14 +47,30 @@ def _bert() -> torch.nn.Module:
     return transformers.BertForSequenceClassification(config)
 
 
-def _train(output_dir: Path, callbacks: list, resume: Path | None = None, **arguments) -> transformers.Trainer:
+def _zero_initialised_bert() -> torch.nn.Module:
+    """:func:`_bert` with a zero classification head (weight and bias), a zero feed-forward output bias and its query
+    projection behind a LoRA-style update whose factor starts at zero."""
+    model = _bert()
+    layer = model.bert.encoder.layer[0]
+    for zero in (model.classifier.weight, model.classifier.bias, layer.output.dense.bias):
+        torch.nn.init.zeros_(zero)
+    adapted = LoRA(16)
+    adapted.base.load_state_dict(layer.attention.self.query.state_dict())
+    layer.attention.self.query = adapted
+    return model
+
+
+def _train(
+    output_dir: Path, callbacks: list, resume: Path | None = None, model: torch.nn.Module | None = None, **arguments
+) -> transformers.Trainer:
     settings = dict(
         output_dir=str(output_dir), per_device_train_batch_size=8, learning_rate=5e-3, report_to=[], use_cpu=True,
         disable_tqdm=True, save_strategy="no", seed=0,
     )
     settings.update(arguments)
     trainer = transformers.Trainer(
-        model=_bert(), args=transformers.TrainingArguments(**settings), train_dataset=Tokens(), callbacks=callbacks
+        model=_bert() if model is None else model, args=transformers.TrainingArguments(**settings),
+        train_dataset=Tokens(), callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=None if resume is None else str(resume))
     return trainer
@@ -101,6 +118,13 @@ def test_stop_on_sets_should_training_stop(tmp_path: Path) -> None:
     trainer = _train(tmp_path, [callback], max_steps=20)
     assert callback.monitor.regime.label == "lazy"
     assert trainer.state.global_step == 1
+
+
+def test_stop_on_non_finite_never_stops_a_zero_initialised_model(tmp_path: Path) -> None:
+    callback = RegimeTrainerCallback(every=2, probe_size=16, max_overhead=None, stop_on="non_finite")
+    trainer = _train(tmp_path, [callback], model=_zero_initialised_bert(), max_steps=4)
+    assert trainer.state.global_step == 4 and not callback.monitor.stop_requested
+    assert [r.step for r in callback.monitor.history] == [0, 1, 2, 4] and not callback.monitor.paused
 
 
 def test_unknown_stop_on_or_distributed_fails_at_construction() -> None:

@@ -14,6 +14,7 @@ from regimescope.capture.needs import Need
 from regimescope.indicators.base import Indicator, Reference
 from regimescope.record import Record
 from tests.robustness._attach_models import train_steps
+from tests.robustness._logs import no_hooks
 
 
 def mlp_bn_dropout() -> nn.Module:
@@ -88,13 +89,6 @@ def _equal_optimizer_states(a: dict, b: dict) -> bool:
     return True
 
 
-def _no_hooks(model: nn.Module) -> bool:
-    return all(
-        not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks and not m._backward_pre_hooks
-        for m in model.modules()
-    )
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_training_is_bit_identical_with_and_without_monitor(case: str) -> None:
     plain = _train(case, monitored=False)
@@ -110,7 +104,7 @@ def test_training_is_bit_identical_with_and_without_monitor(case: str) -> None:
     assert plain["py_rng"] == watched["py_rng"]
     assert plain["np_rng"] == watched["np_rng"]
     assert plain["training"] == watched["training"]
-    assert _no_hooks(watched["model"])
+    assert no_hooks(watched["model"])
     assert not watched["opt_obj"]._optimizer_step_post_hooks
 
 
@@ -165,7 +159,7 @@ def test_error_in_indicator_is_reported_once_and_pauses(caplog: pytest.LogCaptur
     assert len(failures) == 1
     assert sink.texts("regimescope/alerts")[0] == [3]
     assert [r.step for r in monitor.history] == [0, 1, 2]
-    assert _no_hooks(model)
+    assert no_hooks(model)
     monitor.close()
 
 
@@ -189,7 +183,7 @@ def test_no_hooks_left_after_failure_inside_capture() -> None:
     before = [p.detach().clone() for p in model.parameters()]
     _loop(model, optimizer, 3)
     assert monitor.paused
-    assert _no_hooks(model)
+    assert no_hooks(model)
     assert model.training
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     monitor.close()

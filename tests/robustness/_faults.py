@@ -1,9 +1,10 @@
-"""Fault injectors shared by the sink and log tests (torch-free): sinks that raise, writes cut short, read-only
-file systems."""
+"""Fault injectors shared by the robustness tests (torch-free): sinks that raise, writes cut short, read-only file
+systems, and the tracebacks they leave in the log."""
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,11 @@ import pytest
 
 from regimescope.record import Record
 from regimescope.sinks import Sink
+
+
+def tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The log records of regimescope's loggers that carry a traceback."""
+    return [r for r in caplog.records if r.name.startswith("regimescope") and r.exc_info]
 
 
 def disk_full() -> OSError:

@@ -83,3 +83,23 @@ def test_a_disk_that_fills_up_mid_run_is_logged_once_and_nothing_written_is_lost
     jsonl_failures = [r for r in caplog.records if r.exc_info and "JsonlSink" in r.getMessage()]
     assert len(jsonl_failures) == 1 and "No space left on device" in caplog.text
     assert "works again after 3 failure(s) in a row" in caplog.text
+
+
+def test_a_disk_still_full_at_close_says_at_warning_which_steps_were_never_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The disk fills up after step 4 and stays full: steps 8 and 12 wait in memory, and close() cannot write them."""
+    path = tmp_path / "regimescope.jsonl"
+    model, optimizer = fresh()
+    mon = monitor(model, optimizer, logdir=tmp_path).attach()
+    train(model, optimizer, 5)
+    cut_writes(monkeypatch, lambda fd, data: disk_full() if os.path.samestat(os.fstat(fd), os.stat(path)) else None)
+    with caplog.at_level(logging.WARNING):
+        train(model, optimizer, 7)
+        mon.close()  # does not raise
+    monkeypatch.undo()
+    lost = [r for r in caplog.records if r.levelno >= logging.WARNING and "never written" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].levelno == logging.WARNING
+    assert "records of steps 8..12 (2) never written" in lost[0].getMessage()
+    assert steps(read_clean(path)) == [0, 1, 2, 4] and steps(mon.history) == [0, 1, 2, 4, 8, 12]
+    assert not path.with_name("regimescope.jsonl.lock").exists()

@@ -3,8 +3,6 @@ the records kept for later are bounded."""
 
 from __future__ import annotations
 
-import gc
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -12,31 +10,13 @@ import pytest
 from regimescope.record import Record
 from regimescope.sinks import CallbackSink, JsonlSink, SinkGroup, TensorBoardSink, read_jsonl
 from tests.robustness._faults import cut_writes, disk_full
+from tests.robustness._memory import growth
 
 
 def _record(step: int) -> Record:
     scalars = {f"regimescope/kernel/metric_{i}": step * 1e-3 + i for i in range(4)}
     return Record(step, scalars=scalars, histograms={"regimescope/balance_values/a-b": [0.5 * step] * 16},
                   texts={"regimescope/regime/explanation": f"step {step}: lazy"})
-
-
-def _growth(write: callable, warm: int, more: int, settle: callable = lambda: None) -> int:
-    """Bytes still allocated after ``more`` writes, beyond what ``warm`` writes left (``settle()`` before each
-    reading: what a background writer still holds is drained first)."""
-    for step in range(warm):
-        write(step)
-    settle()
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for step in range(warm, warm + more):
-            write(step)
-        settle()
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
 
 
 def test_jsonl_tensorboard_and_callback_sinks_stay_flat_over_many_records(tmp_path: Path) -> None:
@@ -49,9 +29,9 @@ def test_jsonl_tensorboard_and_callback_sinks_stay_flat_over_many_records(tmp_pa
         forwarded["count"] += 1
 
     group = SinkGroup([JsonlSink(tmp_path / "regimescope.jsonl"), TensorBoardSink(tmp_path), CallbackSink(forward)])
-    growth = _growth(lambda step: group.write(_record(step)), warm=200, more=300, settle=group.flush)
+    kept = growth(lambda step: group.write(_record(step)), warm=200, more=300, settle=group.flush)
     group.close()
-    assert growth < 64 * 1024, f"{growth} bytes kept by the sinks after 300 records"
+    assert kept < 64 * 1024, f"{kept} bytes kept by the sinks after 300 records"
     assert len(read_jsonl(tmp_path / "regimescope.jsonl")) == forwarded["count"] == 500
 
 
@@ -63,8 +43,8 @@ def test_records_kept_over_a_disk_that_stays_full_are_bounded(tmp_path: Path, mo
         with pytest.raises(OSError):
             sink.write(_record(step))
 
-    growth = _growth(write, warm=200, more=1000)
-    assert growth < 128 * 1024, f"{growth} bytes kept after 1000 unwritable records"
+    kept = growth(write, warm=200, more=1000)
+    assert kept < 128 * 1024, f"{kept} bytes kept after 1000 unwritable records"
     assert sink.dropped > 1000 and 0 < sink.pending < 200
     monkeypatch.undo()  # space again
     sink.close()

@@ -11,15 +11,11 @@ import pytest
 import regimescope as rs
 from regimescope.record import Record
 from regimescope.sinks import JsonlSink
-from tests.robustness._faults import RaisingSink, cut_writes, disk_full
+from tests.robustness._faults import RaisingSink, cut_writes, disk_full, tracebacks
 from tests.robustness._logs import fresh, monitor, read_clean, same_parameters, steps, train, unmonitored_parameters
 
 STEPS = 24
 MEASURED = [0, 1, 2, 4, 8, 12, 16, 20, 24]
-
-
-def _tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name.startswith("regimescope") and r.exc_info]
 
 
 @pytest.mark.parametrize("error", [RuntimeError("user bug"), disk_full()], ids=["bug", "disk_full"])
@@ -35,7 +31,7 @@ def test_a_sink_whose_write_raises_is_logged_once_and_the_others_get_every_recor
     assert same_parameters(model, unmonitored_parameters(STEPS))
     assert steps(memory.records) == steps(read_clean(tmp_path / "regimescope.jsonl")) == MEASURED
     assert failing.calls == ["write"] * len(MEASURED) + ["close"]
-    assert len(_tracebacks(caplog)) == 1
+    assert len(tracebacks(caplog)) == 1
     assert str(error) in caplog.text
 
 
@@ -59,7 +55,7 @@ def test_each_sink_method_raising_leaves_training_and_the_other_sinks_whole(
     assert failing.calls[0] == "resume" and failing.calls[-1] == "close"
     assert steps(memory.records) == [12, 16, 20, 24]
     assert steps(read_clean(tmp_path / "regimescope.jsonl")) == MEASURED
-    assert len(_tracebacks(caplog)) == 1
+    assert len(tracebacks(caplog)) == 1
     JsonlSink(tmp_path / "regimescope.jsonl").close()  # every sink was closed: the logdir is free
 
 
@@ -96,7 +92,7 @@ def test_a_user_callback_that_raises_never_reaches_the_training_loop(caplog: pyt
             train(model, optimizer, STEPS)
     assert steps(memory.records) == MEASURED
     assert same_parameters(model, unmonitored_parameters(STEPS))
-    (logged,) = _tracebacks(caplog)
+    (logged,) = tracebacks(caplog)
     assert "CallbackSink(" in logged.getMessage() and "cannot log step 0" in caplog.text
 
 

@@ -116,3 +116,17 @@ def test_resume_and_flush_reach_every_sink_and_are_optional_for_duck_typed_sinks
     assert duck.steps == [20]
     assert [r.step for r in memory.records] == [0, 10, 20]
     assert counted.calls == ["resume", "flush", "write", "close"]
+
+
+def test_a_failing_close_after_failures_in_a_row_is_logged_with_its_message(caplog: pytest.LogCaptureFixture) -> None:
+    """The close of a sink that kept failing says what it could not keep: that reaches the log at WARNING."""
+    full = RaisingSink(disk_full(), {"write"})
+    group = SinkGroup([full])
+    group.write(Record(0))
+    full.error, full.failing = OSError("steps 1..2 never written"), {"write", "close"}
+    with caplog.at_level(logging.WARNING, logger=GROUP_LOGGER):
+        group.write(Record(1))
+        group.close()
+    (lost,) = [r for r in caplog.records if "never written" in r.getMessage()]
+    assert lost.levelno == logging.WARNING and "RaisingSink() failed to close" in lost.getMessage()
+    assert "RaisingSink() failed 3 time(s) in all" in caplog.text

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.summary.writer import event_file_writer
 
 from regimescope.image import heatmap_rgb
 from regimescope.record import Record
@@ -189,7 +190,20 @@ def test_write_after_close_and_bad_flush_secs(tmp_path: Path) -> None:
         TensorBoardSink(tmp_path, flush_secs=0)
 
 
-def test_a_resumed_run_hides_the_points_a_crashed_session_wrote_past_its_checkpoint(tmp_path: Path) -> None:
+def _next_event_file_counter_gains_a_digit() -> None:
+    """Advance the process's event-file counter so that the next file gets ``.9`` (or ``.99``, ...) and the one after
+    it ``.10``: the two names then sort in the wrong order within one second."""
+    taken = event_file_writer._global_uid.get()
+    while len(str(taken + 2)) == len(str(taken + 1)):
+        taken = event_file_writer._global_uid.get()
+
+
+@pytest.mark.parametrize("counter", ["as_it_is", "gaining_a_digit"])
+def test_a_resumed_run_hides_the_points_a_crashed_session_wrote_past_its_checkpoint(
+    tmp_path: Path, counter: str
+) -> None:
+    if counter == "gaining_a_digit":
+        _next_event_file_counter_gains_a_digit()
     crashed = TensorBoardSink(tmp_path)
     for step in (0, 10, 20, 30):  # crashed at 35; the checkpoint was taken at 20
         crashed.write(Record(step, scalars={SCORE: 0.1}))
