@@ -257,7 +257,7 @@ class RegimeMonitor:
         if self._replica is not None:
             self._replica.refresh()
         self._validate_model()
-        outputs = self.probe.check(self.model, self.config.output_fn, self.config.mode)
+        outputs = self.probe.check(self.model, self.config.output_fn, self.config.mode, self.config.dtype)
         resolve_layers(self.model, self.config.feature_layers, "layers")
         self._context.learning_rates = group_learning_rates(self._trained, self.optimizer)
         loaded, self._loaded = self._loaded, None

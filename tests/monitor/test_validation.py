@@ -26,6 +26,29 @@ def test_probe_on_another_device() -> None:
         monitor.attach()
 
 
+class FixedProjection(nn.Module):
+    """A layer followed by a fixed float32 projection held as a plain attribute (not a buffer: no cast reaches it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(4, 3)
+        self.projection = torch.randn(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x) @ self.projection
+
+
+def test_a_compute_dtype_the_model_cannot_run_in_fails_at_attach_with_the_fix() -> None:
+    """``dtype=float64`` casts parameters, buffers and inputs but not a plain tensor attribute: the forward then
+    mixes float64 and float32. attach() runs the probe as a measurement runs it, so it refuses there, not at the
+    first measurement; with the default ``dtype=None`` the same model measures."""
+    model, probe = FixedProjection(), rs.Probe(torch.randn(6, 4))
+    with pytest.raises(ValueError, match=r"dtype=torch.float64 as asked.*dtype=None"):
+        rs.RegimeMonitor(model, probe, dtype=torch.float64).attach()
+    with rs.RegimeMonitor(model, probe, max_overhead=None) as monitor:
+        assert monitor.history[0].step == 0
+
+
 def test_model_without_parameters() -> None:
     monitor = rs.RegimeMonitor(nn.ReLU(), torch.randn(5, 4))
     with pytest.raises(ValueError, match="no trainable parameters"):
