@@ -14,7 +14,6 @@ from torch import nn
 
 from regimescope import budget
 from regimescope.alerts import Alert, AlertDispatcher, AlertRule, AlertWatch, Observation, default_rules
-from regimescope.alerts.parameters_added import AddedParameters
 from regimescope.budget import DEFAULT_MAX_OVERHEAD, OverheadBudget
 from regimescope.capture import CaptureConfig, Snapshot, capture
 from regimescope.capture.capture import measured_model
@@ -82,7 +81,7 @@ class RegimeMonitor:
         optimizer: The optimizer; :meth:`attach` then measures automatically after each ``optimizer.step()``,
             and its param groups' learning rates weight the conserved quantities. Parameters it starts training after
             :meth:`attach` (a param group added later) have no step-0 references: a ``parameters_added`` alert says
-            so (:class:`~regimescope.alerts.parameters_added.AddedParameters`).
+            so (:class:`~regimescope.alerts.ParametersAdded`).
         logdir: Folder for the TensorBoard event files and ``regimescope.jsonl``; ``None`` writes none.
         sinks: Extra sinks (e.g. ``MemorySink()``).
         every: Regular measurement interval in optimizer steps (step 0 and the powers of two below ``every`` are
@@ -196,7 +195,6 @@ class RegimeMonitor:
         callbacks = [on_alert] if callable(on_alert) else list(on_alert or [])
         self._alerts = AlertDispatcher(callbacks, stop_on=stop_on, strict=strict)
         self._watch = AlertWatch(default_rules() if alert_rules is None else alert_rules, strict=strict)
-        self._added: AddedParameters | None = None
         self._judge = RegimeJudge({}, strict=strict)
         self._budget = OverheadBudget(max_overhead)
         self._requested = {"output_projection": output_projection, "measured_examples": measured_examples}
@@ -263,7 +261,6 @@ class RegimeMonitor:
         loaded, self._loaded = self._loaded, None
         init_kernels = {} if loaded is None or loaded["init"] is None else loaded["init"]["layer_kernels"]
         self.config.kernel_layers = tuple(init_kernels) if init_kernels else tuple(layer_names(self.model))
-        self._added = AddedParameters(self._trained, self.optimizer, self.config.kernel_layers)
         if loaded is not None:
             plan = MeasurementPlan.from_state(loaded["plan"])
             if plan.examples > self.probe.size:  # the saved examples cannot be measured on this probe
@@ -534,7 +531,7 @@ class RegimeMonitor:
             record.texts[COST_NOTES] = self.plan.markdown()
         verdict = self._judge.judge(record) if usable else None
         observation = Observation.of(record.step, record.scalars, verdict)
-        alerts = [*self._added.check(record.step), *self._watch.evaluate(observation)]
+        alerts = self._watch.evaluate(observation)
         if alerts:
             record.texts[ALERTS] = "\n\n".join(alert.markdown() for alert in alerts)
         for alert in alerts:

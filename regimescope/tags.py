@@ -123,6 +123,13 @@ WEIGHTS_VALUE = tag("weights", "value")
 OUTPUTS_VALUE = tag("outputs", "value")
 """The first non-finite model output on the probe (written only when there is one)."""
 
+PARAMETERS_ADDED = tag("parameters", "added")
+"""Per parameter (``<tag>/<name>``), at the measurement that first sees it trained: 1 when it joined a layer measured
+since step 0, 0 when it is in no measured layer (a parameter trained after ``attach()``, with no step-0 reference)."""
+OUTSIDE_MODEL = "outside-model"
+"""The ``<name>`` part of :data:`PARAMETERS_ADDED` for a trained tensor that is not a parameter of the model, followed
+by its position among the optimizer's parameters (``outside-model-4``)."""
+
 # ----------------------------------------------------------------------------------------------- block summaries
 BLOCK_FAMILY = "blocks"
 """Family of the per-block summaries (``regimescope/blocks/<metric>/<block>``), written for deep models only."""

@@ -1,6 +1,7 @@
 """Alerts: rules over measurements and verdicts (with patience, cool-down and noise awareness), and their delivery.
 
-Built-in rules: :class:`RegimeShift`, :class:`KernelJump`, :class:`ConservationBroken`, :class:`NonFinite`; user
+Built-in rules: :class:`RegimeShift`, :class:`KernelJump`, :class:`ConservationBroken`, :class:`NonFinite`,
+:class:`ParametersAdded`; user
 rules: :class:`Threshold` over any tag, or a subclass of :class:`AlertRule`.
 """
 
@@ -11,6 +12,7 @@ from regimescope.alerts.dispatch import AlertDispatcher
 from regimescope.alerts.kernel_jump import KernelJump
 from regimescope.alerts.non_finite import NonFinite
 from regimescope.alerts.observation import Observation
+from regimescope.alerts.parameters_added import ParametersAdded
 from regimescope.alerts.regime_shift import RegimeShift
 from regimescope.alerts.rule import AlertRule, Finding
 from regimescope.alerts.threshold import Threshold
@@ -27,6 +29,7 @@ __all__ = [
     "KernelJump",
     "NonFinite",
     "Observation",
+    "ParametersAdded",
     "RegimeShift",
     "RegimeWarning",
     "Threshold",

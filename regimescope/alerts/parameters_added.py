@@ -1,86 +1,47 @@
-"""Parameters that start training after ``attach()``: the step-0 references have nothing for them, so it is said."""
+"""The parameters-added rule: parameters started training after ``attach()``, without step-0 references."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from regimescope.alerts.observation import Observation
+from regimescope.alerts.rule import AlertRule, Finding
+from regimescope.tags import OUTSIDE_MODEL, PARAMETERS_ADDED, below, by_layer
 
-import torch
-from torch import nn
-
-from regimescope.alerts.alert import Alert
-from regimescope.ntk.model.blocks import ParamBlock, parameter_blocks
-
-KIND = "parameters_added"
-"""The kind of the alert :class:`AddedParameters` raises."""
 SHOWN = 5
-"""Parameter names shown in the alert's message; the rest are counted."""
-MEANING = (
-    "the kernel, the weight panels and the verdict compare each measurement with the step-0 references taken at "
-    "attach(), which cover only the parameters trained then."
-)
+"""Parameter names shown in the message; the rest are counted."""
 
 
-class AddedParameters:
-    """Compares the parameters trained now with those the monitor's step-0 references cover.
+def _shown(name: str) -> str:
+    if name.startswith(OUTSIDE_MODEL):
+        return f"the optimizer's parameter {name.rsplit('-', 1)[-1]}, a tensor outside the model"
+    return f"`{name}`"
 
-    The step-0 kernel ``K_0 = sum_l K_l,0`` and the step-0 weights are taken at ``attach()`` over the parameters
-    trained then. A parameter that starts training later (``optimizer.add_param_group`` after unfreezing a layer, or
-    ``requires_grad_(True)`` on a parameter the optimizer already holds) has no step-0 block or weights:
 
-    - in a layer with no parameter trained at ``attach()``, it is in no kernel block nor weight panel;
-    - in a layer measured at step 0, it joins that layer's block, so ``K_l,t`` and ``K_l,0`` sum over different
-      parameters and the layer's distance from step 0 moves for a reason that is not training.
+def _layer(name: str) -> str:
+    """The layer a parameter belongs to (``2`` for ``2.bias``, ``0`` for ``0.parametrizations.weight.original0``)."""
+    return name.split(".parametrizations.")[0] if ".parametrizations." in name else name.rsplit(".", 1)[0]
 
-    :meth:`check` finds such parameters and returns one alert per batch of them: each parameter is announced once.
-    It costs one pass over the optimizer's parameter list (no tensor is read).
 
-    Args:
-        model: The module the optimizer trains.
-        optimizer: The optimizer, or ``None`` (then the trained parameters are the model's with ``requires_grad``).
-        kernel_layers: The kernel blocks measured since step 0 (layer names, see :func:`regimescope.ntk.layer_names`).
-    """
+class ParametersAdded(AlertRule):
+    """Alerts once per batch of parameters that started training after ``attach()`` (read from the markers
+    :class:`~regimescope.indicators.trained_parameters.TrainedParameters` writes), naming them, the measured layers
+    they joined, and the fix."""
 
-    def __init__(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer | None, kernel_layers: Collection[str]
-    ) -> None:
-        self.model = model
-        self.optimizer = optimizer
-        self.kernel_layers = frozenset(kernel_layers)
-        measured = {name for block in self._blocks() for name in block.param_names}
-        names = self._names()
-        self._known = {key for key in self._trained() if key not in names or names[key] in measured}
+    kind = "parameters_added"
+    meaning = (
+        "the kernel, the weight panels and the verdict compare each measurement with the step-0 references taken at "
+        "attach(), which cover only the parameters trained then. To monitor them, attach a new RegimeMonitor (its own "
+        "logdir) once they train, or make them trainable before attach() (e.g. in a param group with lr=0 until you "
+        "unfreeze them)."
+    )
 
-    def _trained(self) -> dict[int, torch.Tensor]:
-        """``id -> parameter`` of every parameter trained now."""
-        if self.optimizer is None:
-            candidates = list(self.model.parameters())
-        else:
-            candidates = [p for group in self.optimizer.param_groups for p in group["params"]]
-        return {id(p): p for p in candidates if p.requires_grad}
-
-    def _names(self) -> dict[int, str]:
-        """``id -> qualified name`` of the model's parameters."""
-        return {id(p): name for name, p in self.model.named_parameters()}
-
-    def _blocks(self) -> list[ParamBlock]:
-        """The model's blocks now, of the layers measured since step 0."""
-        return [block for block in parameter_blocks(self.model) if block.name in self.kernel_layers]
-
-    def check(self, step: int) -> list[Alert]:
-        """The alert announcing the parameters trained now that the step-0 references do not cover (``[]`` when
-        there are none, or they were announced already)."""
-        added = {key: p for key, p in self._trained().items() if key not in self._known}
+    def findings(self, observation: Observation) -> list[Finding]:
+        """One finding when parameters first seen trained at this measurement are marked."""
+        added = by_layer(observation.scalars, PARAMETERS_ADDED)
         if not added:
             return []
-        self._known |= set(added)
-        names = self._names()
-        shown = [
-            f"`{names[key]}`" if key in names else f"a {tuple(p.shape)} tensor outside the model"
-            for key, p in added.items()
-        ]
-        more = f" and {len(shown) - SHOWN} more" if len(shown) > SHOWN else ""
-        added_names = {names[key] for key in added if key in names}
-        joined = [block.name for block in self._blocks() if added_names & set(block.param_names)]
+        names = list(added)
+        joined = sorted({_layer(name) for name, value in added.items() if value == 1.0})
+        more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
         layers = ", ".join(f"`{layer}`" for layer in joined)
         effect = (
             f"layer(s) {layers} were measured at step 0 without them and include them now, so their kernel blocks no "
@@ -89,17 +50,14 @@ class AddedParameters:
             else "they are in no kernel block, weight panel or verdict"
         )
         return [
-            Alert(
-                step=step,
-                kind=KIND,
+            Finding(
+                key=below(PARAMETERS_ADDED) + ",".join(names),  # each batch of parameters is announced once
                 message=(
-                    f"{len(added)} parameter(s) started training after attach() (seen at step {step}): "
-                    f"{', '.join(shown[:SHOWN])}{more}; "
-                    f"{effect}. To monitor them, attach a new RegimeMonitor (its own logdir) once they train, or make "
-                    "them trainable before attach() (e.g. in a param group with lr=0 until you unfreeze them)."
+                    f"{len(names)} parameter(s) started training after attach(): "
+                    f"{', '.join(map(_shown, names[:SHOWN]))}{more}; {effect}"
                 ),
+                tag=PARAMETERS_ADDED,
                 layer=", ".join(joined) or None,
-                value=float(len(added)),
-                meaning=MEANING,
+                value=float(len(names)),
             )
         ]

@@ -129,10 +129,10 @@ class AlertRule(abc.ABC):
         """The subclass's history (plain containers); rules without one keep the default, ``{}``."""
         return {}
 
-    def _load_own_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook, empty by default
+    def _load_own_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`_own_state` output."""
 
-    def fired(self, finding: Finding) -> None:  # noqa: B027 - optional hook, empty by default
+    def fired(self, finding: Finding) -> None:
         """Called when ``finding`` becomes an alert (rules that track what they announced override it)."""
 
     def _alert(self, step: int, finding: Finding) -> Alert:

@@ -17,6 +17,7 @@ from regimescope.indicators.non_finite import NonFiniteValues
 from regimescope.indicators.normalization_statistics import NormalizationStatistics
 from regimescope.indicators.representation_alignment import RepresentationAlignment
 from regimescope.indicators.representation_drift import RepresentationDrift
+from regimescope.indicators.trained_parameters import TrainedParameters
 from regimescope.indicators.weight_change import WeightChange
 
 
@@ -38,4 +39,5 @@ def default_indicators(heatmap_every: int = 10) -> list[Indicator]:
         RepresentationAlignment(),
         ActivationPatternChange(),
         NormalizationStatistics(),
+        TrainedParameters(),
     ]

@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 import regimescope as rs
-from regimescope.alerts import RegimeWarning
-from regimescope.alerts.parameters_added import KIND
+from regimescope.alerts import ParametersAdded, RegimeWarning
 from regimescope.tags import ALERTS
 from tests._models import frozen_mlp, mlp
 from tests.robustness._logs import monitor, read_clean, steps, train
@@ -40,7 +39,7 @@ def _run_unfreezing(monitored: bool, **options) -> tuple[nn.Module, rs.RegimeMon
 
 
 def _added(alerts: list[rs.Alert]) -> list[rs.Alert]:
-    return [alert for alert in alerts if alert.kind == KIND]
+    return [alert for alert in alerts if alert.kind == ParametersAdded.kind]
 
 
 def test_a_layer_unfrozen_into_a_new_param_group_is_announced_once_with_the_fix(tmp_path: Path) -> None:
@@ -52,7 +51,7 @@ def test_a_layer_unfrozen_into_a_new_param_group_is_announced_once_with_the_fix(
     assert "attach a new RegimeMonitor" in alert.message and "trainable before attach()" in alert.message
     records = read_clean(tmp_path / "regimescope.jsonl")
     assert steps(records) == [0, 1, 2, 4, 8, 12, 16] and not mon.paused
-    assert [r.step for r in records if KIND in r.texts.get(ALERTS, "")] == [8]  # in TensorBoard and JSONL too
+    assert [r.step for r in records if ParametersAdded.kind in r.texts.get(ALERTS, "")] == [8]  # in TensorBoard and JSONL too
     assert not any(tag.endswith("/0") for tag in records[-1].scalars)  # still outside the kernel and weight panels
     unmonitored, _, _ = _run_unfreezing(False)
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), unmonitored.parameters()))
@@ -75,7 +74,7 @@ def test_a_parameter_unfrozen_in_a_measured_layer_names_that_layer_and_each_addi
     first, second = _added(seen)
     assert (first.step, first.layer, second.step, second.layer) == (8, "2", 12, None)
     assert "`2.bias`; layer(s) `2` were measured at step 0 without them" in first.message
-    assert "1 parameter(s) started training after attach() (seen at step 12): a (3,) tensor outside the model" in (
+    assert "1 parameter(s) started training after attach(): the optimizer's parameter 6, a tensor outside" in (
         second.message
     )
 
