@@ -213,3 +213,31 @@ def test_kernel_options_reach_the_monitor_and_are_checked_at_construction(tmp_pa
     assert [r.step for r in callback.monitor.history] == [0, 1, 2]
     with pytest.raises(ValueError, match="`sketch` must be a positive int or None; received -1"):
         RegimeCallback(sketch=-1)
+
+
+def test_two_callbacks_keep_their_own_state_in_a_checkpoint_and_resume_from_it(tmp_path: Path) -> None:
+    """Each callback's checkpoint entry is keyed by its class, log folder, schedule and probe (``state_key``): two
+    callbacks watching one fit through two probes save two states, and a resumed fit gives each its own step-0
+    references back (with one shared key the second would overwrite the first, and a resumed monitor would refuse
+    the other probe's state)."""
+
+    def fit(root: Path, epochs: int, ckpt_path: Path | None = None) -> tuple[RegimeCallback, RegimeCallback]:
+        small = RegimeCallback(logdir=root / "small", every=2, probe_size=8, max_overhead=None)
+        large = RegimeCallback(logdir=root / "large", every=2, probe_size=16, max_overhead=None)
+        checkpoints = ModelCheckpoint(dirpath=root / "ckpt", save_last=True)
+        trainer = _trainer(root, max_epochs=epochs, logger=False, callbacks=[small, large, checkpoints])
+        trainer.fit(Regressor(init_scale=0.2), _loader(), ckpt_path=ckpt_path)
+        return small, large
+
+    first = fit(tmp_path, epochs=1)
+    assert first[0].state_key != first[1].state_key
+    saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["callbacks"]
+    assert {first[0].state_key, first[1].state_key} <= set(saved)
+    small, large = fit(tmp_path, epochs=2, ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    for before, after in zip(first, (small, large)):
+        assert not after.monitor.paused
+        reference = before.monitor.state_dict()["init"]["layer_kernels"]
+        resumed = after.monitor.state_dict()["init"]["layer_kernels"]
+        assert reference.keys() == resumed.keys()
+        assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+    assert small.monitor.probe.size == 8 and large.monitor.probe.size == 16
