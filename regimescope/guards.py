@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import random
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -190,14 +191,23 @@ def _storage(tensor: torch.Tensor) -> int:
         return 0
 
 
-def _written_arguments(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[torch.Tensor]:
-    """The tensors the ATen operator ``func`` writes into (``Tensor(a!)`` in its schema: ``self`` of an in-place
-    op, ``out=``); none for a higher-order operator (``flex_attention``, ``cond``: functional, no schema)."""
+@functools.cache
+def _write_slots(func: Any) -> tuple[tuple[int, str], ...]:
+    """``(position, name)`` of the arguments the ATen operator ``func`` writes into (``Tensor(a!)`` in its schema:
+    ``self`` of an in-place op, ``out=``); none for a higher-order operator (``flex_attention``, ``cond``: functional,
+    no schema). Read once per operator: a probe pass dispatches thousands of operator calls, of a few dozen operators."""
     schema = getattr(func, "_schema", None)
-    for index, argument in enumerate(schema.arguments if schema is not None else ()):
-        if argument.alias_info is None or not argument.alias_info.is_write:
-            continue
-        value = args[index] if index < len(args) else kwargs.get(argument.name)
+    return tuple(
+        (index, argument.name)
+        for index, argument in enumerate(schema.arguments if schema is not None else ())
+        if argument.alias_info is not None and argument.alias_info.is_write
+    )
+
+
+def _written_arguments(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[torch.Tensor]:
+    """The tensors the ATen operator ``func`` writes into (see :func:`_write_slots`)."""
+    for index, name in _write_slots(func):
+        value = args[index] if index < len(args) else kwargs.get(name)
         for item in value if isinstance(value, (list, tuple)) else (value,):
             if isinstance(item, torch.Tensor):
                 yield item

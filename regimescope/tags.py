@@ -124,8 +124,11 @@ OUTPUTS_VALUE = tag("outputs", "value")
 """The first non-finite model output on the probe (written only when there is one)."""
 
 PARAMETERS_ADDED = tag("parameters", "added")
-"""Per parameter (``<tag>/<name>``), at the measurement that first sees it trained: 1 when it joined a layer measured
-since step 0, 0 when it is in no measured layer (a parameter trained after ``attach()``, with no step-0 reference)."""
+"""Per parameter (``<tag>/<name>``), 1 at the measurement that first sees it trained after ``attach()`` (it has no
+step-0 reference)."""
+PARAMETERS_JOINED = tag("parameters", "joined")
+"""Per kernel block measured since step 0 (``<tag>/<block>``), at the same measurement: how many of those parameters
+joined it (its distance from step 0 then compares other parameter sets)."""
 OUTSIDE_MODEL = "outside-model"
 """The ``<name>`` part of :data:`PARAMETERS_ADDED` for a trained tensor that is not a parameter of the model, followed
 by its position among the optimizer's parameters (``outside-model-4``)."""

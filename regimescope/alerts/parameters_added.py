@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from regimescope.alerts.observation import Observation
 from regimescope.alerts.rule import AlertRule, Finding
-from regimescope.tags import OUTSIDE_MODEL, PARAMETERS_ADDED, below, by_layer
+from regimescope.tags import OUTSIDE_MODEL, PARAMETERS_ADDED, PARAMETERS_JOINED, below, by_layer
 
 SHOWN = 5
 """Parameter names shown in the message; the rest are counted."""
@@ -16,15 +16,10 @@ def _shown(name: str) -> str:
     return f"`{name}`"
 
 
-def _layer(name: str) -> str:
-    """The layer a parameter belongs to (``2`` for ``2.bias``, ``0`` for ``0.parametrizations.weight.original0``)."""
-    return name.split(".parametrizations.")[0] if ".parametrizations." in name else name.rsplit(".", 1)[0]
-
-
 class ParametersAdded(AlertRule):
     """Alerts once per batch of parameters that started training after ``attach()`` (read from the markers
-    :class:`~regimescope.indicators.trained_parameters.TrainedParameters` writes), naming them, the measured layers
-    they joined, and the fix."""
+    :class:`~regimescope.indicators.trained_parameters.TrainedParameters` writes), naming them, the kernel blocks
+    measured since step 0 they joined, and the fix."""
 
     kind = "parameters_added"
     meaning = (
@@ -40,7 +35,7 @@ class ParametersAdded(AlertRule):
         if not added:
             return []
         names = list(added)
-        joined = sorted({_layer(name) for name, value in added.items() if value == 1.0})
+        joined = list(by_layer(observation.scalars, PARAMETERS_JOINED))
         more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
         layers = ", ".join(f"`{layer}`" for layer in joined)
         effect = (

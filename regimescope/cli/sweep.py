@@ -165,6 +165,8 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("No grid: pass --grid KNOB=VALUES (e.g. --grid init_scale=0.1:10:5) or return a 'grid'.")
     if args.steps is not None:
         task["steps"] = args.steps
+    if args.ray_option and args.engine != "ray":
+        raise ValueError(f"--ray-option applies to --engine ray only (this sweep runs with --engine {args.engine}).")
     if args.ray_option:
         task["ray_options"] = {**task.get("ray_options", {}), **dict(map(parse_option, args.ray_option))}
     return {**task, "grid": grid}

@@ -96,7 +96,7 @@ def _after_existing_event_files(logdir: str) -> None:
     stamps = [int(match.group(1)) for name in os.listdir(logdir) if (match := _EVENT_FILE.match(name))]
     wait = max(stamps, default=0) + 1 - time.time()
     if wait > 0:
-        time.sleep(wait)
+        time.sleep(min(wait, 1.0))  # a file stamped ahead of this clock (another host's, a copied run) waits no more
 
 
 def _check_image(tag: str, image: np.ndarray) -> np.ndarray:
@@ -230,14 +230,12 @@ class TensorBoardSink(Sink):
             )
         if finite.size == 0:
             return
-        bins: str | int = "tensorflow"
-        if np.abs(finite).max() > writer.default_bins[-1]:
-            with np.errstate(over="ignore"):
-                if not np.isfinite(finite.max() - finite.min()):
-                    logger.warning("histogram %r at step %d spans more than a float can hold; left out", tag, step)
-                    return
-            bins = WIDE_BINS
+        low, high = finite.min(), finite.max()
+        bins: str | int = "tensorflow" if max(high, -low) <= writer.default_bins[-1] else WIDE_BINS
         with np.errstate(over="ignore"):  # the sum of squares of huge values is infinite, as it should be
+            if not np.isfinite(high - low):
+                logger.warning("histogram %r at step %d spans more than a float can hold; left out", tag, step)
+                return
             writer.add_histogram(tag, finite, global_step=step, bins=bins)
 
     def resume(self, step: int) -> None:

@@ -138,7 +138,11 @@ def run_ray(
     index = {tuple(point_values.items()): i for i, point_values in enumerate(points(axes))}
     rows: dict[int, dict[str, Any]] = {}
     for result in results:
-        trial = values.by_path[result.path]
+        trial = values.by_path.get(result.path)  # Ray's result holds no config for a trial that died in Ray
+        if trial is None and result.config:
+            trial = {axis.name: result.config[axis.name] for axis in axes}
+        if trial is None:
+            raise RuntimeError(f"Ray returned a result ({result.path}) for a trial whose knob values it did not keep.")
         row = rows[index[tuple(trial.items())]] = trial_row(result, trial)
         on_point(row)
     return [rows[i] for i in sorted(rows)]

@@ -105,3 +105,43 @@ def test_without_an_optimizer_a_layer_unfrozen_after_attach_is_announced() -> No
     mon.close()
     (alert,) = _added(seen)
     assert alert.step == 8 and "`0.weight`, `0.bias`" in alert.message
+
+
+class RootScaled(nn.Module):
+    """A weight-normed layer and two parameters owned by the root module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.utils.parametrizations.weight_norm(nn.Linear(4, 3))
+        self.head = nn.Linear(3, 3)
+        self.scale = nn.Parameter(torch.ones(()))
+        self.shift = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.head(self.layer(x)) + self.shift
+
+
+def test_the_alert_names_the_blocks_the_parameters_joined_as_the_engine_names_them() -> None:
+    """``shift`` joins the root module's block ``(root)`` and the weight norm's direction ``original1`` joins the
+    block ``layer.parametrizations.weight``, both measured at step 0 through their other parameters: the rule names
+    the blocks the engine measured, not names guessed from the parameters' (``layer.parametrizations``, ``shift``)."""
+    model = RootScaled()
+    model.shift.requires_grad_(False)
+    model.layer.parametrizations.weight.original1.requires_grad_(False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    seen: list[rs.Alert] = []
+    x = torch.randn(16, 4)
+    mon = rs.RegimeMonitor(
+        model, rs.Probe(x[:8]), optimizer=optimizer, every=4, max_overhead=None, on_alert=seen.append
+    ).attach()
+    model.shift.requires_grad_(True)
+    model.layer.parametrizations.weight.original1.requires_grad_(True)
+    for _ in range(4):
+        loss = model(x).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    mon.close()
+    (alert,) = _added(seen)
+    assert alert.layer == "(root), layer.parametrizations.weight"
+    assert "`shift`, `layer.parametrizations.weight.original1`" in alert.message

@@ -112,6 +112,7 @@ def test_forecast_only_trains_nothing(target: Path, tmp_path: Path, capsys) -> N
         (["{target}:task", "--grid", "init_scale"], "KNOB=VALUES"),
         (["{target}:task", "--grid", "depth=1,2"], "no built-in knob"),
         (["{target}:task", "--engine", "ray", "--ray-option", "num_cpus"], "--ray-option takes KEY=VALUE"),
+        (["{target}:task", "--ray-option", "num_cpus=1"], "--ray-option applies to --engine ray only"),
         (["missing_module_xyz:task"], "Could not load"),
     ],
 )
