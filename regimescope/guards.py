@@ -162,6 +162,11 @@ _WRITTEN: WeakIdKeyDictionary = WeakIdKeyDictionary()
 held: a parameter leaves when its model is gone)."""
 
 
+_SCREENED: WeakIdKeyDictionary = WeakIdKeyDictionary()
+"""The models whose forward :func:`refusing_parameter_writes` has run to the end without a write into a parameter
+(after taking any it found on copies): later runs skip the check."""
+
+
 def written_in_place(parameter: torch.Tensor) -> bool:
     """Whether a forward of ``parameter``'s model was found writing into it in place."""
     return parameter in _WRITTEN
@@ -254,12 +259,16 @@ def refusing_parameter_writes(model: nn.Module, run: Callable[[], T]) -> T:
     land in the user's weights. Every operator is checked before it runs (a ``TorchDispatchMode``); one writing into
     a parameter's storage (also through ``.data`` or a view) is stopped before it lands, the parameter is marked
     (:func:`written_in_place`), so that this and every later run of the model work on a copy of it, and ``run``
-    runs again. Models that write into no parameter pay one forward under the dispatch mode, and no copy.
+    runs again. Models that write into no parameter pay one forward under the dispatch mode, and no copy. A model is
+    checked until one run completes (the probe check at ``attach()``, or a first ``empirical_ntk``); later runs skip
+    the check, so a forward that first writes into a weight on a later run is not caught (docs/guarantees.md).
 
     Raises:
         ParameterWriteError: When the forward writes into a parameter it reaches other than as the attribute of its
             module (a list or closure holding it), where no copy can take the write.
     """
+    if model in _SCREENED:
+        return run()
     while True:
         refusal = _WriteRefusal(model)
         try:
@@ -269,6 +278,7 @@ def refusing_parameter_writes(model: nn.Module, run: Callable[[], T]) -> T:
             if not refusal.found:
                 raise
         if not refusal.found:
+            _SCREENED[model] = True
             return result
         name, parameter = refusal.found[0]
         if written_in_place(parameter):
