@@ -274,8 +274,8 @@ def refusing_parameter_writes(model: nn.Module, run: Callable[[], T]) -> T:
         try:
             with refusal:
                 result = run()
-        except (_RefusedWrite, Exception):
-            if not refusal.found:
+        except BaseException:
+            if not refusal.found:  # a failure of the forward itself, not the refusal (which it may have wrapped)
                 raise
         if not refusal.found:
             _SCREENED[model] = True

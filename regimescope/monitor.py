@@ -530,8 +530,7 @@ class RegimeMonitor:
         if first:
             record.texts[COST_NOTES] = self.plan.markdown()
         verdict = self._judge.judge(record) if usable else None
-        observation = Observation.of(record.step, record.scalars, verdict)
-        alerts = self._watch.evaluate(observation)
+        alerts = self._watch.evaluate(Observation.of(record.step, record.scalars, verdict))
         if alerts:
             record.texts[ALERTS] = "\n\n".join(alert.markdown() for alert in alerts)
         for alert in alerts:

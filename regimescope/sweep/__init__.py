@@ -21,7 +21,7 @@ from regimescope.sweep.boundary import (
 from regimescope.sweep.builtins import BUILTIN_KNOBS, BuiltinKnob
 from regimescope.sweep.engines import Engine
 from regimescope.sweep.grid import Axis, parse_grid, parse_values, point_name, points
-from regimescope.sweep.point import SweepPoint, measured_metrics
+from regimescope.sweep.point import SweepPoint
 from regimescope.sweep.run import SweepResult, sweep
 from regimescope.sweep.task import SweepTask, default_step
 
@@ -39,7 +39,6 @@ __all__ = [
     "default_step",
     "forecast_boundary",
     "measured_boundary",
-    "measured_metrics",
     "parse_grid",
     "parse_values",
     "point_name",

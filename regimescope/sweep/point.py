@@ -90,14 +90,6 @@ class MeasuredMetrics:
         return metrics
 
 
-def measured_metrics(history: Sequence[Record]) -> dict[str, Any]:
-    """The measured fields from a monitor's records (``None`` where the run has no such value)."""
-    account = MeasuredMetrics()
-    for record in history:
-        account(record)
-    return account.metrics()
-
-
 class SweepPoint:
     """The function ``knob values -> metrics`` of one sweep (picklable when its task is).
 
